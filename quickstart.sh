@@ -1,0 +1,94 @@
+#!/usr/bin/env bash
+# nrdiff quick start on Debian (bookworm):
+#   ./quickstart.sh         install what is missing, build, run the default job
+#   ./quickstart.sh check   install what is missing, build, run the test suite
+#                           (normal build, then the unit tests again under
+#                           AddressSanitizer + UndefinedBehaviorSanitizer)
+set -euo pipefail
+cd "$(dirname "$0")"
+mode=${1:-run}
+case "$mode" in run|check) ;; *) echo "usage: $0 [check]" >&2; exit 2;; esac
+
+# Debian packages the build, the tests and the post-processing need.
+packages=(autoconf automake pkg-config make gcc git
+  libopenmpi-dev openmpi-bin libhdf5-openmpi-dev hdf5-tools
+  libfftw3-dev libopenblas-dev liblapacke-dev libcmocka-dev
+  librandom123-dev libyaml-dev python3-h5py python3-numpy python3-matplotlib)
+
+install_missing() {
+  local missing=()
+  for p in "${packages[@]}"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" \
+      || missing+=("$p")
+  done
+  [ ${#missing[@]} -eq 0 ] && return 0
+  echo "quickstart: installing ${missing[*]}"
+  local sudo=""
+  if [ "$(id -u)" -ne 0 ]; then
+    command -v sudo >/dev/null || { echo "quickstart: need root (or sudo) to install: ${missing[*]}" >&2; exit 1; }
+    sudo=sudo
+  fi
+  $sudo apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}"
+}
+
+build() {
+  if [ ! -x configure ] || [ configure.ac -nt configure ] || [ Makefile.am -nt configure ]; then
+    autoreconf -fi
+  fi
+  if [ ! -f Makefile ] || [ configure -nt config.status ]; then
+    ./configure --enable-werror
+  fi
+  make -j"$(nproc)"
+}
+
+# Open MPI refuses to run as root unless told; beyond the core count it
+# needs oversubscription.  Set here so nobody has to set it by hand.
+export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
+export OMPI_MCA_rmaps_base_oversubscribe=1
+# One BLAS thread per rank: MPI ranks already use the cores.
+export OPENBLAS_NUM_THREADS=1
+
+install_missing
+build
+
+if [ "$mode" = run ]; then
+  echo "quickstart: running the default job (input/default.yml) on 2 ranks"
+  mpiexec -n 2 src/nrdiff input/default.yml
+  exit 0
+fi
+
+status=0
+make -j"$(nproc)" check || status=$?
+
+# The unit tests once more in a sanitizer build of the distributed sources
+# (which also proves the tarball is complete).
+san=_build-sanitizers
+rm -rf "$san"
+make distdir distdir="$san/src" >/dev/null
+( cd "$san/src" && ./configure --enable-sanitizers --enable-werror >/dev/null \
+  && make -j"$(nproc)" >/dev/null \
+  && make -j"$(nproc)" check TESTS='$(UNIT_TESTS)' ) || status=1
+
+# Totals over every test case: CMocka's "[  PASSED  ] N test(s)" and
+# "[  FAILED  ] N test(s)" lines and the scripts' "checks: N passed, M failed".
+count_tests() {
+  local logs
+  logs=$(ls tests/*.log "$san"/src/tests/*.log 2>/dev/null | grep -v test-suite.log || true)
+  [ -n "$logs" ] || { echo "0 passed, 0 failed"; return; }
+  # shellcheck disable=SC2086
+  cat $logs | awk '
+    /^\[  PASSED  \] [0-9]+ test/ { p += $4 }
+    /^\[  FAILED  \] [0-9]+ test/ { f += $4 }
+    /^checks: [0-9]+ passed, [0-9]+ failed/ { p += $2; f += $4 }
+    END { printf "%d passed, %d failed\n", p, f }'
+}
+echo
+echo "quickstart: test cases over both builds (normal + sanitizers):"
+count_tests
+if [ $status -eq 0 ]; then
+  echo "quickstart: all tests passed"
+else
+  echo "quickstart: TESTS FAILED (see tests/*.log and $san/src/tests/*.log)"
+fi
+exit $status
