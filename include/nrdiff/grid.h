@@ -1,0 +1,41 @@
+/* The run plan: the cartesian product of the grid axes and, for each grid
+ * point, its ensemble of particles split into fixed-size blocks.  The block
+ * size never depends on the number of ranks, which is what makes reductions
+ * (done per block, in block order) independent of the decomposition. */
+#ifndef NRDIFF_GRID_H
+#define NRDIFF_GRID_H
+
+#include <stdio.h>
+
+#include "nrdiff/params.h"
+
+typedef struct {
+  int index;         /* position in the plan (0-based) */
+  long dimension;    /* d */
+  double separation; /* |mu|^2 / d */
+  double strength;   /* g */
+  long n_train;      /* 0 = exact mixture score */
+} grid_point;
+
+typedef struct {
+  int n_points;
+  grid_point *points;
+  long particles;  /* per grid point */
+  long block_size; /* particles per block (last block may be shorter) */
+  long n_blocks;   /* per grid point */
+  long steps;
+  double *bytes;   /* per grid point: peak memory estimate of one rank */
+  double *flops;   /* per grid point: arithmetic cost estimate */
+} run_plan;
+
+/* Axes are ordered dimension (slowest), separation, strength, n_train
+ * (fastest), so grid index = ((i_d * n_sep + i_sep) * n_g + i_g) * n_n + i_n. */
+int plan_build(const nrd_params *p, run_plan *plan);
+void plan_free(run_plan *plan);
+/* Human-readable plan: grid points, particles, steps, memory, cost. */
+void plan_print(const run_plan *plan, const nrd_params *p, int nranks,
+                FILE *out);
+/* Particles [first, first+count) of block b. */
+void plan_block_range(const run_plan *plan, long b, long *first, long *count);
+
+#endif

@@ -1,0 +1,63 @@
+#!/usr/bin/env bash
+# Command-line contract of src/nrdiff: help, version, the print-params /
+# dry-run round trip, overrides, usage errors (exit 2, nothing written).
+set -u
+here=$(cd "$(dirname "$0")" && pwd)
+top_src=${TOP_SRCDIR:-$(cd "$here/.." && pwd)}
+nrdiff=${NRDIFF:-$top_src/src/nrdiff}
+mpirun="$here/mpirun.sh"
+pass=0 fail=0
+ok() { pass=$((pass + 1)); echo "ok   - $1"; }
+ko() { fail=$((fail + 1)); echo "FAIL - $1"; [ -f err ] && sed 's/^/       /' err; }
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+cd "$work"
+
+"$nrdiff" --help >out 2>err && grep -q "Usage: nrdiff" out \
+  && ok "--help" || ko "--help"
+"$nrdiff" --version >out 2>err && grep -q "git describe" out && grep -q "HDF5" out \
+  && grep -q "FFTW" out && grep -q "BLAS" out && grep -q "MPI" out \
+  && ok "--version names nrdiff, git, MPI, HDF5, FFTW, BLAS" || ko "--version"
+
+"$nrdiff" --print-params >p.yml 2>err && "$nrdiff" --dry-run p.yml >out 2>err \
+  && [ "$(ls)" = "$(printf 'err\nout\np.yml')" ] \
+  && ok "print-params | dry-run round trip writes nothing" || ko "print-params round trip"
+grep -q "dimension:" p.yml && grep -q "#" p.yml \
+  && ok "print-params has keys and comments" || ko "print-params content"
+
+"$nrdiff" --dry-run -P grid.dimension=[8,16,32] -P grid.strength=[0,1] p.yml >out 2>err \
+  && grep -Eq "grid points +: 6" out \
+  && ok "-P overrides (lists) reach the plan" || ko "-P overrides"
+
+for f in "$top_src"/input/*.yml; do
+  "$nrdiff" --dry-run "$f" >out 2>err \
+    && ok "dry-run $(basename "$f")" || ko "dry-run $(basename "$f")"
+done
+
+expect_usage_error() { # name, pattern, command...
+  local name=$1 pat=$2; shift 2
+  rm -f out err
+  "$@" >out 2>err; local rc=$?
+  if [ $rc -eq 2 ] && grep -q -- "$pat" err && [ "$(ls)" = "$(printf 'err\nout\np.yml')" ]; then
+    ok "$name"
+  else
+    echo "       exit status $rc"; ko "$name"
+  fi
+}
+expect_usage_error "no parameter file" "no parameter file" "$nrdiff"
+expect_usage_error "unknown option" "unknown option" "$nrdiff" --frobnicate p.yml
+expect_usage_error "two parameter files" "more than one" "$nrdiff" p.yml p.yml
+expect_usage_error "missing file" "missing.yml" "$nrdiff" --dry-run missing.yml
+expect_usage_error "bad override" "-P" "$nrdiff" --dry-run -P grid.dimension=abc p.yml
+expect_usage_error "override without =" "-P" "$nrdiff" --dry-run -P grid.dimension p.yml
+
+# A bad file under MPI: every rank exits 2, the message is printed once.
+printf 'grid:\n  dimension: [0]\n' >bad.yml
+"$mpirun" 3 "$nrdiff" --dry-run bad.yml >out 2>err; rc=$?
+n=$(grep -c "bad.yml:2:" err)
+rm -f bad.yml
+[ $rc -eq 2 ] && [ "$n" -eq 1 ] && ok "bad file on 3 ranks: exit 2, one message" \
+  || { echo "       exit $rc, $n messages"; ko "bad file on 3 ranks"; }
+
+echo "checks: $pass passed, $fail failed"
+[ $fail -eq 0 ]
