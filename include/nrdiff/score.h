@@ -1,0 +1,61 @@
+/* Exact scores of the noised data law p_t for the forward OU process
+ * (physics.md 1.3 (a) and (b)).  A score model is first "set" to a time t
+ * with the operator's E = e^{-At} and Delta_t; then it is evaluated on
+ * batches of P particles (X is P x d row-major). */
+#ifndef NRDIFF_SCORE_H
+#define NRDIFF_SCORE_H
+
+#include <stddef.h>
+
+#include "nrdiff/mixture.h"
+
+/* Exact Gaussian-mixture score at one time. */
+typedef struct {
+  int d, K;
+  const mixture *mix;
+  double *m_t;    /* K x d:  e^{-At} mu_k */
+  double *L;      /* K x d x d lower Cholesky of Gamma_{k,t} */
+  double *Ginv;   /* K x d x d Gamma_{k,t}^{-1} */
+  double *logdet; /* K: ln det Gamma_{k,t} */
+  double *Ginv_m; /* K x d: Gamma^{-1} m_t (tanh form) */
+  double kappa;   /* m_t^T Gamma^{-1} m_t for symmetric two-class, else 0 */
+} score_mixture;
+
+int score_mixture_init(score_mixture *s, const mixture *mix);
+void score_mixture_free(score_mixture *s);
+/* Set the time: E = e^{-At}, Delta = Delta_t (d x d). */
+int score_mixture_set_time(score_mixture *s, const double *E,
+                           const double *Delta);
+/* Score (P x d) of each particle.  Optional outputs (NULL to skip):
+ * resp (P x K) class responsibilities r_k, logp (P) ln p_t(x).
+ * work: scratch of score_mixture_work_size(s, P) doubles. */
+size_t score_mixture_work_size(const score_mixture *s, int P);
+int score_mixture_eval(const score_mixture *s, int P, const double *X,
+                       double *score, double *resp, double *logp, double *work);
+
+/* Exact empirical score of n training points a_mu (n x d). */
+typedef struct {
+  int d, n;
+  int block;       /* training points per block (bounds memory) */
+  const double *a; /* n x d training set (not owned) */
+  double *b;       /* n x d: e^{-At} a_mu */
+  double *beta;    /* n x d: L^{-1} b_mu (whitened) */
+  double *half_b2; /* n: |beta_mu|^2 / 2 */
+  double *L;       /* d x d lower Cholesky of Delta_t */
+  double logdet;   /* ln det(2 pi Delta_t) */
+} score_empirical;
+
+int score_empirical_init(score_empirical *s, int d, int n, const double *a,
+                         int block);
+void score_empirical_free(score_empirical *s);
+int score_empirical_set_time(score_empirical *s, const double *E,
+                             const double *Delta);
+/* Score (P x d).  Optional outputs (NULL to skip): logp (P) ln p^e_t(x),
+ * y2 (P) participation sum_mu w_mu^2, nearest (P) argmax_mu w_mu (the
+ * Mahalanobis-nearest training point).  work: score_empirical_work_size. */
+size_t score_empirical_work_size(const score_empirical *s, int P);
+int score_empirical_eval(const score_empirical *s, int P, const double *X,
+                         double *score, double *logp, double *y2, int *nearest,
+                         double *work);
+
+#endif

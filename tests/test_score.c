@@ -1,0 +1,684 @@
+/* Exact scores (score.c) against independent references, physics.md 1.3:
+ * (a) the Gaussian-mixture score in its general-K form (closed-form 2 x 2
+ * densities, finite differences of ln p), its tanh form, Biroli's isotropic
+ * score and the stationary-compatible clusters; (b) the blocked, whitened
+ * empirical score against a naive O(n d^2) implementation, finite
+ * differences, far-away points and Tweedie's identity.
+ *
+ * Tolerances.  Exact-vs-exact comparisons use 1e-12 (relative to the
+ * quantity's scale): the matrices here have condition numbers < 100, so
+ * round-off stays below 1e-13.  Finite differences use central differences
+ * with h = 1e-5: truncation h^2/6 |f'''| ~ 1e-10 and cancellation
+ * 1e-16 |ln p| / h ~ 1e-10 for |ln p| ~ 10, so 1e-7 is a safe bound that
+ * still catches any wrong term (which would be O(1)). */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cmocka.h>
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "nrdiff/error.h"
+#include "nrdiff/mixture.h"
+#include "nrdiff/rng.h"
+#include "nrdiff/score.h"
+
+#define LN_2PI 1.83787706640934548356
+
+/* ------------------------------------------------------------ helpers */
+
+static double *alloc(size_t n) {
+  double *p = malloc((n ? n : 1) * sizeof *p);
+  assert_non_null(p);
+  return p;
+}
+
+/* Deterministic "random" matrices from the project's RNG. */
+static void randn(uint64_t stream, size_t n, double scale, double *out) {
+  rng_normals(12345, RNG_PURPOSE_QHAT, stream, 0, n, out);
+  for (size_t i = 0; i < n; i++)
+    out[i] *= scale;
+}
+
+/* SPD: B B^T / d + c I. */
+static void rand_spd(int d, uint64_t stream, double c, double *M) {
+  double *B = alloc((size_t)d * d);
+  randn(stream, (size_t)d * d, 1.0, B);
+  for (int i = 0; i < d; i++)
+    for (int j = 0; j < d; j++) {
+      double s = 0;
+      for (int k = 0; k < d; k++)
+        s += B[i * d + k] * B[j * d + k];
+      M[i * d + j] = s / d + (i == j ? c : 0);
+    }
+  free(B);
+}
+
+/* Gauss-Jordan inverse with partial pivoting and ln|det|, independent of
+ * LAPACK (small d only). */
+static void gj_inverse(int d, const double *A, double *Ainv, double *logdet) {
+  double *M = alloc((size_t)d * 2 * d);
+  for (int i = 0; i < d; i++)
+    for (int j = 0; j < 2 * d; j++)
+      M[i * 2 * d + j] = j < d ? A[i * d + j] : (j - d == i);
+  double ld = 0;
+  for (int c = 0; c < d; c++) {
+    int piv = c;
+    for (int r = c + 1; r < d; r++)
+      if (fabs(M[r * 2 * d + c]) > fabs(M[piv * 2 * d + c])) piv = r;
+    for (int j = 0; j < 2 * d; j++) {
+      double t = M[c * 2 * d + j];
+      M[c * 2 * d + j] = M[piv * 2 * d + j];
+      M[piv * 2 * d + j] = t;
+    }
+    double p = M[c * 2 * d + c];
+    ld += log(fabs(p));
+    for (int j = 0; j < 2 * d; j++)
+      M[c * 2 * d + j] /= p;
+    for (int r = 0; r < d; r++)
+      if (r != c) {
+        double f = M[r * 2 * d + c];
+        for (int j = 0; j < 2 * d; j++)
+          M[r * 2 * d + j] -= f * M[c * 2 * d + j];
+      }
+  }
+  for (int i = 0; i < d; i++)
+    for (int j = 0; j < d; j++)
+      Ainv[i * d + j] = M[i * 2 * d + d + j];
+  if (logdet) *logdet = ld;
+  free(M);
+}
+
+static void matvec(int d, const double *A, const double *x, double *y) {
+  for (int i = 0; i < d; i++) {
+    double s = 0;
+    for (int j = 0; j < d; j++)
+      s += A[i * d + j] * x[j];
+    y[i] = s;
+  }
+}
+
+/* C = A M A^T */
+static void congruence(int d, const double *A, const double *M, double *C) {
+  for (int i = 0; i < d; i++)
+    for (int j = 0; j < d; j++) {
+      double s = 0;
+      for (int k = 0; k < d; k++)
+        for (int l = 0; l < d; l++)
+          s += A[i * d + k] * M[k * d + l] * A[j * d + l];
+      C[i * d + j] = s;
+    }
+}
+
+static double max_abs(size_t n, const double *x) {
+  double m = 0;
+  for (size_t i = 0; i < n; i++)
+    if (fabs(x[i]) > m) m = fabs(x[i]);
+  return m;
+}
+
+/* max |a - b| / (1 + max |b|) */
+static double rel_diff(size_t n, const double *a, const double *b) {
+  double m = 0;
+  for (size_t i = 0; i < n; i++)
+    if (fabs(a[i] - b[i]) > m) m = fabs(a[i] - b[i]);
+  return m / (1 + max_abs(n, b));
+}
+
+/* A random propagator-like E (I e^{-t}-ish plus a non-normal part) and a
+ * Delta that is SPD. */
+static void rand_E_Delta(int d, uint64_t stream, double *E, double *Delta) {
+  randn(stream, (size_t)d * d, 0.3, E);
+  for (int i = 0; i < d; i++)
+    E[i * d + i] += 0.6;
+  rand_spd(d, stream + 1, 0.3, Delta);
+}
+
+/* ---------------------------------------------- (a) mixture score */
+
+/* A general mixture in d dimensions, K = 3, full distinct covariances. */
+static void general_mixture(mixture *m, int d) {
+  double w[3] = {0.2, 0.45, 0.35};
+  double *mu = alloc(3 * (size_t)d), *cov = alloc(3 * (size_t)d * d);
+  randn(100, 3 * (size_t)d, 1.5, mu);
+  for (int k = 0; k < 3; k++)
+    rand_spd(d, 200 + 2 * k, 0.2, cov + k * d * d);
+  assert_int_equal(mixture_general(m, d, 3, w, mu, MIX_COV_FULL, 0, NULL, cov),
+                   NRD_OK);
+  assert_false(m->symmetric2);
+  free(mu);
+  free(cov);
+}
+
+/* d = 2, K = 3: ln p, responsibilities and score against the densities
+ * written with closed-form 2 x 2 inverses and determinants. */
+static void test_mixture_closed_form_d2(void **state) {
+  (void)state;
+  enum { D = 2, K = 3, P = 7 };
+  mixture mix;
+  general_mixture(&mix, D);
+  double E[4], Delta[4];
+  rand_E_Delta(D, 300, E, Delta);
+  score_mixture sm;
+  assert_int_equal(score_mixture_init(&sm, &mix), NRD_OK);
+  assert_int_equal(score_mixture_set_time(&sm, E, Delta), NRD_OK);
+  double X[P * D], S[P * D], R[P * K], LP[P];
+  randn(301, P * D, 2.0, X);
+  size_t wsz = score_mixture_work_size(&sm, P);
+  double *work = alloc(wsz);
+  for (size_t i = 0; i < wsz; i++)
+    work[i] = NAN; /* must not be read */
+  assert_int_equal(score_mixture_eval(&sm, P, X, S, R, LP, work), NRD_OK);
+  for (int p = 0; p < P; p++) {
+    const double *x = X + p * D;
+    double l[K], g[K][2], lmax = -INFINITY;
+    for (int k = 0; k < K; k++) {
+      double G[4], m[2];
+      congruence(D, E, mix.cov + k * 4, G);
+      for (int i = 0; i < 4; i++)
+        G[i] += Delta[i];
+      matvec(D, E, mix.means + k * D, m);
+      double det = G[0] * G[3] - G[1] * G[2];
+      double Gi[4] = {G[3] / det, -G[1] / det, -G[2] / det, G[0] / det};
+      double r[2] = {x[0] - m[0], x[1] - m[1]};
+      matvec(D, Gi, r, g[k]);
+      l[k] = log(mix.weights[k]) - 0.5 * log(det) -
+             0.5 * (r[0] * g[k][0] + r[1] * g[k][1]);
+      if (l[k] > lmax) lmax = l[k];
+    }
+    double Z = 0;
+    for (int k = 0; k < K; k++)
+      Z += exp(l[k] - lmax);
+    double lp = lmax + log(Z) - LN_2PI, s[2] = {0, 0};
+    assert_true(fabs(LP[p] - lp) < 1e-12 * (1 + fabs(lp)));
+    for (int k = 0; k < K; k++) {
+      double r = exp(l[k] - lmax) / Z;
+      assert_true(fabs(R[p * K + k] - r) < 1e-12);
+      s[0] -= r * g[k][0];
+      s[1] -= r * g[k][1];
+    }
+    assert_true(rel_diff(2, S + p * D, s) < 1e-12);
+  }
+  free(work);
+  score_mixture_free(&sm);
+  mixture_free(&mix);
+}
+
+/* The general-K score is the gradient of its ln p (central differences,
+ * h = 1e-5, tolerance 1e-7: see the header), d = 5. */
+static void test_mixture_score_is_gradient(void **state) {
+  (void)state;
+  enum { D = 5, P = 4 };
+  mixture mix;
+  general_mixture(&mix, D);
+  double E[D * D], Delta[D * D];
+  rand_E_Delta(D, 400, E, Delta);
+  score_mixture sm;
+  assert_int_equal(score_mixture_init(&sm, &mix), NRD_OK);
+  assert_int_equal(score_mixture_set_time(&sm, E, Delta), NRD_OK);
+  double X[P * D], S[P * D], LP[P], R[P * 3];
+  randn(401, P * D, 1.5, X);
+  double *work = alloc(score_mixture_work_size(&sm, P));
+  assert_int_equal(score_mixture_eval(&sm, P, X, S, R, LP, work), NRD_OK);
+  const double h = 1e-5;
+  for (int p = 0; p < P; p++) {
+    assert_true(fabs(R[3 * p] + R[3 * p + 1] + R[3 * p + 2] - 1) < 1e-14);
+    for (int i = 0; i < D; i++) {
+      double xp[D], s1[D], lp[2];
+      for (int sgn = 0; sgn < 2; sgn++) {
+        memcpy(xp, X + p * D, sizeof xp);
+        xp[i] += sgn ? -h : h;
+        assert_int_equal(
+            score_mixture_eval(&sm, 1, xp, s1, NULL, lp + sgn, work), NRD_OK);
+      }
+      double fd = (lp[0] - lp[1]) / (2 * h);
+      assert_true(fabs(fd - S[p * D + i]) < 1e-7 * (1 + fabs(fd)));
+    }
+  }
+  free(work);
+  score_mixture_free(&sm);
+  mixture_free(&mix);
+}
+
+/* For a symmetric two-class mixture the tanh form and the general form are
+ * the same function (physics.md 1.3 (a)); exact both, so 1e-12.  Also: one
+ * particle at a time gives the batch's result (to GEMM round-off). */
+static void test_tanh_form_equals_general(void **state) {
+  (void)state;
+  enum { D = 6, P = 11 };
+  double dir[D], C[D * D], E[D * D], Delta[D * D];
+  randn(500, D, 1.0, dir);
+  rand_spd(D, 501, 0.3, C);
+  rand_E_Delta(D, 502, E, Delta);
+  mixture mix;
+  assert_int_equal(
+      mixture_two_class(&mix, D, 1.5, dir, MIX_COV_FULL, 0, NULL, C), NRD_OK);
+  assert_true(mix.symmetric2);
+  mixture gen = mix; /* same arrays, forced through the general path */
+  gen.symmetric2 = 0;
+  score_mixture a, b;
+  assert_int_equal(score_mixture_init(&a, &mix), NRD_OK);
+  assert_int_equal(score_mixture_init(&b, &gen), NRD_OK);
+  assert_int_equal(score_mixture_set_time(&a, E, Delta), NRD_OK);
+  assert_int_equal(score_mixture_set_time(&b, E, Delta), NRD_OK);
+  assert_true(a.kappa > 0 && b.kappa == 0);
+  double X[P * D], Sa[P * D], Sb[P * D], Ra[P * 2], Rb[P * 2], La[P], Lb[P];
+  randn(503, P * D, 2.0, X);
+  for (int i = 0; i < D; i++)
+    X[i] = 30 * a.m_t[i]; /* deep in class 1 */
+  double *work = alloc(score_mixture_work_size(&a, P));
+  assert_int_equal(score_mixture_eval(&a, P, X, Sa, Ra, La, work), NRD_OK);
+  assert_int_equal(score_mixture_eval(&b, P, X, Sb, Rb, Lb, work), NRD_OK);
+  assert_true(rel_diff(P * D, Sa, Sb) < 1e-12);
+  assert_true(rel_diff(P * 2, Ra, Rb) < 1e-12);
+  for (int p = 0; p < P; p++)
+    assert_true(fabs(La[p] - Lb[p]) < 1e-12 * (1 + fabs(Lb[p])));
+  for (int p = 0; p < P; p++) {
+    double s1[D], r1[2], l1;
+    assert_int_equal(score_mixture_eval(&a, 1, X + p * D, s1, r1, &l1, work),
+                     NRD_OK);
+    assert_true(rel_diff(D, s1, Sa + p * D) < 1e-13);
+  }
+  free(work);
+  score_mixture_free(&a);
+  score_mixture_free(&b);
+  mixture_free(&mix);
+}
+
+/* Biroli's case, A = I, C = sigma^2 I (physics.md 1.3 (a)):
+ * s(x) = -x/Gamma + (e^{-t}/Gamma) m tanh(e^{-t} m.x / Gamma),
+ * Gamma = Delta + sigma^2 e^{-2t}, Delta = 1 - e^{-2t}; and
+ * kappa = e^{-2t} |m|^2 / Gamma (physics.md 4.2). */
+static void test_biroli_isotropic(void **state) {
+  (void)state;
+  enum { D = 8, P = 5 };
+  double dir[D], E[D * D], Delta[D * D];
+  randn(600, D, 1.0, dir);
+  const double sigma2 = 0.5, ts[] = {0.05, 1.0, 3.0};
+  mixture mix;
+  assert_int_equal(mixture_two_class(&mix, D, 2.0, dir, MIX_COV_ISOTROPIC,
+                                     sigma2, NULL, NULL),
+                   NRD_OK);
+  const double *m = mix.means;
+  score_mixture sm;
+  assert_int_equal(score_mixture_init(&sm, &mix), NRD_OK);
+  double *work = alloc(score_mixture_work_size(&sm, P));
+  for (int it = 0; it < 3; it++) {
+    double t = ts[it], et = exp(-t), Dl = 1 - exp(-2 * t);
+    double G = Dl + sigma2 * et * et;
+    for (int i = 0; i < D * D; i++)
+      E[i] = Delta[i] = 0;
+    for (int i = 0; i < D; i++) {
+      E[i * D + i] = et;
+      Delta[i * D + i] = Dl;
+    }
+    assert_int_equal(score_mixture_set_time(&sm, E, Delta), NRD_OK);
+    double m2 = 0;
+    for (int i = 0; i < D; i++)
+      m2 += m[i] * m[i];
+    assert_true(fabs(sm.kappa - et * et * m2 / G) < 1e-12 * sm.kappa);
+    double X[P * D], S[P * D];
+    randn(601 + it, P * D, 2.0, X);
+    assert_int_equal(score_mixture_eval(&sm, P, X, S, NULL, NULL, work),
+                     NRD_OK);
+    for (int p = 0; p < P; p++) {
+      const double *x = X + p * D;
+      double mx = 0, ref[D];
+      for (int i = 0; i < D; i++)
+        mx += m[i] * x[i];
+      for (int i = 0; i < D; i++)
+        ref[i] = -x[i] / G + et / G * m[i] * tanh(et * mx / G);
+      assert_true(rel_diff(D, S + p * D, ref) < 1e-12);
+    }
+  }
+  free(work);
+  score_mixture_free(&sm);
+  mixture_free(&mix);
+}
+
+/* Stationary-compatible clusters C = S = U^{-1} with Delta = S - E S E^T
+ * (physics.md 1.3 (a)): Gamma_t = S for every E, so
+ * s = -U x + U m_t tanh(m_t^T U x).  E is the V2b propagator (q = 2,
+ * t = 0.6, physics.md 7) as printed, U a non-diagonal SPD matrix: the
+ * identity must hold for any E once Delta is built from it. */
+static void test_stationary_compatible(void **state) {
+  (void)state;
+  enum { D = 2, P = 6 };
+  const double U[4] = {2.0, 0.5, 0.5, 1.0};
+  const double E[4] = {-0.064124, -0.382040, 0.095510, -0.207388};
+  double S[4], ESE[4], Delta[4], dir[2] = {1, 0.3};
+  gj_inverse(D, U, S, NULL);
+  congruence(D, E, S, ESE);
+  for (int i = 0; i < 4; i++)
+    Delta[i] = S[i] - ESE[i];
+  mixture mix;
+  assert_int_equal(
+      mixture_two_class(&mix, D, 8.0, dir, MIX_COV_STATIONARY, 0, S, NULL),
+      NRD_OK);
+  score_mixture sm;
+  assert_int_equal(score_mixture_init(&sm, &mix), NRD_OK);
+  assert_int_equal(score_mixture_set_time(&sm, E, Delta), NRD_OK);
+  assert_true(rel_diff(4, sm.Ginv, U) < 1e-13); /* Gamma_t^{-1} = U */
+  double mt[2], Umt[2], X[P * D], Sc[P * D];
+  matvec(D, E, mix.means, mt);
+  matvec(D, U, mt, Umt);
+  randn(700, P * D, 1.0, X);
+  double *work = alloc(score_mixture_work_size(&sm, P));
+  assert_int_equal(score_mixture_eval(&sm, P, X, Sc, NULL, NULL, work), NRD_OK);
+  for (int p = 0; p < P; p++) {
+    double Ux[2], ref[2];
+    matvec(D, U, X + p * D, Ux);
+    double w = mt[0] * Ux[0] + mt[1] * Ux[1];
+    for (int i = 0; i < D; i++)
+      ref[i] = -Ux[i] + Umt[i] * tanh(w);
+    assert_true(rel_diff(D, Sc + p * D, ref) < 1e-12);
+  }
+  free(work);
+  score_mixture_free(&sm);
+  mixture_free(&mix);
+}
+
+/* At t = 0 (E = I, Delta = 0) point masses have no density: set_time
+ * reports NRD_ERR_NUMERIC; clusters with sigma > 0 give the data score.
+ * Bad arguments are refused. */
+static void test_mixture_edge_cases(void **state) {
+  (void)state;
+  double dir[2] = {1, 0}, I[4] = {1, 0, 0, 1}, Z[4] = {0}, X[2] = {0.3, -1},
+         S[2], w[8];
+  mixture mix;
+  assert_int_equal(
+      mixture_two_class(&mix, 2, 1, dir, MIX_COV_ISOTROPIC, 0, NULL, NULL),
+      NRD_OK);
+  score_mixture sm;
+  assert_int_equal(score_mixture_init(&sm, &mix), NRD_OK);
+  assert_int_equal(score_mixture_set_time(&sm, I, Z), NRD_ERR_NUMERIC);
+  score_mixture_free(&sm);
+  mixture_free(&mix);
+  assert_int_equal(
+      mixture_two_class(&mix, 2, 1, dir, MIX_COV_ISOTROPIC, 2, NULL, NULL),
+      NRD_OK);
+  assert_int_equal(score_mixture_init(&sm, &mix), NRD_OK);
+  assert_int_equal(score_mixture_set_time(&sm, I, Z), NRD_OK);
+  assert_true(score_mixture_work_size(&sm, 1) <= 8);
+  assert_int_equal(score_mixture_eval(&sm, 1, X, S, NULL, NULL, w), NRD_OK);
+  /* s = -x/2 + (m/2) tanh(m.x/2), m = (sqrt 2, 0) */
+  double m0 = sqrt(2.0);
+  assert_true(fabs(S[0] - (-X[0] / 2 + m0 / 2 * tanh(m0 * X[0] / 2))) < 1e-15);
+  assert_true(fabs(S[1] + X[1] / 2) < 1e-15);
+  assert_int_equal(score_mixture_eval(&sm, 0, NULL, NULL, NULL, NULL, NULL),
+                   NRD_OK);
+  assert_int_equal(score_mixture_eval(&sm, 1, X, NULL, NULL, NULL, w),
+                   NRD_ERR_INPUT);
+  score_mixture_free(&sm);
+  mixture_free(&mix);
+}
+
+/* -------------------------------------------- (b) empirical score */
+
+typedef struct {
+  double *score, *logp, *y2, *wts; /* wts: P x n softmax weights */
+  int *nearest;
+} naive_out;
+
+/* Direct physics.md 1.3 (b): Delta^{-1} by Gauss-Jordan, b_mu = E a_mu,
+ * l_mu = -1/2 (x - b_mu)^T Delta^{-1} (x - b_mu), softmax with the max
+ * subtracted, O(n d^2) per particle. */
+static void naive_empirical(int d, int n, const double *a, const double *E,
+                            const double *Delta, int P, const double *X,
+                            naive_out *o) {
+  double *Di = alloc((size_t)d * d), *b = alloc((size_t)n * d),
+         *l = alloc((size_t)n), *r = alloc((size_t)d), *q = alloc((size_t)d);
+  double ld;
+  gj_inverse(d, Delta, Di, &ld);
+  for (int mu = 0; mu < n; mu++)
+    matvec(d, E, a + mu * d, b + mu * d);
+  for (int p = 0; p < P; p++) {
+    const double *x = X + p * d;
+    double lmax = -INFINITY;
+    int arg = 0;
+    for (int mu = 0; mu < n; mu++) {
+      for (int i = 0; i < d; i++)
+        r[i] = x[i] - b[mu * d + i];
+      matvec(d, Di, r, q);
+      double s = 0;
+      for (int i = 0; i < d; i++)
+        s += r[i] * q[i];
+      l[mu] = -0.5 * s;
+      if (l[mu] > lmax) {
+        lmax = l[mu];
+        arg = mu;
+      }
+    }
+    double Z = 0, Z2 = 0, mean[64] = {0};
+    for (int mu = 0; mu < n; mu++)
+      Z += exp(l[mu] - lmax);
+    for (int mu = 0; mu < n; mu++) {
+      double wmu = exp(l[mu] - lmax) / Z;
+      if (o->wts) o->wts[(size_t)p * n + mu] = wmu;
+      Z2 += wmu * wmu;
+      for (int i = 0; i < d; i++)
+        mean[i] += wmu * b[mu * d + i];
+    }
+    for (int i = 0; i < d; i++)
+      r[i] = x[i] - mean[i];
+    matvec(d, Di, r, q);
+    for (int i = 0; i < d; i++)
+      o->score[p * d + i] = -q[i];
+    o->logp[p] = lmax + log(Z) - log((double)n) - 0.5 * (d * LN_2PI + ld);
+    o->y2[p] = Z2;
+    o->nearest[p] = arg;
+  }
+  free(Di);
+  free(b);
+  free(l);
+  free(r);
+  free(q);
+}
+
+enum { ED = 6, EN = 50, EP = 9 };
+
+static void empirical_setup(double *a, double *E, double *Delta, double *X) {
+  randn(800, EN * ED, 1.0, a);
+  rand_E_Delta(ED, 801, E, Delta);
+  randn(803, EP * ED, 1.0, X);
+  /* a few particles right next to training points: peaked weights */
+  for (int i = 0; i < ED; i++) {
+    double b0 = 0, b1 = 0;
+    for (int j = 0; j < ED; j++) {
+      b0 += E[i * ED + j] * a[3 * ED + j];
+      b1 += E[i * ED + j] * a[17 * ED + j];
+    }
+    X[i] = b0 + 0.01 * X[i];
+    X[ED + i] = b1;
+  }
+}
+
+/* Block sizes 1, 7 (not dividing n), n and > n give the naive results to
+ * 1e-12 (score, ln p, y2) and the same nearest point. */
+static void test_empirical_vs_naive_blocks(void **state) {
+  (void)state;
+  double a[EN * ED], E[ED * ED], Delta[ED * ED], X[EP * ED];
+  empirical_setup(a, E, Delta, X);
+  double ns[EP * ED], nl[EP], ny[EP];
+  int nn[EP];
+  naive_out ref = {ns, nl, ny, NULL, nn};
+  naive_empirical(ED, EN, a, E, Delta, EP, X, &ref);
+  assert_true(nn[1] == 17 && ny[1] > 0.5); /* the setup's peaked case */
+  int blocks[] = {1, 7, EN, 1000};
+  for (int ib = 0; ib < 4; ib++) {
+    score_empirical se;
+    assert_int_equal(score_empirical_init(&se, ED, EN, a, blocks[ib]), NRD_OK);
+    assert_int_equal(score_empirical_set_time(&se, E, Delta), NRD_OK);
+    size_t wsz = score_empirical_work_size(&se, EP);
+    double *work = alloc(wsz);
+    for (size_t i = 0; i < wsz; i++)
+      work[i] = NAN; /* must not be read */
+    double S[EP * ED], LP[EP], Y2[EP];
+    int NN[EP];
+    assert_int_equal(score_empirical_eval(&se, EP, X, S, LP, Y2, NN, work),
+                     NRD_OK);
+    assert_true(rel_diff(EP * ED, S, ns) < 1e-12);
+    for (int p = 0; p < EP; p++) {
+      assert_true(fabs(LP[p] - nl[p]) < 1e-12 * (1 + fabs(nl[p])));
+      assert_true(fabs(Y2[p] - ny[p]) < 1e-12);
+      assert_int_equal(NN[p], nn[p]);
+    }
+    /* only the score requested */
+    double S2[EP * ED];
+    assert_int_equal(
+        score_empirical_eval(&se, EP, X, S2, NULL, NULL, NULL, work), NRD_OK);
+    assert_true(rel_diff(EP * ED, S2, S) < 1e-14);
+    free(work);
+    score_empirical_free(&se);
+  }
+}
+
+/* The empirical score is the gradient of its ln p (central differences,
+ * h = 1e-5, tolerance 1e-7: see the header). */
+static void test_empirical_score_is_gradient(void **state) {
+  (void)state;
+  double a[EN * ED], E[ED * ED], Delta[ED * ED], X[EP * ED];
+  empirical_setup(a, E, Delta, X);
+  score_empirical se;
+  assert_int_equal(score_empirical_init(&se, ED, EN, a, 16), NRD_OK);
+  assert_int_equal(score_empirical_set_time(&se, E, Delta), NRD_OK);
+  double *work = alloc(score_empirical_work_size(&se, EP));
+  double S[EP * ED];
+  assert_int_equal(score_empirical_eval(&se, EP, X, S, NULL, NULL, NULL, work),
+                   NRD_OK);
+  const double h = 1e-5;
+  for (int p = 0; p < EP; p++)
+    for (int i = 0; i < ED; i++) {
+      double xp[ED], s1[ED], lp[2];
+      for (int sgn = 0; sgn < 2; sgn++) {
+        memcpy(xp, X + p * ED, sizeof xp);
+        xp[i] += sgn ? -h : h;
+        assert_int_equal(
+            score_empirical_eval(&se, 1, xp, s1, lp + sgn, NULL, NULL, work),
+            NRD_OK);
+      }
+      double fd = (lp[0] - lp[1]) / (2 * h);
+      assert_true(fabs(fd - S[p * ED + i]) < 1e-7 * (1 + fabs(fd)));
+    }
+  free(work);
+  score_empirical_free(&se);
+}
+
+/* Far from the data (|l| ~ 1e4 .. 1e7, where e^l underflows) the log-sum-exp
+ * keeps everything finite: the weight collapses on the nearest point, so the
+ * score is -Delta^{-1}(x - b_nearest) and ln p = l_nearest - ln n
+ * - 1/2 ln det(2 pi Delta) (the other weights are < e^-50 here: relative
+ * effect < 1e-20, below round-off; the 1e-10 tolerance covers the
+ * cancellation in l at |z|^2 ~ 1e7). */
+static void test_empirical_far_points(void **state) {
+  (void)state;
+  enum { D = 3, N = 4, P = 3 };
+  double a[N * D] = {0, 0, 0, 1, 0, 0, 0, 2, 0, 0, 0, 3};
+  double E[D * D] = {0.5, 0, 0, 0, 0.5, 0, 0, 0, 0.5};
+  double Delta[D * D] = {0.01, 0, 0, 0, 0.02, 0, 0, 0, 0.01};
+  double X[P * D] = {20, 0, 0, 0, 25, 0, -30, -40, 300};
+  int expect[P] = {1, 2, 3};
+  score_empirical se;
+  assert_int_equal(score_empirical_init(&se, D, N, a, 3), NRD_OK);
+  assert_int_equal(score_empirical_set_time(&se, E, Delta), NRD_OK);
+  double *work = alloc(score_empirical_work_size(&se, P));
+  double S[P * D], LP[P], Y2[P];
+  int NN[P];
+  assert_int_equal(score_empirical_eval(&se, P, X, S, LP, Y2, NN, work),
+                   NRD_OK);
+  double ldet = D * LN_2PI + log(0.01 * 0.02 * 0.01);
+  for (int p = 0; p < P; p++) {
+    const double *x = X + p * D, *an = a + expect[p] * D;
+    assert_int_equal(NN[p], expect[p]);
+    double ref[D], l = 0;
+    for (int i = 0; i < D; i++) {
+      double r = x[i] - 0.5 * an[i];
+      ref[i] = -r / Delta[i * D + i];
+      l -= 0.5 * r * r / Delta[i * D + i];
+    }
+    assert_true(l < -1e4);
+    for (int i = 0; i < D; i++)
+      assert_true(isfinite(S[p * D + i]));
+    assert_true(rel_diff(D, S + p * D, ref) < 1e-10);
+    assert_true(isfinite(LP[p]));
+    assert_true(fabs(LP[p] - (l - log((double)N) - 0.5 * ldet)) <
+                1e-10 * fabs(l));
+    assert_true(fabs(Y2[p] - 1) < 1e-12);
+  }
+  free(work);
+  score_empirical_free(&se);
+}
+
+/* Tweedie with general A (physics.md 1.3 (b)): E[x_0 | x_t = x] =
+ * e^{At}(x + Delta s(x)) is the posterior mean sum_mu w_mu a_mu, i.e.
+ * E sum_mu w_mu a_mu = x + Delta s(x), with w from the naive softmax. */
+static void test_empirical_tweedie(void **state) {
+  (void)state;
+  double a[EN * ED], E[ED * ED], Delta[ED * ED], X[EP * ED];
+  empirical_setup(a, E, Delta, X);
+  score_empirical se;
+  assert_int_equal(score_empirical_init(&se, ED, EN, a, 7), NRD_OK);
+  assert_int_equal(score_empirical_set_time(&se, E, Delta), NRD_OK);
+  double *work = alloc(score_empirical_work_size(&se, EP));
+  double S[EP * ED];
+  assert_int_equal(score_empirical_eval(&se, EP, X, S, NULL, NULL, NULL, work),
+                   NRD_OK);
+  double ns[EP * ED], nl[EP], ny[EP], *wts = alloc(EP * EN);
+  int nn[EP];
+  naive_out ref = {ns, nl, ny, wts, nn};
+  naive_empirical(ED, EN, a, E, Delta, EP, X, &ref);
+  for (int p = 0; p < EP; p++) {
+    double post[ED] = {0}, lhs[ED], DS[ED], rhs[ED];
+    for (int mu = 0; mu < EN; mu++)
+      for (int i = 0; i < ED; i++)
+        post[i] += wts[p * EN + mu] * a[mu * ED + i];
+    matvec(ED, E, post, lhs);
+    matvec(ED, Delta, S + p * ED, DS);
+    for (int i = 0; i < ED; i++)
+      rhs[i] = X[p * ED + i] + DS[i];
+    assert_true(rel_diff(ED, lhs, rhs) < 1e-12);
+  }
+  free(wts);
+  free(work);
+  score_empirical_free(&se);
+}
+
+/* Delta that is not SPD (t = 0) is reported, and bad arguments refused. */
+static void test_empirical_edge_cases(void **state) {
+  (void)state;
+  double a[4] = {1, 2, 3, 4}, I[4] = {1, 0, 0, 1}, Z[4] = {0};
+  score_empirical se;
+  assert_int_equal(score_empirical_init(&se, 2, 2, a, 0), NRD_ERR_INPUT);
+  assert_int_equal(score_empirical_init(&se, 2, 2, NULL, 1), NRD_ERR_INPUT);
+  assert_int_equal(score_empirical_init(&se, 2, 2, a, 100), NRD_OK);
+  assert_int_equal(se.block, 2);
+  assert_int_equal(score_empirical_set_time(&se, I, Z), NRD_ERR_NUMERIC);
+  assert_int_equal(score_empirical_set_time(&se, I, I), NRD_OK);
+  assert_int_equal(
+      score_empirical_eval(&se, 0, NULL, NULL, NULL, NULL, NULL, NULL), NRD_OK);
+  double X[2] = {0, 0}, S[2];
+  assert_int_equal(score_empirical_eval(&se, 1, X, S, NULL, NULL, NULL, NULL),
+                   NRD_ERR_INPUT);
+  score_empirical_free(&se);
+}
+
+int main(void) {
+  const struct CMUnitTest tests[] = {
+      cmocka_unit_test(test_mixture_closed_form_d2),
+      cmocka_unit_test(test_mixture_score_is_gradient),
+      cmocka_unit_test(test_tanh_form_equals_general),
+      cmocka_unit_test(test_biroli_isotropic),
+      cmocka_unit_test(test_stationary_compatible),
+      cmocka_unit_test(test_mixture_edge_cases),
+      cmocka_unit_test(test_empirical_vs_naive_blocks),
+      cmocka_unit_test(test_empirical_score_is_gradient),
+      cmocka_unit_test(test_empirical_far_points),
+      cmocka_unit_test(test_empirical_tweedie),
+      cmocka_unit_test(test_empirical_edge_cases),
+  };
+  return cmocka_run_group_tests(tests, NULL, NULL);
+}
