@@ -55,8 +55,9 @@ static int copy_checked(int d, const double *M, double sign, double *out) {
       double a = M[(size_t)i * d + j], b = M[(size_t)j * d + i];
       if (fabs(a - sign * b) > tol) return NRD_ERR_INPUT;
       double m = 0.5 * (a + sign * b);
-      out[(size_t)i * d + j] = m;
+      /* diagonal written last: sign * m would give -0.0 there */
       out[(size_t)j * d + i] = sign * m;
+      out[(size_t)i * d + j] = m;
     }
   return NRD_OK;
 }
