@@ -1,0 +1,56 @@
+/* One grid point's physics, built from the parameters: the forward operator
+ * A = (I + g Qhat) U, the data mixture, the training set (if any) and the
+ * time-dependent score model (exact mixture or exact empirical score). */
+#ifndef NRDIFF_MODEL_H
+#define NRDIFF_MODEL_H
+
+#include <stddef.h>
+
+#include "nrdiff/grid.h"
+#include "nrdiff/mixture.h"
+#include "nrdiff/ou.h"
+#include "nrdiff/params.h"
+#include "nrdiff/score.h"
+
+typedef struct {
+  grid_point point;
+  int d;
+  uint32_t seed;
+  ou_op op;
+  mixture mix;
+  double *direction; /* unit class direction of the two-class mixture */
+  long n_train;      /* 0: exact mixture score */
+  double *train;     /* n_train x d training points */
+  int *train_label;  /* their mixture components */
+} model;
+
+/* Build the model of grid point g.  Matrices read from HDF5 files
+ * (forward.u = file, forward.q = file) are read here.  On failure returns a
+ * status and a message naming the parameter or file. */
+int model_build(model *m, const nrd_params *p, const grid_point *g, char *err,
+                size_t errlen);
+void model_free(model *m);
+
+/* The score of p_t at one time t. */
+typedef struct {
+  const model *m;
+  double t;
+  double *E;     /* e^{-At} */
+  double *Delta; /* Delta_t */
+  score_mixture mixture;
+  score_empirical empirical;
+} score_model;
+
+int score_model_init(score_model *s, const model *m);
+void score_model_free(score_model *s);
+/* Returns NRD_ERR_NUMERIC if the score is singular at t (e.g. the empirical
+ * score at t = 0). */
+int score_model_set_time(score_model *s, double t);
+size_t score_model_work_size(const score_model *s, int P);
+/* Score S (P x d) at X; optional (NULL): resp (P x K) class responsibilities
+ * (exact mixture only), logp (P), y2 (P) and nearest (P) (empirical only). */
+int score_model_eval(const score_model *s, int P, const double *X, double *S,
+                     double *resp, double *logp, double *y2, int *nearest,
+                     double *work);
+
+#endif

@@ -1,0 +1,276 @@
+/* Grid point physics built from parameters (see model.h). */
+#include "nrdiff/model.h"
+#include "nrdiff/error.h"
+#include "nrdiff/linalg.h"
+#include "nrdiff/rng.h"
+
+#include <hdf5.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* Read a d x d double dataset (rank 0 and the others read the same file
+ * independently: it is small and read-only). */
+static int read_matrix(const char *file, const char *dset, int d, double *M,
+                       const char *key, char *err, size_t errlen) {
+  H5E_auto2_t old_func;
+  void *old_data;
+  H5Eget_auto2(H5E_DEFAULT, &old_func, &old_data);
+  H5Eset_auto2(H5E_DEFAULT, NULL, NULL);
+  int rc = NRD_ERR_IO;
+  hid_t f = H5Fopen(file, H5F_ACC_RDONLY, H5P_DEFAULT), ds = -1, sp = -1;
+  if (f < 0) {
+    snprintf(err, errlen, "%s: cannot open HDF5 file '%s'", key, file);
+    goto out;
+  }
+  ds = H5Dopen2(f, dset, H5P_DEFAULT);
+  if (ds < 0) {
+    snprintf(err, errlen, "%s: no dataset '%s' in '%s'", key, dset, file);
+    goto out;
+  }
+  sp = H5Dget_space(ds);
+  hsize_t dims[2] = {0, 0};
+  if (H5Sget_simple_extent_ndims(sp) != 2 ||
+      H5Sget_simple_extent_dims(sp, dims, NULL) != 2 || dims[0] != (hsize_t)d ||
+      dims[1] != (hsize_t)d) {
+    snprintf(err, errlen,
+             "%s: dataset '%s' in '%s' must be %d x %d (grid.dimension)", key,
+             dset, file, d, d);
+    rc = NRD_ERR_INPUT;
+    goto out;
+  }
+  if (H5Dread(ds, H5T_NATIVE_DOUBLE, H5S_ALL, H5S_ALL, H5P_DEFAULT, M) < 0) {
+    snprintf(err, errlen, "%s: cannot read dataset '%s' in '%s'", key, dset,
+             file);
+    goto out;
+  }
+  rc = NRD_OK;
+out:
+  if (sp >= 0) H5Sclose(sp);
+  if (ds >= 0) H5Dclose(ds);
+  if (f >= 0) H5Fclose(f);
+  H5Eset_auto2(H5E_DEFAULT, old_func, old_data);
+  return rc;
+}
+
+static int build_u(const nrd_params *p, int d, double *U, char *err,
+                   size_t errlen) {
+  switch (p->forward.u) {
+  case U_ISOTROPIC:
+    ou_u_isotropic(d, p->forward.u_scale, U);
+    return NRD_OK;
+  case U_DIAGONAL:
+    if (p->forward.u_diagonal.n != d) {
+      snprintf(err, errlen, "forward.u_diagonal has %d entries, need %d",
+               p->forward.u_diagonal.n, d);
+      return NRD_ERR_INPUT;
+    }
+    ou_u_diagonal(d, p->forward.u_diagonal.v, U);
+    return NRD_OK;
+  case U_GEOMETRIC:
+    ou_u_geometric(d, p->forward.u_min, p->forward.u_max, U);
+    return NRD_OK;
+  case U_FILE:
+    return read_matrix(p->forward.u_file, p->forward.u_dataset, d, U,
+                       "forward.u_file", err, errlen);
+  }
+  return NRD_ERR_INPUT;
+}
+
+static int build_q(const nrd_params *p, int d, const double *U, uint32_t seed,
+                   double *Q, char *err, size_t errlen) {
+  switch (p->forward.q) {
+  case Q_NONE:
+    memset(Q, 0, (size_t)d * d * sizeof *Q);
+    return NRD_OK;
+  case Q_RANDOM:
+    if (d < 2) {
+      memset(Q, 0, (size_t)d * d * sizeof *Q);
+      return NRD_OK;
+    }
+    return ou_q_random(d, seed, Q);
+  case Q_OPTIMAL:
+    if (d < 2) {
+      memset(Q, 0, (size_t)d * d * sizeof *Q);
+      return NRD_OK;
+    }
+    return ou_q_optimal(d, U, NULL, Q);
+  case Q_FILE:
+    return read_matrix(p->forward.q_file, p->forward.q_dataset, d, Q,
+                       "forward.q_file", err, errlen);
+  }
+  return NRD_ERR_INPUT;
+}
+
+/* Unit class direction: (1,..,1)/sqrt(d), a random unit vector, or the
+ * eigenvector of U with the smallest / largest eigenvalue (slowest / fastest
+ * relaxing direction of the reversible process). */
+static int build_direction(const nrd_params *p, int d, const double *U,
+                           uint32_t seed, double *v) {
+  if (p->data.direction == DIR_ONES) {
+    for (int i = 0; i < d; i++)
+      v[i] = 1.0 / sqrt((double)d);
+    return NRD_OK;
+  }
+  if (p->data.direction == DIR_RANDOM) {
+    rng_normals(seed, RNG_PURPOSE_MEANS, 0, 0, (size_t)d, v);
+  } else {
+    double *w = malloc((size_t)d * sizeof *w);
+    double *V = malloc((size_t)d * d * sizeof *V);
+    int rc = (w && V) ? la_sym_eig(d, U, w, V) : NRD_ERR_NOMEM;
+    int col = p->data.direction == DIR_SLOWEST ? 0 : d - 1;
+    if (rc == NRD_OK)
+      for (int i = 0; i < d; i++)
+        v[i] = V[(size_t)i * d + col];
+    free(w);
+    free(V);
+    if (rc != NRD_OK) return rc;
+  }
+  double n2 = 0;
+  for (int i = 0; i < d; i++)
+    n2 += v[i] * v[i];
+  for (int i = 0; i < d; i++)
+    v[i] /= sqrt(n2);
+  return NRD_OK;
+}
+
+static int build_mixture(const nrd_params *p, model *m) {
+  int d = m->d, K = (int)p->data.classes;
+  int kind = p->data.covariance == COV_STATIONARY ? MIX_COV_STATIONARY
+                                                  : MIX_COV_ISOTROPIC;
+  double s2 = p->data.sigma * p->data.sigma;
+  if (K == 2)
+    return mixture_two_class(&m->mix, d, m->point.separation, m->direction,
+                             kind, s2, m->op.S, NULL);
+  /* K > 2: equal weights, means along independent random directions, each
+   * with |mu_k|^2 = separation * d. */
+  double *w = malloc((size_t)K * sizeof *w);
+  double *mu = malloc((size_t)K * d * sizeof *mu);
+  if (!w || !mu) {
+    free(w);
+    free(mu);
+    return NRD_ERR_NOMEM;
+  }
+  double r = sqrt(m->point.separation * d);
+  for (int k = 0; k < K; k++) {
+    w[k] = 1.0 / K;
+    double *v = mu + (size_t)k * d, n2 = 0;
+    rng_normals(m->seed, RNG_PURPOSE_MEANS, (uint64_t)k + 1, 0, (size_t)d, v);
+    for (int i = 0; i < d; i++)
+      n2 += v[i] * v[i];
+    for (int i = 0; i < d; i++)
+      v[i] *= r / sqrt(n2);
+  }
+  int rc = mixture_general(&m->mix, d, K, w, mu, kind, s2, m->op.S, NULL);
+  free(w);
+  free(mu);
+  return rc;
+}
+
+int model_build(model *m, const nrd_params *p, const grid_point *g, char *err,
+                size_t errlen) {
+  memset(m, 0, sizeof *m);
+  m->point = *g;
+  m->d = (int)g->dimension;
+  m->seed = (uint32_t)p->run.seed;
+  m->n_train = g->n_train;
+  int d = m->d;
+  size_t dd = (size_t)d * d;
+  double *U = malloc(dd * sizeof *U), *Q = malloc(dd * sizeof *Q);
+  m->direction = malloc((size_t)d * sizeof *m->direction);
+  int rc = (U && Q && m->direction) ? NRD_OK : NRD_ERR_NOMEM;
+  snprintf(err, errlen, "grid point %d: ", g->index);
+  size_t off = strlen(err);
+  if (rc == NRD_OK) rc = build_u(p, d, U, err + off, errlen - off);
+  if (rc == NRD_OK) rc = build_q(p, d, U, m->seed, Q, err + off, errlen - off);
+  if (rc == NRD_OK) {
+    rc = ou_init(&m->op, d, U, Q, g->strength);
+    if (rc != NRD_OK)
+      snprintf(err + off, errlen - off,
+               "the forward operator is invalid (U must be SPD and Q "
+               "antisymmetric): %s",
+               nrd_strerror(rc));
+  }
+  if (rc == NRD_OK) rc = build_direction(p, d, U, m->seed, m->direction);
+  if (rc == NRD_OK) rc = build_mixture(p, m);
+  if (rc == NRD_OK && m->n_train > 0) {
+    m->train = malloc((size_t)m->n_train * d * sizeof *m->train);
+    m->train_label = malloc((size_t)m->n_train * sizeof *m->train_label);
+    rc = (m->train && m->train_label)
+             ? mixture_sample(&m->mix, m->seed, RNG_PURPOSE_TRAIN, 0,
+                              (int)m->n_train, m->train, m->train_label)
+             : NRD_ERR_NOMEM;
+  }
+  if (rc != NRD_OK && strlen(err) == off)
+    snprintf(err + off, errlen - off, "%s", nrd_strerror(rc));
+  free(U);
+  free(Q);
+  if (rc != NRD_OK) model_free(m);
+  return rc;
+}
+
+void model_free(model *m) {
+  ou_free(&m->op);
+  if (m->mix.means) mixture_free(&m->mix);
+  free(m->direction);
+  free(m->train);
+  free(m->train_label);
+  memset(m, 0, sizeof *m);
+}
+
+int score_model_init(score_model *s, const model *m) {
+  memset(s, 0, sizeof *s);
+  s->m = m;
+  s->t = -1.0;
+  size_t dd = (size_t)m->d * m->d;
+  s->E = malloc(dd * sizeof *s->E);
+  s->Delta = malloc(dd * sizeof *s->Delta);
+  if (!s->E || !s->Delta) return NRD_ERR_NOMEM;
+  if (m->n_train > 0)
+    return score_empirical_init(&s->empirical, m->d, (int)m->n_train, m->train,
+                                1024);
+  return score_mixture_init(&s->mixture, &m->mix);
+}
+
+void score_model_free(score_model *s) {
+  if (s->m && s->m->n_train > 0)
+    score_empirical_free(&s->empirical);
+  else if (s->m)
+    score_mixture_free(&s->mixture);
+  free(s->E);
+  free(s->Delta);
+  memset(s, 0, sizeof *s);
+}
+
+int score_model_set_time(score_model *s, double t) {
+  if (t == s->t) return NRD_OK;
+  /* E and Delta are overwritten below even if this call fails: forget the
+   * old time so that setting it again recomputes everything. */
+  s->t = -1.0;
+  int rc = ou_propagator(&s->m->op, t, s->E);
+  if (rc == NRD_OK) rc = ou_noise_cov(&s->m->op, t, s->Delta);
+  if (rc != NRD_OK) return rc;
+  if (s->m->n_train > 0) {
+    if (!(t > 0)) return NRD_ERR_NUMERIC; /* Delta_0 = 0: score singular */
+    rc = score_empirical_set_time(&s->empirical, s->E, s->Delta);
+  } else {
+    rc = score_mixture_set_time(&s->mixture, s->E, s->Delta);
+  }
+  s->t = rc == NRD_OK ? t : -1.0;
+  return rc;
+}
+
+size_t score_model_work_size(const score_model *s, int P) {
+  if (s->m->n_train > 0) return score_empirical_work_size(&s->empirical, P);
+  return score_mixture_work_size(&s->mixture, P);
+}
+
+int score_model_eval(const score_model *s, int P, const double *X, double *S,
+                     double *resp, double *logp, double *y2, int *nearest,
+                     double *work) {
+  if (s->m->n_train > 0)
+    return score_empirical_eval(&s->empirical, P, X, S, logp, y2, nearest,
+                                work);
+  return score_mixture_eval(&s->mixture, P, X, S, resp, logp, work);
+}
