@@ -234,10 +234,25 @@ static void report_point(const nrd_params *p, const model *m,
     cerr = NAN;
   }
 
-  /* theory: kappa_t = 1 for two symmetric classes */
+  /* theory: kappa_t = 1 for two symmetric classes, the matrix criterion
+   * (physics.md 4.3) otherwise; for the empirical score the REM collapse
+   * time with the finite-d mixture correction, alpha = ln n / d (an
+   * n, d -> infinity result: a reference, not a prediction, at small d) */
   double th = NAN;
   const mixture *mx = &m->mix;
-  if (!emp && mx->symmetric2) theory_tS_kappa(&m->op, mx->means, mx->cov, &th);
+  if (emp) {
+    double alpha = log((double)m->n_train) / m->d;
+    if (alpha > 0) {
+      if (mx->symmetric2)
+        theory_tC_rem_gm2(&m->op, mx->means, mx->cov, alpha, &th);
+      else
+        theory_tC_rem(&m->op, mx->cov, alpha, &th);
+    }
+  } else if (mx->symmetric2) {
+    theory_tS_kappa(&m->op, mx->means, mx->cov, &th);
+  } else if (mx->cov_shared) {
+    theory_tS_matrix(&m->op, mx->K, mx->weights, mx->means, mx->cov, &th);
+  }
 
   const grid_point *g = &m->point;
   printf("\nGrid point %d: d = %ld, separation = %g, strength g = %g, "
@@ -263,8 +278,7 @@ static void report_point(const nrd_params *p, const model *m,
       double th_phi = NAN;
       if (mx->symmetric2) {
         double kap = NAN;
-        if (tt[i] > 0 &&
-            theory_kappa(&m->op, mx->means, mx->cov, tt[i], &kap) == NRD_OK)
+        if (theory_kappa(&m->op, mx->means, mx->cov, tt[i], &kap) == NRD_OK)
           th_phi = theory_F(kap);
       }
       printf("  %10.4f %12.5f %10.5f %12.5f %12.5g\n", tt[i], phi[i], err[i],
@@ -272,11 +286,14 @@ static void report_point(const nrd_params *p, const model *m,
     }
   }
   if (emp)
-    printf("  Y2 crosses 1/2 at t = %.4f +- %.4f\n", c, cerr);
+    printf("  measured: Y2 crosses 1/2 at t = %.4f +- %.4f; REM collapse time "
+           "t_C (d -> infinity, alpha = ln n / d) = %.4f\n",
+           c, cerr, th);
   else
     printf("  measured t_S (phi crosses F(1) = %.4f) = %.4f +- %.4f; "
-           "theory (kappa_t = 1) = %.4f\n",
-           level, c, cerr, th);
+           "theory (%s) = %.4f\n",
+           level, c, cerr,
+           mx->symmetric2 ? "kappa_t = 1" : "matrix criterion", th);
   /* A digest of every block sum: equal digests mean bit-identical science,
    * whatever the number of ranks. */
   unsigned long long h = 1469598103934665603ULL;
@@ -295,6 +312,43 @@ static void report_point(const nrd_params *p, const model *m,
   free(tot);
   free(jk);
   free(jk_cross);
+}
+
+/* The reversible point (strength 0) with the same other coordinates as
+ * point i, or -1. */
+static int reversible_partner(const run_plan *plan, int i) {
+  const grid_point *g = &plan->points[i];
+  for (int j = 0; j < plan->n_points; j++) {
+    const grid_point *h = &plan->points[j];
+    if (h->strength == 0 && h->dimension == g->dimension &&
+        h->separation == g->separation && h->n_train == g->n_train)
+      return j;
+  }
+  return -1;
+}
+
+/* Findings: per grid point the measured critical time, its theory, the
+ * deviation in units of the error, and the shift relative to the
+ * reversible process (g = 0) at the same d, separation and n. */
+static void print_summary(const run_plan *plan, const double *meas) {
+  printf("\nSummary: critical time per grid point (n_train = 0: speciation "
+         "t_S, phi crossing F(1) vs kappa_t = 1;\n         n_train > 0: Y2 "
+         "crossing 1/2 vs the REM collapse time)\n");
+  printf("  %5s %9s %10s %8s %7s %9s %8s %9s %7s %11s\n", "index", "dimension",
+         "separation", "strength", "n_train", "measured", "+-", "theory",
+         "z", "t/t(g=0)");
+  for (int i = 0; i < plan->n_points; i++) {
+    const grid_point *g = &plan->points[i];
+    const double *x = meas + 3 * i;
+    int r = reversible_partner(plan, i);
+    double ratio = r >= 0 ? x[0] / meas[3 * r] : NAN;
+    printf("  %5d %9ld %10g %8g %7ld %9.4f %8.4f %9.4f %7.2f %11.4f\n",
+           g->index, g->dimension, g->separation, g->strength, g->n_train,
+           x[0], x[1], x[2], (x[0] - x[2]) / x[1], ratio);
+  }
+  printf("  z = (measured - theory) / error; |z| > 3 at n_train = 0 means "
+         "disagreement beyond the statistics.\n");
+  fflush(stdout);
 }
 
 /* Run one grid point; rank 0 gets the reduced block sums in `o`. */
@@ -438,19 +492,7 @@ int run_simulation(const nrd_params *p, const run_plan *plan) {
     obs_free(&o);
     model_free(&m);
   }
-  if (rank == 0) {
-    printf("\nSummary: speciation time t_S per grid point (measured: phi "
-           "crossing F(1); theory: kappa_t = 1)\n");
-    printf("  %5s %9s %11s %10s %9s %10s %9s %10s\n", "index", "dimension",
-           "separation", "strength", "n_train", "t_S", "+-", "theory");
-    for (int i = 0; i < plan->n_points; i++) {
-      const grid_point *g = &plan->points[i];
-      printf("  %5d %9ld %11g %10g %9ld %10.4f %9.4f %10.4f\n", g->index,
-             g->dimension, g->separation, g->strength, g->n_train, meas[3 * i],
-             meas[3 * i + 1], meas[3 * i + 2]);
-    }
-    fflush(stdout);
-  }
+  if (rank == 0) print_summary(plan, meas);
   free(meas);
   free(t);
   return NRD_EXIT_OK;
