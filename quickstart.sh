@@ -64,7 +64,7 @@ make -j"$(nproc)" check || status=$?
 # The unit tests once more in a sanitizer build of the distributed sources
 # (which also proves the tarball is complete).
 san=_build-sanitizers
-rm -rf "$san"
+rm -rf "$san" && mkdir -p "$san"
 make distdir distdir="$san/src" >/dev/null
 ( cd "$san/src" && ./configure --enable-sanitizers --enable-werror >/dev/null \
   && make -j"$(nproc)" >/dev/null \

@@ -24,6 +24,11 @@ cd "$work"
   && ok "print-params | dry-run round trip writes nothing" || ko "print-params round trip"
 grep -q "dimension:" p.yml && grep -q "#" p.yml \
   && ok "print-params has keys and comments" || ko "print-params content"
+sed -n '/<!-- begin print-params -->/,/<!-- end print-params -->/p' \
+  "$top_src/doc/parameters.md" | sed '1,2d;$d' | sed '$d' >doc.yml
+cmp -s doc.yml p.yml && ok "doc/parameters.md shows the current --print-params" \
+  || { diff doc.yml p.yml | head -5; ko "doc/parameters.md is out of date"; }
+rm -f doc.yml
 
 "$nrdiff" --dry-run -P grid.dimension=[8,16,32] -P grid.strength=[0,1] p.yml >out 2>err \
   && grep -Eq "grid points +: 6" out \
@@ -50,6 +55,10 @@ expect_usage_error "two parameter files" "more than one" "$nrdiff" p.yml p.yml
 expect_usage_error "missing file" "missing.yml" "$nrdiff" --dry-run missing.yml
 expect_usage_error "bad override" "-P" "$nrdiff" --dry-run -P grid.dimension=abc p.yml
 expect_usage_error "override without =" "-P" "$nrdiff" --dry-run -P grid.dimension p.yml
+expect_usage_error "protocol not in this version" "experiment.protocol" \
+  "$nrdiff" --dry-run -P "experiment.protocol=[uturn]" p.yml
+expect_usage_error "wall-clock stop not in this version" "run.max_wall_time" \
+  "$nrdiff" -P run.max_wall_time=60 p.yml
 
 # A bad file under MPI: every rank exits 2, the message is printed once.
 printf 'grid:\n  dimension: [0]\n' >bad.yml
