@@ -127,3 +127,52 @@ void plan_print(const run_plan *plan, const nrd_params *p, int nranks,
             plan->flops[i] / 1e9);
   }
 }
+
+typedef struct {
+  double cost;
+  int point;
+  long block;
+} work_item;
+
+/* Descending cost, then ascending (point, block): a total order, so qsort's
+ * instability cannot make ranks disagree. */
+static int by_cost(const void *pa, const void *pb) {
+  const work_item *a = pa, *b = pb;
+  if (a->cost != b->cost) return a->cost > b->cost ? -1 : 1;
+  if (a->point != b->point) return a->point < b->point ? -1 : 1;
+  return (a->block > b->block) - (a->block < b->block);
+}
+
+int plan_assign(const run_plan *plan, int nranks, int only_point, int *owner,
+                double *load) {
+  long B = plan->n_blocks, n = 0;
+  work_item *items = malloc((size_t)plan->n_points * B * sizeof *items);
+  double *ld = calloc((size_t)nranks, sizeof *ld);
+  if (!items || !ld) {
+    free(items);
+    free(ld);
+    return NRD_ERR_NOMEM;
+  }
+  for (int i = 0; i < plan->n_points; i++)
+    for (long b = 0; b < B; b++) {
+      owner[(size_t)i * B + b] = -1;
+      if (only_point >= 0 && i != only_point) continue;
+      long first, count;
+      plan_block_range(plan, b, &first, &count);
+      items[n++] = (work_item){plan->flops[i] * count / plan->particles, i, b};
+    }
+  qsort(items, (size_t)n, sizeof *items, by_cost);
+  for (long k = 0; k < n; k++) {
+    int r = 0;
+    for (int q = 1; q < nranks; q++)
+      if (ld[q] < ld[r]) r = q;
+    owner[(size_t)items[k].point * B + items[k].block] = r;
+    ld[r] += items[k].cost;
+  }
+  if (load)
+    for (int q = 0; q < nranks; q++)
+      load[q] = ld[q];
+  free(items);
+  free(ld);
+  return NRD_OK;
+}

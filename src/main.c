@@ -12,6 +12,7 @@
 
 #include "nrdiff/error.h"
 #include "nrdiff/grid.h"
+#include "nrdiff/h5out.h"
 #include "nrdiff/log.h"
 #include "nrdiff/params.h"
 #include "nrdiff/params_mpi.h"
@@ -33,6 +34,9 @@ static void usage(FILE *out) {
       "grid.dimension=[8,16]\n"
       "  -n, --dry-run                validate, print the run plan, write "
       "nothing\n"
+      "      --grid-index I           run grid point I only (0-based, as in "
+      "the\n"
+      "                               plan), e.g. one per Slurm array task\n"
       "      --print-params           print a complete parameter file with "
       "every\n"
       "                               key at its default, then exit\n"
@@ -51,22 +55,25 @@ typedef struct {
   char **overrides;
   int n_overrides;
   int dry_run, print_params, verbose, version, help;
+  long grid_index; /* -1: every grid point */
 } cli_options;
 
 /* Parse argv; on a usage error return a message (same on every rank since
  * every rank sees the same argv). */
 static const char *parse_cli(int argc, char **argv, cli_options *o, char *err,
                              size_t errlen) {
-  enum { OPT_PRINT_PARAMS = 1000 };
+  enum { OPT_PRINT_PARAMS = 1000, OPT_GRID_INDEX };
   static const struct option longopts[] = {
       {"set", required_argument, NULL, 'P'},
       {"dry-run", no_argument, NULL, 'n'},
       {"print-params", no_argument, NULL, OPT_PRINT_PARAMS},
+      {"grid-index", required_argument, NULL, OPT_GRID_INDEX},
       {"verbose", no_argument, NULL, 'v'},
       {"version", no_argument, NULL, 'V'},
       {"help", no_argument, NULL, 'h'},
       {NULL, 0, NULL, 0}};
   memset(o, 0, sizeof *o);
+  o->grid_index = -1;
   o->overrides = calloc((size_t)argc + 1, sizeof *o->overrides);
   opterr = 0;
   int c;
@@ -81,6 +88,17 @@ static const char *parse_cli(int argc, char **argv, cli_options *o, char *err,
     case OPT_PRINT_PARAMS:
       o->print_params = 1;
       break;
+    case OPT_GRID_INDEX: {
+      char *end;
+      o->grid_index = strtol(optarg, &end, 10);
+      if (end == optarg || *end || o->grid_index < 0) {
+        snprintf(err, errlen,
+                 "--grid-index needs a grid point number >= 0, got '%s'",
+                 optarg);
+        return err;
+      }
+      break;
+    }
     case 'v':
       o->verbose = 1;
       break;
@@ -126,6 +144,20 @@ static void load_params(const cli_options *o, nrd_params *p) {
   if (status != NRD_OK)
     nrd_fatal(status == NRD_ERR_INPUT ? NRD_EXIT_USAGE : NRD_EXIT_RUNTIME, "%s",
               err[0] ? err : nrd_strerror(status));
+}
+
+/* The command line as one string, for the output's provenance. */
+static char *join_args(int argc, char **argv) {
+  size_t n = 1;
+  for (int i = 0; i < argc; i++)
+    n += strlen(argv[i]) + 1;
+  char *s = calloc(n, 1);
+  if (!s) NRD_ABORT(NRD_EXIT_RUNTIME, "out of memory");
+  for (int i = 0; i < argc; i++) {
+    if (i) strcat(s, " ");
+    strcat(s, argv[i]);
+  }
+  return s;
 }
 
 /* Where key `name` got its value, for messages: "FILE:LINE", "-P override" or
@@ -194,13 +226,24 @@ int main(int argc, char **argv) {
   run_plan plan;
   if (plan_build(&p, &plan) != NRD_OK)
     NRD_ABORT(NRD_EXIT_RUNTIME, "out of memory for the run plan");
+  if (o.grid_index >= plan.n_points)
+    nrd_fatal(NRD_EXIT_USAGE,
+              "--grid-index %ld: the plan has grid points 0 .. %d only",
+              o.grid_index, plan.n_points - 1);
   if (rank == 0) plan_print(&plan, &p, nrd_log_size(), stdout);
+  if (rank == 0 && o.grid_index >= 0)
+    printf("Only grid point %ld runs (--grid-index).\n", o.grid_index);
+  char err2[1400];
+  if (h5out_check_target(&p, err2, sizeof err2) != NRD_OK)
+    nrd_fatal(NRD_EXIT_USAGE, "%s", err2);
 
   int status = NRD_EXIT_OK;
   if (o.dry_run) {
     nrd_info("dry run: parameters valid, nothing written");
   } else {
-    status = run_simulation(&p, &plan);
+    char *cmd = join_args(argc, argv);
+    status = run_simulation(&p, &plan, (int)o.grid_index, cmd);
+    free(cmd);
   }
   plan_free(&plan);
   params_free(&p);

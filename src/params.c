@@ -74,6 +74,7 @@ static const char *const spacing_choices[] = {"uniform", "log", NULL};
 static const char *const scheme_choices[] = {"euler", "exponential", "ode_heun",
                                              NULL};
 static const char *const start_choices[] = {"stationary", "exact", NULL};
+static const char *const overwrite_choices[] = {"false", "true", NULL};
 static const char *const protocol_choices[] = {
     "generate", "speciation", "collapse", "uturn", "forward", NULL};
 
@@ -310,8 +311,15 @@ static const param_spec schema[] = {
      .type = TYPE_STRING,
      .default_yaml = "\"nrdiff.h5\"",
      .min_length = 1,
-     .doc = "HDF5 output file",
+     .doc = "HDF5 output file; written as FILE.tmp and renamed when complete",
      FIELD(output.file)},
+    {.name = "output.overwrite",
+     .type = TYPE_ENUM,
+     .default_yaml = "false",
+     .choices = overwrite_choices,
+     .doc = "whether an existing output.file may be replaced",
+     .restartable = true,
+     FIELD(output.overwrite)},
     {.name = "output.every",
      .type = TYPE_INT,
      .default_yaml = "10",
@@ -1800,6 +1808,17 @@ void params_print_defaults(FILE *out) {
 
 void params_write_resolved(const nrd_params *p, FILE *out) {
   write_yaml(p, out, true);
+}
+
+char *params_value_yaml(const nrd_params *p, int i) {
+  if (i < 0 || i >= N_PARAMS) return NULL;
+  strbuf b = {0};
+  sb_yaml_value(&b, p, &schema[i]);
+  if (b.failed) {
+    free(b.data);
+    return NULL;
+  }
+  return b.data ? b.data : calloc(1, 1);
 }
 
 /* ----------------------------------------------------------- pack/unpack */

@@ -1,130 +1,108 @@
 /* Simulation driver (see run.h).
  *
  * Decomposition: the particles of a grid point are split into blocks of
- * ensemble.block_size; block b lives on rank b mod nranks.  Every observable
- * is accumulated per block, and the blocks' partial sums are combined on
- * rank 0 in block order, so results do not depend on the number of ranks.
- * Particle i of every grid point uses the same random stream (common random
- * numbers), which makes differences between grid points less noisy. */
+ * ensemble.block_size; (grid point, block) work items are spread over the
+ * ranks by estimated cost (plan_assign), so a grid point may span several
+ * ranks and a rank may hold several grid points.  Every observable is kept
+ * per block, and rank 0 combines the blocks in block order, so results do
+ * not depend on the number of ranks or on the assignment.  Particle i of
+ * every grid point uses the same random stream (common random numbers),
+ * which makes differences between grid points less noisy.
+ *
+ * Order of work: (1) rank 0 builds every grid point's model and its theory
+ * first, so a bad input fails before any simulation; (2) each rank runs its
+ * work items, grid point by grid point, keeping block sums and sampled
+ * trajectories in memory; (3) block sums are reduced to rank 0, which
+ * reports, and everything is written to the HDF5 file collectively. */
 #include "nrdiff/run.h"
 #include "nrdiff/error.h"
+#include "nrdiff/h5out.h"
 #include "nrdiff/integrate.h"
 #include "nrdiff/linalg.h"
 #include "nrdiff/log.h"
 #include "nrdiff/model.h"
+#include "nrdiff/observe.h"
 #include "nrdiff/rng.h"
 #include "nrdiff/theory.h"
 
-#include <math.h>
 #include <cblas.h>
+#include <math.h>
 #include <mpi.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-
-/* Per-block sums recorded at every output time. */
-enum {
-  OBS_COUNT,  /* particles */
-  OBS_PHI,    /* sum_k r_k^2: clone-free speciation estimator */
-  OBS_Y2,     /* sum_mu w_mu^2: training-point participation */
-  OBS_NORM2,  /* |y|^2 */
-  OBS_PROJ,   /* class direction . y */
-  OBS_PROJ2,  /* (class direction . y)^2 */
-  OBS_SCORE2, /* |s|^2 */
-  N_OBS
-};
 
 /* The level phi = F(1) at which the project defines t_S (physics.md 4.2). */
 static double phi_level(void) {
   return theory_F(1.0);
 }
 
-typedef struct {
-  long n_out;
-  long *step;   /* output step indices */
-  double *sums; /* n_out x n_blocks x N_OBS */
-} obs_table;
-
-static double *obs_at(obs_table *o, long n_blocks, long out, long b) {
-  return o->sums + ((size_t)out * n_blocks + b) * N_OBS;
+static void *xcalloc(size_t n, size_t size) {
+  void *p = calloc(n ? n : 1, size);
+  if (!p) NRD_ABORT(NRD_EXIT_RUNTIME, "out of memory");
+  return p;
 }
 
-/* Output steps: every `every` steps, plus the last one. */
-static int obs_init(obs_table *o, long steps, long every, long n_blocks) {
-  o->n_out = steps / every + 1 + (steps % every ? 1 : 0);
-  o->step = malloc((size_t)o->n_out * sizeof *o->step);
-  o->sums = calloc((size_t)o->n_out * n_blocks * N_OBS, sizeof *o->sums);
-  if (!o->step || !o->sums) return NRD_ERR_NOMEM;
-  long i = 0;
-  for (long k = 0; k <= steps; k += every)
-    o->step[i++] = k;
-  if (steps % every) o->step[i++] = steps;
-  return NRD_OK;
-}
-
-static void obs_free(obs_table *o) {
-  free(o->step);
-  free(o->sums);
-}
-
-/* Accumulate one block's observables (sums in particle order). */
-static void observe_block(const model *m, long count, const double *Y,
-                          const double *S, const double *resp, const double *y2,
-                          int score_ok, double *acc) {
-  int d = m->d, K = m->mix.K;
-  for (long i = 0; i < count; i++) {
-    const double *y = Y + i * d, *s = S + i * d;
-    double n2 = 0, pr = 0, s2 = 0;
-    for (int j = 0; j < d; j++) {
-      n2 += y[j] * y[j];
-      pr += m->direction[j] * y[j];
-      s2 += s[j] * s[j];
-    }
-    acc[OBS_COUNT] += 1.0;
-    acc[OBS_NORM2] += n2;
-    acc[OBS_PROJ] += pr;
-    acc[OBS_PROJ2] += pr * pr;
-    if (!score_ok) {
-      acc[OBS_PHI] = acc[OBS_Y2] = acc[OBS_SCORE2] = NAN;
-      continue;
-    }
-    acc[OBS_SCORE2] += s2;
-    if (m->n_train > 0) {
-      acc[OBS_Y2] += y2[i];
-    } else {
-      double ph = 0;
-      for (int k = 0; k < K; k++)
-        ph += resp[i * K + k] * resp[i * K + k];
-      acc[OBS_PHI] += ph;
-    }
+/* Output times (statistics) and frames (trajectories): every `every` steps
+ * plus the last step. */
+static long sample_steps(long steps, long every, long *out) {
+  long n = 0;
+  for (long k = 0; k <= steps; k += every) {
+    if (out) out[n] = k;
+    n++;
   }
-}
-
-typedef struct {
-  long n_local; /* local particles */
-  long *blocks; /* local block ids */
-  long n_blocks;
-  long *first; /* first local row of each local block */
-} local_blocks;
-
-static void local_blocks_build(const run_plan *plan, local_blocks *lb) {
-  int rank = nrd_log_rank(), size = nrd_log_size();
-  lb->n_blocks = 0;
-  lb->n_local = 0;
-  lb->blocks = malloc((size_t)(plan->n_blocks / size + 1) * sizeof(long));
-  lb->first = malloc((size_t)(plan->n_blocks / size + 1) * sizeof(long));
-  if (!lb->blocks || !lb->first) NRD_ABORT(NRD_EXIT_RUNTIME, "out of memory");
-  for (long b = rank; b < plan->n_blocks; b += size) {
-    long f, c;
-    plan_block_range(plan, b, &f, &c);
-    lb->blocks[lb->n_blocks] = b;
-    lb->first[lb->n_blocks++] = lb->n_local;
-    lb->n_local += c;
+  if (steps % every) {
+    if (out) out[n] = steps;
+    n++;
   }
+  return n;
 }
+
+/* The blocks of one grid point held by this rank, and what they produce. */
+typedef struct {
+  long n_blocks;   /* local */
+  long *blocks;    /* global block ids, ascending */
+  long *first_row; /* first local particle row of each local block */
+  long n_rows;     /* local particles */
+  double *records; /* n_out x n_blocks x record */
+  long n_traj;     /* local sampled trajectories */
+  long *traj;      /* their index in 0 .. n_traj_total-1 */
+  long *traj_row;  /* their local particle row */
+  double *positions; /* n_frames x n_traj x d */
+} local_work;
+
+static void local_work_free(local_work *w) {
+  free(w->blocks);
+  free(w->first_row);
+  free(w->records);
+  free(w->traj);
+  free(w->traj_row);
+  free(w->positions);
+  memset(w, 0, sizeof *w);
+}
+
+/* Theory and metadata of a grid point, computed by rank 0 up front. */
+typedef struct {
+  double rate, entropy;  /* min Re sigma(A), tr(Q^T Q U) */
+  double critical;       /* theory t_S or t_C (NaN if undefined) */
+  double *phi_theory;    /* n_out: F(kappa_t) (two classes, mixture score) */
+  int empirical, symmetric2, K;
+} point_theory;
+
+/* Shared, read-only description of the run. */
+typedef struct {
+  const nrd_params *p;
+  const run_plan *plan;
+  const double *t; /* steps + 1 forward times, decreasing */
+  long n_out, n_frames, n_traj;
+  long *out_step, *frame_step, *traj_ids;
+  double *out_time, *frame_time;
+  int *owner; /* n_points x n_blocks */
+} run_ctx;
 
 /* Initial condition at forward time T: N(0, S) or the exact p_T. */
 static int initial_state(const nrd_params *p, const model *m,
-                         const run_plan *plan, const local_blocks *lb, double T,
+                         const run_plan *plan, const local_work *lb, double T,
                          double *Y, double *Xi) {
   int d = m->d;
   size_t dd = (size_t)d * d;
@@ -147,7 +125,7 @@ static int initial_state(const nrd_params *p, const model *m,
   for (long ib = 0; rc == NRD_OK && ib < lb->n_blocks; ib++) {
     long first, count;
     plan_block_range(plan, lb->blocks[ib], &first, &count);
-    double *Yb = Y + (size_t)lb->first[ib] * d;
+    double *Yb = Y + (size_t)lb->first_row[ib] * d;
     for (long i = 0; i < count; i++) {
       uint64_t pid = (uint64_t)(first + i);
       rng_normals(m->seed, RNG_PURPOSE_INIT, pid, 0, (size_t)d, Xi + i * d);
@@ -169,6 +147,212 @@ static int initial_state(const nrd_params *p, const model *m,
   return rc;
 }
 
+
+/* ------------------------------------------------------------ theory */
+
+static void theory_for_point(const run_ctx *c, const model *m,
+                             point_theory *th) {
+  const mixture *mx = &m->mix;
+  th->empirical = m->n_train > 0;
+  th->symmetric2 = mx->symmetric2;
+  th->K = mx->K;
+  th->rate = NAN;
+  ou_relaxation_rate(&m->op, &th->rate);
+  th->entropy = ou_entropy_production(&m->op);
+  /* kappa_t = 1 for two symmetric classes, the matrix criterion
+   * (physics.md 4.3) otherwise; for the empirical score the REM collapse
+   * time with the finite-d mixture correction, alpha = ln n / d (an
+   * n, d -> infinity result: a reference, not a prediction, at small d) */
+  double tc = NAN;
+  if (th->empirical) {
+    double alpha = log((double)m->n_train) / m->d;
+    if (alpha > 0) {
+      if (mx->symmetric2)
+        theory_tC_rem_gm2(&m->op, mx->means, mx->cov, alpha, &tc);
+      else
+        theory_tC_rem(&m->op, mx->cov, alpha, &tc);
+    }
+  } else if (mx->symmetric2) {
+    theory_tS_kappa(&m->op, mx->means, mx->cov, &tc);
+  } else if (mx->cov_shared) {
+    theory_tS_matrix(&m->op, mx->K, mx->weights, mx->means, mx->cov, &tc);
+  }
+  th->critical = tc;
+  th->phi_theory = xcalloc((size_t)c->n_out, sizeof *th->phi_theory);
+  for (long i = 0; i < c->n_out; i++) {
+    double kap = NAN;
+    th->phi_theory[i] = NAN;
+    if (!th->empirical && mx->symmetric2 &&
+        theory_kappa(&m->op, mx->means, mx->cov, c->out_time[i], &kap) ==
+            NRD_OK)
+      th->phi_theory[i] = theory_F(kap);
+  }
+}
+
+/* ------------------------------------------------------- local work */
+
+static void local_work_build(const run_ctx *c, int point, int d,
+                             const obs_layout *L, local_work *w) {
+  const run_plan *plan = c->plan;
+  int rank = nrd_log_rank();
+  long B = plan->n_blocks;
+  memset(w, 0, sizeof *w);
+  w->blocks = xcalloc((size_t)B, sizeof *w->blocks);
+  w->first_row = xcalloc((size_t)B, sizeof *w->first_row);
+  w->traj = xcalloc((size_t)c->n_traj, sizeof *w->traj);
+  w->traj_row = xcalloc((size_t)c->n_traj, sizeof *w->traj_row);
+  for (long b = 0; b < B; b++) {
+    if (c->owner[(size_t)point * B + b] != rank) continue;
+    long first, count;
+    plan_block_range(plan, b, &first, &count);
+    w->blocks[w->n_blocks] = b;
+    w->first_row[w->n_blocks++] = w->n_rows;
+    for (long j = 0; j < c->n_traj; j++)
+      if (c->traj_ids[j] >= first && c->traj_ids[j] < first + count) {
+        w->traj[w->n_traj] = j;
+        w->traj_row[w->n_traj++] = w->n_rows + (c->traj_ids[j] - first);
+      }
+    w->n_rows += count;
+  }
+  w->records = xcalloc((size_t)c->n_out * w->n_blocks * L->record,
+                       sizeof *w->records);
+  w->positions = xcalloc((size_t)c->n_frames * w->n_traj * d,
+                         sizeof *w->positions);
+}
+
+/* Progress of rank 0's own work, which plan_assign balanced against the
+ * other ranks' (so its ETA is the run's). */
+typedef struct {
+  double total, done; /* estimated flops of rank 0's work items */
+  double start, last;
+  int points_done, points_total;
+} progress;
+
+static void progress_report(progress *pr, const run_ctx *c, const model *m,
+                            long k, double key, const char *key_name) {
+  double now = nrd_log_elapsed();
+  if (now - pr->last < 5.0 || pr->done <= 0) return;
+  pr->last = now;
+  double f = pr->done / pr->total, spent = now - pr->start;
+  nrd_info("point %d (%d/%d done here) step %ld/%ld t = %.4f %s = %.4f | "
+           "%.3f ms/step, %.0f%% of this rank's work, ETA %.0f s",
+           m->point.index, pr->points_done, pr->points_total, k,
+           c->plan->steps, c->t[k], key_name, key,
+           1e3 * spent / fmax(1, (double)k), 100 * f, spent * (1 - f) / f);
+}
+
+/* Run this rank's blocks of one grid point. */
+static int run_point(const run_ctx *c, const model *m, const obs_layout *L,
+                     local_work *w, double point_cost, progress *pr) {
+  const nrd_params *p = c->p;
+  const run_plan *plan = c->plan;
+  const double *t = c->t;
+  int d = m->d, K = m->mix.K;
+  long steps = plan->steps, bs = plan->block_size;
+  double *Y = xcalloc((size_t)w->n_rows * d, sizeof *Y);
+  double *Ystar = xcalloc((size_t)bs * d, sizeof *Ystar);
+  double *S0 = xcalloc((size_t)bs * d, sizeof *S0);
+  double *S1 = xcalloc((size_t)bs * d, sizeof *S1);
+  double *Xi = xcalloc((size_t)bs * d, sizeof *Xi);
+  double *tmp = xcalloc((size_t)2 * bs * d, sizeof *tmp);
+  double *resp = xcalloc((size_t)bs * K, sizeof *resp);
+  double *y2 = xcalloc((size_t)bs, sizeof *y2);
+  int *nearest = xcalloc((size_t)bs, sizeof *nearest);
+  score_model cur, nxt;
+  step_ops ops;
+  int rc = score_model_init(&cur, m), ops_ok = 0;
+  if (rc == NRD_OK) rc = score_model_init(&nxt, m);
+  if (rc == NRD_OK) rc = step_ops_init(&ops, &m->op, p->integrator.scheme);
+  ops_ok = rc == NRD_OK;
+  double *work = xcalloc(
+      rc == NRD_OK ? score_model_work_size(&cur, (int)bs) : 1, sizeof *work);
+  if (rc == NRD_OK) rc = initial_state(p, m, plan, w, t[0], Y, Xi);
+  int ode = p->integrator.scheme == SCHEME_ODE_HEUN;
+  long out = 0, frame = 0;
+  double step_cost = point_cost / (double)(steps > 0 ? steps : 1);
+  int key = L->empirical ? OBS_PARTICIPATION_Y2 : OBS_SPECIATION_PHI;
+  double key_value = NAN;
+  for (long k = 0; rc == NRD_OK && k <= steps; k++) {
+    int score_ok = score_model_set_time(&cur, t[k]) == NRD_OK;
+    if (!score_ok && k < steps) {
+      rc = NRD_ERR_NUMERIC;
+      break;
+    }
+    int is_out = out < c->n_out && c->out_step[out] == k;
+    if (frame < c->n_frames && c->frame_step[frame] == k) {
+      for (long j = 0; j < w->n_traj; j++)
+        memcpy(w->positions + ((size_t)frame * w->n_traj + j) * d,
+               Y + (size_t)w->traj_row[j] * d, (size_t)d * sizeof *Y);
+      frame++;
+    }
+    if (k < steps) rc = step_ops_set_h(&ops, &m->op, t[k] - t[k + 1]);
+    int next_ok = 0;
+    if (rc == NRD_OK && ode && k < steps)
+      next_ok = score_model_set_time(&nxt, t[k + 1]) == NRD_OK;
+    for (long ib = 0; rc == NRD_OK && ib < w->n_blocks; ib++) {
+      long first, count;
+      plan_block_range(plan, w->blocks[ib], &first, &count);
+      double *Yb = Y + (size_t)w->first_row[ib] * d;
+      if (score_ok)
+        rc = score_model_eval(&cur, (int)count, Yb, S0, resp, NULL, y2, nearest,
+                              work);
+      if (rc != NRD_OK) break;
+      if (is_out)
+        obs_accumulate(L, count, Yb, S0, L->empirical ? NULL : resp,
+                       L->empirical ? y2 : NULL, score_ok,
+                       w->records +
+                           ((size_t)out * w->n_blocks + ib) * L->record);
+      if (k == steps) continue;
+      if (ode) {
+        ode_predict(&ops, (int)count, Yb, S0, Ystar);
+        if (next_ok) {
+          rc = score_model_eval(&nxt, (int)count, Ystar, S1, NULL, NULL, NULL,
+                                NULL, work);
+          ode_correct(&ops, (int)count, Yb, S0, Ystar, S1, tmp);
+        } else { /* score singular at the final time: Euler last step */
+          memcpy(Yb, Ystar, (size_t)count * d * sizeof *Yb);
+        }
+      } else {
+        for (long i = 0; i < count; i++)
+          rng_normals(m->seed, RNG_PURPOSE_STEP, (uint64_t)(first + i),
+                      (uint32_t)k, (size_t)d, Xi + i * d);
+        reverse_sde_step(&ops, (int)count, Yb, S0, Xi, tmp);
+      }
+    }
+    if (is_out) {
+      double sum = 0, n = 0;
+      for (long ib = 0; ib < w->n_blocks; ib++) {
+        const double *r =
+            w->records + ((size_t)out * w->n_blocks + ib) * L->record;
+        sum += r[L->offset[key]];
+        n += r[L->offset[OBS_COUNT]];
+      }
+      key_value = sum / n;
+      out++;
+    }
+    if (pr) {
+      pr->done += step_cost;
+      progress_report(pr, c, m, k, key_value, obs_describe(key)->name);
+    }
+  }
+  if (ops_ok) step_ops_free(&ops);
+  score_model_free(&cur);
+  score_model_free(&nxt);
+  free(Y);
+  free(Ystar);
+  free(S0);
+  free(S1);
+  free(Xi);
+  free(tmp);
+  free(resp);
+  free(y2);
+  free(nearest);
+  free(work);
+  return rc;
+}
+
+/* ------------------------------------------------------------ report */
+
 /* Linear interpolation of the first crossing of `level` by y(t), scanning in
  * the order of the arrays (decreasing t); NAN if there is none. */
 static double crossing(long n, const double *t, const double *y, double level) {
@@ -181,49 +365,46 @@ static double crossing(long n, const double *t, const double *y, double level) {
   return NAN;
 }
 
-/* Report one grid point from the block sums (rank 0).  Errors are jackknife
- * errors over blocks: leave one block out, recompute, take the spread. */
-static void report_point(const nrd_params *p, const model *m,
-                         const run_plan *plan, obs_table *o, const double *t,
-                         double *tS_meas, double *tS_err, double *tS_theory) {
-  long B = plan->n_blocks, n = o->n_out;
-  double *tt = malloc((size_t)n * sizeof *tt);
-  double *phi = malloc((size_t)n * sizeof *phi);
-  double *err = malloc((size_t)n * sizeof *err);
-  double *tot = calloc((size_t)n * N_OBS, sizeof *tot);
-  double *jk = malloc((size_t)n * sizeof *jk);
-  double *jk_cross = malloc((size_t)B * sizeof *jk_cross);
-  if (!tt || !phi || !err || !tot || !jk || !jk_cross)
-    NRD_ABORT(NRD_EXIT_RUNTIME, "out of memory");
+/* Rank 0: print one grid point and measure its critical time from the
+ * block sums (n_out x n_blocks x record); errors are jackknife errors over
+ * blocks (leave one block out, recompute, take the spread). */
+static void report_point(const run_ctx *c, const grid_point *g,
+                         const point_theory *th, const obs_layout *L,
+                         const double *blocks, double meas[2]) {
+  long B = c->plan->n_blocks, n = c->n_out, R = L->record;
+  const double *tt = c->out_time;
+  int key = th->empirical ? OBS_PARTICIPATION_Y2 : OBS_SPECIATION_PHI;
+  int ko = L->offset[key], co = L->offset[OBS_COUNT];
+  int no = L->offset[OBS_NORM2];
+  double *phi = xcalloc((size_t)n, sizeof *phi);
+  double *err = xcalloc((size_t)n, sizeof *err);
+  double *num = xcalloc((size_t)n, sizeof *num);
+  double *cnt = xcalloc((size_t)n, sizeof *cnt);
+  double *nrm = xcalloc((size_t)n, sizeof *nrm);
+  double *jk = xcalloc((size_t)n, sizeof *jk);
+  double *jk_cross = xcalloc((size_t)B, sizeof *jk_cross);
   for (long i = 0; i < n; i++) {
-    tt[i] = t[o->step[i]];
-    for (long b = 0; b < B; b++)
-      for (int q = 0; q < N_OBS; q++)
-        tot[i * N_OBS + q] += obs_at(o, B, i, b)[q];
+    for (long b = 0; b < B; b++) {
+      const double *r = blocks + ((size_t)i * B + b) * R;
+      num[i] += r[ko];
+      cnt[i] += r[co];
+      nrm[i] += r[no];
+    }
+    phi[i] = num[i] / cnt[i];
   }
-  int emp = m->n_train > 0;
-  int key = emp ? OBS_Y2 : OBS_PHI;
-  for (long i = 0; i < n; i++)
-    phi[i] = tot[i * N_OBS + key] / tot[i * N_OBS + OBS_COUNT];
-  double level = emp ? 0.5 : phi_level();
-  double c = crossing(n, tt, phi, level);
-  /* jackknife over blocks for the curve and the crossing */
-  for (long i = 0; i < n; i++)
-    err[i] = 0;
-  double cmean = 0;
-  int cvalid = B > 1 && !isnan(c);
+  double level = th->empirical ? 0.5 : phi_level();
+  double cr = crossing(n, tt, phi, level), cmean = 0, cerr = 0;
+  int cvalid = B > 1 && !isnan(cr);
   for (long b = 0; b < B; b++) {
     for (long i = 0; i < n; i++) {
-      const double *s = obs_at(o, B, i, b);
-      jk[i] = (tot[i * N_OBS + key] - s[key]) /
-              (tot[i * N_OBS + OBS_COUNT] - s[OBS_COUNT]);
+      const double *r = blocks + ((size_t)i * B + b) * R;
+      jk[i] = (num[i] - r[ko]) / (cnt[i] - r[co]);
       err[i] += (jk[i] - phi[i]) * (jk[i] - phi[i]);
     }
     jk_cross[b] = crossing(n, tt, jk, level);
     if (isnan(jk_cross[b])) cvalid = 0;
     cmean += jk_cross[b] / B;
   }
-  double cerr = 0;
   for (long i = 0; i < n; i++)
     err[i] = sqrt(err[i] * (B - 1) / B);
   if (cvalid) {
@@ -234,36 +415,13 @@ static void report_point(const nrd_params *p, const model *m,
     cerr = NAN;
   }
 
-  /* theory: kappa_t = 1 for two symmetric classes, the matrix criterion
-   * (physics.md 4.3) otherwise; for the empirical score the REM collapse
-   * time with the finite-d mixture correction, alpha = ln n / d (an
-   * n, d -> infinity result: a reference, not a prediction, at small d) */
-  double th = NAN;
-  const mixture *mx = &m->mix;
-  if (emp) {
-    double alpha = log((double)m->n_train) / m->d;
-    if (alpha > 0) {
-      if (mx->symmetric2)
-        theory_tC_rem_gm2(&m->op, mx->means, mx->cov, alpha, &th);
-      else
-        theory_tC_rem(&m->op, mx->cov, alpha, &th);
-    }
-  } else if (mx->symmetric2) {
-    theory_tS_kappa(&m->op, mx->means, mx->cov, &th);
-  } else if (mx->cov_shared) {
-    theory_tS_matrix(&m->op, mx->K, mx->weights, mx->means, mx->cov, &th);
-  }
-
-  const grid_point *g = &m->point;
   printf("\nGrid point %d: d = %ld, separation = %g, strength g = %g, "
          "n_train = %ld\n",
          g->index, g->dimension, g->separation, g->strength, g->n_train);
-  double rate = NAN;
-  ou_relaxation_rate(&m->op, &rate);
   printf("  relaxation rate min Re sigma(A) = %.4f, entropy production = "
          "%.4g\n",
-         rate, ou_entropy_production(&m->op));
-  if (emp)
+         th->rate, th->entropy);
+  if (th->empirical)
     printf("  %10s %12s %10s %12s\n", "t", "Y2", "+-", "E|y|^2");
   else
     printf("  %10s %12s %10s %12s %12s\n", "t", "phi(t)", "+-", "F(kappa_t)",
@@ -271,45 +429,30 @@ static void report_point(const nrd_params *p, const model *m,
   long stride = n > 24 ? (n + 23) / 24 : 1;
   for (long i = 0; i < n; i++) {
     if (i % stride && i != n - 1) continue;
-    double y2 = tot[i * N_OBS + OBS_NORM2] / tot[i * N_OBS + OBS_COUNT];
-    if (emp) {
+    double y2 = nrm[i] / cnt[i];
+    if (th->empirical)
       printf("  %10.4f %12.5f %10.5f %12.5g\n", tt[i], phi[i], err[i], y2);
-    } else {
-      double th_phi = NAN;
-      if (mx->symmetric2) {
-        double kap = NAN;
-        if (theory_kappa(&m->op, mx->means, mx->cov, tt[i], &kap) == NRD_OK)
-          th_phi = theory_F(kap);
-      }
+    else
       printf("  %10.4f %12.5f %10.5f %12.5f %12.5g\n", tt[i], phi[i], err[i],
-             th_phi, y2);
-    }
+             th->phi_theory[i], y2);
   }
-  if (emp)
+  if (th->empirical)
     printf("  measured: Y2 crosses 1/2 at t = %.4f +- %.4f; REM collapse time "
            "t_C (d -> infinity, alpha = ln n / d) = %.4f\n",
-           c, cerr, th);
+           cr, cerr, th->critical);
   else
     printf("  measured t_S (phi crosses F(1) = %.4f) = %.4f +- %.4f; "
            "theory (%s) = %.4f\n",
-           level, c, cerr,
-           mx->symmetric2 ? "kappa_t = 1" : "matrix criterion", th);
-  /* A digest of every block sum: equal digests mean bit-identical science,
-   * whatever the number of ranks. */
-  unsigned long long h = 1469598103934665603ULL;
-  const unsigned char *bytes = (const unsigned char *)o->sums;
-  size_t nbytes = (size_t)n * B * N_OBS * sizeof *o->sums;
-  for (size_t i = 0; i < nbytes; i++)
-    h = (h ^ bytes[i]) * 1099511628211ULL;
-  printf("  observables checksum: %016llx\n", h);
-  *tS_meas = c;
-  *tS_err = cerr;
-  *tS_theory = th;
-  (void)p;
-  free(tt);
+           level, cr, cerr, th->symmetric2 ? "kappa_t = 1" : "matrix criterion",
+           th->critical);
+  fflush(stdout);
+  meas[0] = cr;
+  meas[1] = cerr;
   free(phi);
   free(err);
-  free(tot);
+  free(num);
+  free(cnt);
+  free(nrm);
   free(jk);
   free(jk_cross);
 }
@@ -329,17 +472,19 @@ static int reversible_partner(const run_plan *plan, int i) {
 
 /* Findings: per grid point the measured critical time, its theory, the
  * deviation in units of the error, and the shift relative to the
- * reversible process (g = 0) at the same d, separation and n. */
+ * reversible process (g = 0) at the same d, separation and n.
+ * meas: n_points x 3 (measured, error, theory), NaN for points not run. */
 static void print_summary(const run_plan *plan, const double *meas) {
   printf("\nSummary: critical time per grid point (n_train = 0: speciation "
          "t_S, phi crossing F(1) vs kappa_t = 1;\n         n_train > 0: Y2 "
          "crossing 1/2 vs the REM collapse time)\n");
   printf("  %5s %9s %10s %8s %7s %9s %8s %9s %7s %11s\n", "index", "dimension",
-         "separation", "strength", "n_train", "measured", "+-", "theory",
-         "z", "t/t(g=0)");
+         "separation", "strength", "n_train", "measured", "+-", "theory", "z",
+         "t/t(g=0)");
   for (int i = 0; i < plan->n_points; i++) {
     const grid_point *g = &plan->points[i];
     const double *x = meas + 3 * i;
+    if (isnan(x[0]) && isnan(x[2])) continue;
     int r = reversible_partner(plan, i);
     double ratio = r >= 0 ? x[0] / meas[3 * r] : NAN;
     printf("  %5d %9ld %10g %8g %7ld %9.4f %8.4f %9.4f %7.2f %11.4f\n",
@@ -351,149 +496,219 @@ static void print_summary(const run_plan *plan, const double *meas) {
   fflush(stdout);
 }
 
-/* Run one grid point; rank 0 gets the reduced block sums in `o`. */
-static int run_point(const nrd_params *p, const run_plan *plan, const model *m,
-                     const double *t, obs_table *o) {
-  int d = m->d, K = m->mix.K;
+/* ------------------------------------------------------------ driver */
+
+static void ctx_build(run_ctx *c, const nrd_params *p, const run_plan *plan,
+                      const double *t, int only_point) {
+  memset(c, 0, sizeof *c);
+  c->p = p;
+  c->plan = plan;
+  c->t = t;
   long steps = plan->steps;
-  local_blocks lb;
-  local_blocks_build(plan, &lb);
-  long bs = plan->block_size, nl = lb.n_local;
-  size_t rows = (size_t)(nl > 0 ? nl : 1);
-  double *Y = malloc(rows * d * sizeof *Y);
-  double *Ystar = malloc((size_t)bs * d * sizeof *Ystar);
-  double *S0 = malloc((size_t)bs * d * sizeof *S0);
-  double *S1 = malloc((size_t)bs * d * sizeof *S1);
-  double *Xi = malloc((size_t)bs * d * sizeof *Xi);
-  double *tmp = malloc((size_t)2 * bs * d * sizeof *tmp);
-  double *resp = malloc((size_t)bs * K * sizeof *resp);
-  double *y2 = malloc((size_t)bs * sizeof *y2);
-  int *nearest = malloc((size_t)bs * sizeof *nearest);
-  score_model cur, nxt;
-  int rc = score_model_init(&cur, m);
-  if (rc == NRD_OK) rc = score_model_init(&nxt, m);
-  step_ops ops;
-  if (rc == NRD_OK) rc = step_ops_init(&ops, &m->op, p->integrator.scheme);
-  size_t wsz = rc == NRD_OK ? score_model_work_size(&cur, (int)bs) : 0;
-  double *work = malloc((wsz ? wsz : 1) * sizeof *work);
-  if (!Y || !Ystar || !S0 || !S1 || !Xi || !tmp || !resp || !y2 || !nearest ||
-      !work)
-    rc = NRD_ERR_NOMEM;
-  if (rc == NRD_OK) rc = initial_state(p, m, plan, &lb, t[0], Y, Xi);
-  int ode = p->integrator.scheme == SCHEME_ODE_HEUN;
-  long out = 0;
-  double start = nrd_log_elapsed(), last_report = start;
-  for (long k = 0; rc == NRD_OK && k <= steps; k++) {
-    int score_ok = score_model_set_time(&cur, t[k]) == NRD_OK;
-    if (!score_ok && k < steps) {
-      rc = NRD_ERR_NUMERIC;
-      break;
-    }
-    int is_out = out < o->n_out && o->step[out] == k;
-    if (k < steps) rc = step_ops_set_h(&ops, &m->op, t[k] - t[k + 1]);
-    int next_ok = 0;
-    if (rc == NRD_OK && ode && k < steps)
-      next_ok = score_model_set_time(&nxt, t[k + 1]) == NRD_OK;
-    for (long ib = 0; rc == NRD_OK && ib < lb.n_blocks; ib++) {
-      long first, count;
-      plan_block_range(plan, lb.blocks[ib], &first, &count);
-      double *Yb = Y + (size_t)lb.first[ib] * d;
-      if (score_ok)
-        rc = score_model_eval(&cur, (int)count, Yb, S0, resp, NULL, y2, nearest,
-                              work);
-      if (rc != NRD_OK) break;
-      if (is_out)
-        observe_block(m, count, Yb, S0, resp, y2, score_ok,
-                      obs_at(o, plan->n_blocks, out, lb.blocks[ib]));
-      if (k == steps) continue;
-      if (ode) {
-        ode_predict(&ops, (int)count, Yb, S0, Ystar);
-        if (next_ok) {
-          rc = score_model_eval(&nxt, (int)count, Ystar, S1, NULL, NULL, NULL,
-                                NULL, work);
-          ode_correct(&ops, (int)count, Yb, S0, Ystar, S1, tmp);
-        } else { /* score singular at the final time: Euler last step */
-          memcpy(Yb, Ystar, (size_t)count * d * sizeof *Yb);
-        }
-      } else {
-        for (long i = 0; i < count; i++)
-          rng_normals(m->seed, RNG_PURPOSE_STEP, (uint64_t)(first + i),
-                      (uint32_t)k, (size_t)d, Xi + i * d);
-        reverse_sde_step(&ops, (int)count, Yb, S0, Xi, tmp);
-      }
-    }
-    if (is_out) out++;
-    double now = nrd_log_elapsed();
-    if (now - last_report > 5.0 && k > 0) {
-      double per_step = (now - start) / (double)k;
-      nrd_info("grid point %d/%d: step %ld/%ld, t = %.4f, %.2f ms/step, "
-               "ETA for this point %.0f s",
-               m->point.index + 1, plan->n_points, k, steps, t[k],
-               1e3 * per_step, per_step * (double)(steps - k));
-      last_report = now;
-    }
-  }
-  /* Make the status collective before any further collective call. */
-  int any_bad = rc != NRD_OK, bad = 0;
-  NRD_MPI_CHECK(
-      MPI_Allreduce(&any_bad, &bad, 1, MPI_INT, MPI_MAX, MPI_COMM_WORLD));
-  if (!bad) {
-    /* Each block's sums are non-zero on exactly one rank, so this sum is
-     * exact and independent of the rank count. */
-    size_t n = (size_t)o->n_out * plan->n_blocks * N_OBS;
-    void *sendbuf = nrd_log_rank() == 0 ? MPI_IN_PLACE : (void *)o->sums;
-    NRD_MPI_CHECK(MPI_Reduce(sendbuf, o->sums, (int)n, MPI_DOUBLE, MPI_SUM, 0,
-                             MPI_COMM_WORLD));
-  }
-  step_ops_free(&ops);
-  score_model_free(&cur);
-  score_model_free(&nxt);
-  free(Y);
-  free(Ystar);
-  free(S0);
-  free(S1);
-  free(Xi);
-  free(tmp);
-  free(resp);
-  free(y2);
-  free(nearest);
-  free(work);
-  free(lb.blocks);
-  free(lb.first);
-  return bad ? (rc != NRD_OK ? rc : NRD_ERR_NUMERIC) : NRD_OK;
+  c->n_out = sample_steps(steps, p->output.every, NULL);
+  c->out_step = xcalloc((size_t)c->n_out, sizeof *c->out_step);
+  c->out_time = xcalloc((size_t)c->n_out, sizeof *c->out_time);
+  sample_steps(steps, p->output.every, c->out_step);
+  for (long i = 0; i < c->n_out; i++)
+    c->out_time[i] = t[c->out_step[i]];
+  c->n_frames = sample_steps(steps, p->output.trajectory_every, NULL);
+  c->frame_step = xcalloc((size_t)c->n_frames, sizeof *c->frame_step);
+  c->frame_time = xcalloc((size_t)c->n_frames, sizeof *c->frame_time);
+  sample_steps(steps, p->output.trajectory_every, c->frame_step);
+  for (long i = 0; i < c->n_frames; i++)
+    c->frame_time[i] = t[c->frame_step[i]];
+  /* sampled trajectories: evenly spread particle ids */
+  c->n_traj = p->output.trajectories < plan->particles ? p->output.trajectories
+                                                       : plan->particles;
+  c->traj_ids = xcalloc((size_t)c->n_traj, sizeof *c->traj_ids);
+  for (long j = 0; j < c->n_traj; j++)
+    c->traj_ids[j] = (long)((double)j * plan->particles / c->n_traj);
+  c->owner = xcalloc((size_t)plan->n_points * plan->n_blocks, sizeof *c->owner);
+  if (plan_assign(plan, nrd_log_size(), only_point, c->owner, NULL) != NRD_OK)
+    NRD_ABORT(NRD_EXIT_RUNTIME, "out of memory");
 }
 
-int run_simulation(const nrd_params *p, const run_plan *plan) {
-  double *t = malloc((size_t)(plan->steps + 1) * sizeof *t);
-  if (!t || timegrid_build(p->time.spacing, p->time.T, p->time.t_min,
-                           plan->steps, t) != NRD_OK)
-    nrd_fatal(NRD_EXIT_RUNTIME, "cannot build the time grid");
-  int rank = nrd_log_rank();
-  double *meas = calloc((size_t)plan->n_points * 3, sizeof *meas);
-  for (int i = 0; i < plan->n_points; i++) {
+static void ctx_free(run_ctx *c) {
+  free(c->out_step);
+  free(c->out_time);
+  free(c->frame_step);
+  free(c->frame_time);
+  free(c->traj_ids);
+  free(c->owner);
+}
+
+/* Rank 0 builds every selected point's model and theory; a bad input (say,
+ * a U file of the wrong shape) is a collective usage error before any
+ * simulation or output. */
+static void prepare_theory(const run_ctx *c, int only_point,
+                           point_theory *th) {
+  char err[1024] = "";
+  int status = NRD_OK;
+  for (int i = 0; nrd_log_rank() == 0 && i < c->plan->n_points; i++) {
+    if (only_point >= 0 && i != only_point) continue;
     model m;
-    char err[1024] = "";
-    int rc = model_build(&m, p, &plan->points[i], err, sizeof err);
-    if (rc != NRD_OK)
-      nrd_fatal(rc == NRD_ERR_INPUT ? NRD_EXIT_USAGE : NRD_EXIT_RUNTIME, "%s",
-                err);
-    obs_table o;
-    if (obs_init(&o, plan->steps, p->output.every, plan->n_blocks) != NRD_OK)
-      NRD_ABORT(NRD_EXIT_RUNTIME, "out of memory");
-    double t0 = nrd_log_elapsed();
-    rc = run_point(p, plan, &m, t, &o);
-    if (rc != NRD_OK)
-      nrd_fatal(NRD_EXIT_RUNTIME, "grid point %d failed: %s", i,
-                nrd_strerror(rc));
-    nrd_info("grid point %d done in %.2f s", i, nrd_log_elapsed() - t0);
-    if (rank == 0)
-      report_point(p, &m, plan, &o, t, &meas[3 * i], &meas[3 * i + 1],
-                   &meas[3 * i + 2]);
-    obs_free(&o);
+    status = model_build(&m, c->p, &c->plan->points[i], err, sizeof err);
+    if (status != NRD_OK) break;
+    theory_for_point(c, &m, &th[i]);
     model_free(&m);
   }
-  if (rank == 0) print_summary(plan, meas);
+  NRD_MPI_CHECK(MPI_Bcast(&status, 1, MPI_INT, 0, MPI_COMM_WORLD));
+  NRD_MPI_CHECK(MPI_Bcast(err, sizeof err, MPI_CHAR, 0, MPI_COMM_WORLD));
+  if (status != NRD_OK)
+    nrd_fatal(status == NRD_ERR_INPUT ? NRD_EXIT_USAGE : NRD_EXIT_RUNTIME,
+              "%s", err[0] ? err : nrd_strerror(status));
+}
+
+int run_simulation(const nrd_params *p, const run_plan *plan, int only_point,
+                   const char *command_line) {
+  double t_start = nrd_log_elapsed();
+  double *t = xcalloc((size_t)plan->steps + 1, sizeof *t);
+  if (timegrid_build(p->time.spacing, p->time.T, p->time.t_min, plan->steps,
+                     t) != NRD_OK)
+    nrd_fatal(NRD_EXIT_RUNTIME, "cannot build the time grid");
+  int rank = nrd_log_rank(), P = plan->n_points;
+  run_ctx c;
+  ctx_build(&c, p, plan, t, only_point);
+  point_theory *th = xcalloc((size_t)P, sizeof *th);
+  prepare_theory(&c, only_point, th);
+
+  h5out out;
+  h5out_open(&out, p, plan, command_line);
+
+  /* (2) this rank's work items, point by point */
+  progress pr = {.start = nrd_log_elapsed(), .last = nrd_log_elapsed()};
+  for (int i = 0; i < P; i++)
+    for (long b = 0; b < plan->n_blocks; b++)
+      if (c.owner[(size_t)i * plan->n_blocks + b] == rank) {
+        long first, count;
+        plan_block_range(plan, b, &first, &count);
+        pr.total += plan->flops[i] * count / plan->particles;
+        if (b == 0 || c.owner[(size_t)i * plan->n_blocks + b - 1] != rank)
+          pr.points_total++;
+      }
+  local_work *lw = xcalloc((size_t)P, sizeof *lw);
+  obs_layout *lay = xcalloc((size_t)P, sizeof *lay);
+  int rc = NRD_OK, failed_point = -1;
+  for (int i = 0; rc == NRD_OK && i < P; i++) {
+    if (only_point >= 0 && i != only_point) continue;
+    model m;
+    char err[1024];
+    if (model_build(&m, p, &plan->points[i], err, sizeof err) != NRD_OK)
+      NRD_ABORT(NRD_EXIT_RUNTIME, "grid point %d: %s", i, err);
+    if (obs_layout_init(&lay[i], m.d, m.mix.K, m.mix.means, m.n_train > 0) !=
+        NRD_OK)
+      NRD_ABORT(NRD_EXIT_RUNTIME, "out of memory");
+    local_work_build(&c, i, m.d, &lay[i], &lw[i]);
+    if (lw[i].n_blocks > 0) {
+      double share = plan->flops[i] * lw[i].n_rows / plan->particles;
+      rc = run_point(&c, &m, &lay[i], &lw[i], share, rank == 0 ? &pr : NULL);
+      if (rc != NRD_OK) failed_point = i;
+      pr.points_done++;
+    }
+    model_free(&m);
+  }
+  int bad = rc != NRD_OK, any_bad = 0;
+  NRD_MPI_CHECK(
+      MPI_Allreduce(&bad, &any_bad, 1, MPI_INT, MPI_MAX, MPI_COMM_WORLD));
+  if (bad)
+    nrd_warn("rank %d: grid point %d failed: %s", rank, failed_point,
+             nrd_strerror(rc));
+  if (any_bad) {
+    h5out_abandon(&out);
+    nrd_fatal(NRD_EXIT_RUNTIME, "the simulation failed (see the messages "
+                                "above); no output written");
+  }
+
+  /* (3) reduce, report, write */
+  double *meas = xcalloc((size_t)P * 3, sizeof *meas);
+  for (int i = 0; i < 3 * P; i++)
+    meas[i] = NAN;
+  long B = plan->n_blocks;
+  for (int i = 0; i < P; i++) {
+    if (only_point >= 0 && i != only_point) continue;
+    const obs_layout *L = &lay[i];
+    size_t R = (size_t)L->record, n = (size_t)c.n_out * B * R;
+    /* every block's record is non-zero on exactly one rank, so this sum is
+     * exact and independent of the rank count */
+    double *blocks = xcalloc(n, sizeof *blocks);
+    for (long o = 0; o < c.n_out; o++)
+      for (long ib = 0; ib < lw[i].n_blocks; ib++)
+        memcpy(blocks + ((size_t)o * B + lw[i].blocks[ib]) * R,
+               lw[i].records + ((size_t)o * lw[i].n_blocks + ib) * R,
+               R * sizeof *blocks);
+    void *send = rank == 0 ? MPI_IN_PLACE : (void *)blocks;
+    NRD_MPI_CHECK(MPI_Reduce(send, blocks, (int)n, MPI_DOUBLE, MPI_SUM, 0,
+                             MPI_COMM_WORLD));
+    double *total = NULL;
+    double m2[2] = {NAN, NAN};
+    if (rank == 0) {
+      total = xcalloc((size_t)c.n_out * R, sizeof *total);
+      for (long o = 0; o < c.n_out; o++)
+        for (long b = 0; b < B; b++)
+          for (size_t q = 0; q < R; q++)
+            total[o * R + q] += blocks[((size_t)o * B + b) * R + q];
+      report_point(&c, &plan->points[i], &th[i], L, blocks, m2);
+      meas[3 * i] = m2[0];
+      meas[3 * i + 1] = m2[1];
+      meas[3 * i + 2] = th[i].critical;
+    }
+    const grid_point *g = &plan->points[i];
+    h5out_point pt = {
+        .index = i,
+        .dimension = g->dimension,
+        .n_train = g->n_train,
+        .classes = p->data.classes,
+        .separation = g->separation,
+        .strength = g->strength,
+        .relaxation_rate = th[i].rate,
+        .entropy_production = th[i].entropy,
+        .critical_kind = g->n_train > 0 ? "collapse" : "speciation",
+        .critical_theory = th[i].critical,
+        .critical_measured = m2[0],
+        .critical_error = m2[1],
+        .layout = L,
+        .n_out = c.n_out,
+        .out_step = c.out_step,
+        .out_time = c.out_time,
+        .total = total,
+        .n_blocks = B,
+        .n_local_blocks = lw[i].n_blocks,
+        .local_blocks = lw[i].blocks,
+        .local_records = lw[i].records,
+        .n_traj = c.n_traj,
+        .n_frames = c.n_frames,
+        .traj_ids = c.traj_ids,
+        .frame_step = c.frame_step,
+        .frame_time = c.frame_time,
+        .n_local_traj = lw[i].n_traj,
+        .local_traj = lw[i].traj,
+        .local_positions = lw[i].positions,
+    };
+    h5out_write_point(&out, p, &pt);
+    free(total);
+    free(blocks);
+  }
+  double wall = nrd_log_elapsed() - t_start;
+  h5out_close(&out, wall);
+  if (rank == 0) {
+    print_summary(plan, meas);
+    long n_run = only_point >= 0 ? 1 : P;
+    double psteps = (double)n_run * plan->particles * plan->steps;
+    printf("\nDone: %ld grid point(s), %.3g particle-steps in %.1f s on %d "
+           "rank(s): %.3g particle-steps/s.  Output: %s\n",
+           n_run, psteps, wall, nrd_log_size(), psteps / wall, p->output.file);
+    fflush(stdout);
+  }
+  for (int i = 0; i < P; i++) {
+    local_work_free(&lw[i]);
+    obs_layout_free(&lay[i]);
+    free(th[i].phi_theory);
+  }
+  free(lw);
+  free(lay);
+  free(th);
   free(meas);
+  ctx_free(&c);
   free(t);
   return NRD_EXIT_OK;
 }

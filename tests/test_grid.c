@@ -7,6 +7,9 @@
 
 #include <cmocka.h>
 
+#include <math.h>
+#include <stdlib.h>
+
 #include "nrdiff/error.h"
 #include "nrdiff/grid.h"
 #include "nrdiff/params.h"
@@ -82,11 +85,52 @@ static void test_costs_grow(void **state) {
   params_free(&p);
 }
 
+/* plan_assign: every selected block has exactly one owner in [0, nranks),
+ * the load is balanced to within one work item (LPT's guarantee is 4/3 of
+ * the optimum; with many items the spread is at most the largest item), one
+ * rank gets everything, and only_point leaves the other points unowned. */
+static void test_assign(void **state) {
+  (void)state;
+  nrd_params p;
+  params_init_defaults(&p);
+  set_axes(&p);
+  run_plan plan;
+  assert_int_equal(plan_build(&p, &plan), NRD_OK);
+  long B = plan.n_blocks, n = (long)plan.n_points * B;
+  int *owner = malloc((size_t)n * sizeof *owner);
+  for (int nr = 1; nr <= 5; nr++) {
+    double load[5], total = 0, biggest = 0;
+    assert_int_equal(plan_assign(&plan, nr, -1, owner, load), NRD_OK);
+    for (long k = 0; k < n; k++)
+      assert_true(owner[k] >= 0 && owner[k] < nr);
+    for (int i = 0; i < plan.n_points; i++) {
+      total += plan.flops[i];
+      biggest = fmax(biggest, plan.flops[i] * plan.block_size / plan.particles);
+    }
+    double lo = load[0], hi = load[0], sum = 0;
+    for (int q = 0; q < nr; q++) {
+      lo = fmin(lo, load[q]);
+      hi = fmax(hi, load[q]);
+      sum += load[q];
+    }
+    assert_true(fabs(sum - total) <= 1e-9 * total);
+    assert_true(hi - lo <= biggest * (1 + 1e-12));
+  }
+  assert_int_equal(plan_assign(&plan, 3, 2, owner, NULL), NRD_OK);
+  for (int i = 0; i < plan.n_points; i++)
+    for (long b = 0; b < B; b++)
+      assert_true(i == 2 ? owner[i * B + b] >= 0 : owner[i * B + b] == -1);
+  free(owner);
+  plan_free(&plan);
+  params_free(&p);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_product_order),
       cmocka_unit_test(test_blocks),
       cmocka_unit_test(test_costs_grow),
+      cmocka_unit_test(test_assign),
   };
   return cmocka_run_group_tests_name("grid", tests, NULL, NULL);
 }

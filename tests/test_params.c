@@ -193,11 +193,35 @@ static void test_defaults(void **state) {
   params_free(&b);
 }
 
+/* params_value_yaml: each value as the YAML text --print-params writes,
+ * which parses back to the same value. */
+static void test_value_yaml(void **state) {
+  (void)state;
+  nrd_params p;
+  params_init_defaults(&p);
+  char err[256];
+  char *ov[] = {"grid.strength=[0, 0.5]", "output.file=out.h5",
+                "output.overwrite=true"};
+  assert_int_equal(params_load(&p, NULL, 3, ov, err, sizeof err), NRD_OK);
+  char *v = params_value_yaml(&p, entry("grid.strength"));
+  assert_string_equal(v, "[0.0, 0.5]");
+  free(v);
+  v = params_value_yaml(&p, entry("output.file"));
+  assert_string_equal(v, "\"out.h5\"");
+  free(v);
+  v = params_value_yaml(&p, entry("output.overwrite"));
+  assert_string_equal(v, "true");
+  free(v);
+  assert_int_equal(p.output.overwrite, 1);
+  assert_null(params_value_yaml(&p, -1));
+  params_free(&p);
+}
+
 static void test_schema_accessors(void **state) {
   (void)state;
-  assert_int_equal(params_schema_size(), 35);
+  assert_int_equal(params_schema_size(), 36);
   const char *restartable[] = {"run.max_wall_time", "output.every",
-                               "output.trajectory_every"};
+                               "output.trajectory_every", "output.overwrite"};
   int n_restartable = 0;
   for (int i = 0; i < params_schema_size(); i++) {
     const char *name = params_schema_name(i);
@@ -205,8 +229,8 @@ static void test_schema_accessors(void **state) {
     assert_int_equal(params_schema_find(name), i);
     n_restartable += params_schema_restartable(i);
   }
-  assert_int_equal(n_restartable, 3);
-  for (int k = 0; k < 3; k++)
+  assert_int_equal(n_restartable, 4);
+  for (int k = 0; k < 4; k++)
     assert_true(params_schema_restartable(entry(restartable[k])));
   assert_false(params_schema_restartable(entry("grid.dimension")));
   assert_null(params_schema_name(-1));
@@ -976,6 +1000,7 @@ int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_defaults),
       cmocka_unit_test(test_schema_accessors),
+      cmocka_unit_test(test_value_yaml),
       cmocka_unit_test(test_enum_order_matches_header),
       cmocka_unit_test(test_print_defaults_round_trip),
       cmocka_unit_test(test_good_file_with_lists),

@@ -38,4 +38,16 @@ void plan_print(const run_plan *plan, const nrd_params *p, int nranks,
 /* Particles [first, first+count) of block b. */
 void plan_block_range(const run_plan *plan, long b, long *first, long *count);
 
+/* Work assignment: owner[i * n_blocks + b] is the rank that runs block b of
+ * grid point i (-1: not run, when only_point >= 0 selects a single point).
+ * Greedy longest-processing-time over (point, block) work items, each
+ * costing its share of the point's estimated flops: the most expensive
+ * item goes to the least loaded rank (ties: lowest rank).  A point may span
+ * several ranks and a rank may hold several points.  A pure function of the
+ * plan, nranks and only_point: every rank computes the same table, and no
+ * result depends on it (sums are kept per block).  load (nranks, may be
+ * NULL) receives each rank's estimated flops. */
+int plan_assign(const run_plan *plan, int nranks, int only_point, int *owner,
+                double *load);
+
 #endif

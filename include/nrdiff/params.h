@@ -73,6 +73,7 @@ typedef struct nrd_params {
   } experiment;
   struct {
     char *file;
+    int overwrite;        /* 0 = false, 1 = true */
     long every;
     long trajectories;
     long trajectory_every;
@@ -118,6 +119,10 @@ void params_write_resolved(const nrd_params *p, FILE *out);
  * a pack of this schema), leaving it unchanged on failure. */
 int params_pack(const nrd_params *p, char **buf, size_t *len);
 int params_unpack(nrd_params *p, const char *buf, size_t len);
+
+/* The value of entry i as YAML text ("[2, 4]", "0.5", "\"out.h5\""),
+ * malloc'd (NULL if out of memory or i is out of range). */
+char *params_value_yaml(const nrd_params *p, int i);
 
 /* Number of schema entries and the dotted name of entry i (for tools). */
 int params_schema_size(void);

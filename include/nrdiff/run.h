@@ -7,7 +7,10 @@
 #include "nrdiff/grid.h"
 #include "nrdiff/params.h"
 
-/* Collective over MPI_COMM_WORLD; returns a process exit status. */
-int run_simulation(const nrd_params *p, const run_plan *plan);
+/* Collective over MPI_COMM_WORLD; returns a process exit status.
+ * only_point >= 0 runs that grid point alone (--grid-index); command_line is
+ * recorded in the output's provenance. */
+int run_simulation(const nrd_params *p, const run_plan *plan, int only_point,
+                   const char *command_line);
 
 #endif

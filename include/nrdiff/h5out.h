@@ -1,0 +1,66 @@
+/* The run's HDF5 output file (layout: doc/file-format.md), written with
+ * parallel HDF5 over MPI_COMM_WORLD.  Every function is collective: every
+ * rank calls it with the same arguments except where a comment says
+ * "local"; ranks with nothing to write select nothing.  HDF5 failures abort
+ * with file:line and HDF5's message (NRD_H5_CHECK). */
+#ifndef NRDIFF_H5OUT_H
+#define NRDIFF_H5OUT_H
+
+#include <hdf5.h>
+
+#include "nrdiff/grid.h"
+#include "nrdiff/observe.h"
+#include "nrdiff/params.h"
+
+/* Whether output.file may be written: NRD_ERR_INPUT with a message when it
+ * (or its .tmp) exists and output.overwrite is false.  Collective (rank 0
+ * looks, everyone gets the answer); writes nothing. */
+int h5out_check_target(const nrd_params *p, char *err, size_t errlen);
+
+typedef struct {
+  hid_t file, dxpl;
+  char *path, *tmp_path;
+} h5out;
+
+/* Create output.file.tmp and write /h5md, /code, /parameters, /grid.
+ * command_line: the program's arguments joined by spaces (rank 0's is used). */
+void h5out_open(h5out *h, const nrd_params *p, const run_plan *plan,
+                const char *command_line);
+
+/* Results of one grid point.  Scalars and `total` are rank 0's (others may
+ * pass anything: rank 0's values are written); block and trajectory data are
+ * local to each rank. */
+typedef struct {
+  int index;
+  long dimension, n_train, classes;
+  double separation, strength;
+  double relaxation_rate, entropy_production;
+  const char *critical_kind; /* "speciation" or "collapse" */
+  double critical_theory, critical_measured, critical_error;
+  const obs_layout *layout;
+  long n_out;
+  const long *out_step;
+  const double *out_time;
+  const double *total; /* rank 0: n_out x record, summed over blocks */
+  long n_blocks;       /* of the grid point */
+  long n_local_blocks; /* local: blocks held here, ascending ids */
+  const long *local_blocks;
+  const double *local_records; /* n_out x n_local_blocks x record */
+  long n_traj, n_frames;
+  const long *traj_ids;     /* n_traj global particle ids */
+  const long *frame_step;   /* n_frames */
+  const double *frame_time; /* n_frames */
+  long n_local_traj;        /* local: sampled trajectories held here */
+  const long *local_traj;   /* their indices in 0 .. n_traj-1, ascending */
+  const double *local_positions; /* n_frames x n_local_traj x dimension */
+} h5out_point;
+
+void h5out_write_point(h5out *h, const nrd_params *p, const h5out_point *pt);
+
+/* After a failure: close and delete FILE.tmp (FILE is untouched). */
+void h5out_abandon(h5out *h);
+
+/* Record the wall time, close, and rename FILE.tmp to FILE. */
+void h5out_close(h5out *h, double wall_seconds);
+
+#endif
