@@ -86,6 +86,8 @@ typedef struct {
   double rate, entropy;  /* min Re sigma(A), tr(Q^T Q U) */
   double critical;       /* theory t_S or t_C (NaN if undefined) */
   double *phi_theory;    /* n_out: F(kappa_t) (two classes, mixture score) */
+  double *norm2_theory;  /* n_out: E|x_t|^2 under the exact p_t (mixture)
+                            or p^e_t (empirical score) */
   int empirical, symmetric2, K;
 } point_theory;
 
@@ -179,6 +181,47 @@ static void theory_for_point(const run_ctx *c, const model *m,
   }
   th->critical = tc;
   th->phi_theory = xcalloc((size_t)c->n_out, sizeof *th->phi_theory);
+  th->norm2_theory = xcalloc((size_t)c->n_out, sizeof *th->norm2_theory);
+  int d = m->d;
+  double *S0 = xcalloc((size_t)d * d, sizeof *S0);
+  double *St = xcalloc((size_t)d * d, sizeof *St);
+  mixture_covariance(mx, S0);
+  double mean2 = 0; /* |E x_0|^2, carried by e^{-At} */
+  double *mean = xcalloc((size_t)d, sizeof *mean);
+  for (int k = 0; k < mx->K; k++)
+    for (int j = 0; j < d; j++)
+      mean[j] += mx->weights[k] * mx->means[(size_t)k * d + j];
+  double *E = xcalloc((size_t)d * d, sizeof *E), *Em = xcalloc((size_t)d, sizeof *Em);
+  for (long i = 0; i < c->n_out; i++) {
+    th->norm2_theory[i] = NAN;
+    if (ou_marginal_cov(&m->op, c->out_time[i], S0, St) != NRD_OK ||
+        ou_propagator(&m->op, c->out_time[i], E) != NRD_OK)
+      continue;
+    double tr = 0;
+    mean2 = 0;
+    if (th->empirical) {
+      /* p^e_t = mean over mu of N(e^{-At} a_mu, Delta_t): tr Delta_t plus
+       * the mean of |e^{-At} a_mu|^2 (Delta_t = Sigma_t - E Sigma0 E^T) */
+      if (ou_noise_cov(&m->op, c->out_time[i], St) != NRD_OK) continue;
+      for (long mu = 0; mu < m->n_train; mu++) {
+        la_matvec(d, E, m->train + (size_t)mu * d, Em);
+        for (int j = 0; j < d; j++)
+          mean2 += Em[j] * Em[j] / (double)m->n_train;
+      }
+    } else {
+      la_matvec(d, E, mean, Em);
+      for (int j = 0; j < d; j++)
+        mean2 += Em[j] * Em[j];
+    }
+    for (int j = 0; j < d; j++)
+      tr += St[(size_t)j * d + j];
+    th->norm2_theory[i] = tr + mean2;
+  }
+  free(S0);
+  free(St);
+  free(mean);
+  free(E);
+  free(Em);
   for (long i = 0; i < c->n_out; i++) {
     double kap = NAN;
     th->phi_theory[i] = NAN;
@@ -422,19 +465,21 @@ static void report_point(const run_ctx *c, const grid_point *g,
          "%.4g\n",
          th->rate, th->entropy);
   if (th->empirical)
-    printf("  %10s %12s %10s %12s\n", "t", "Y2", "+-", "E|y|^2");
+    printf("  %10s %12s %10s %12s %12s\n", "t", "Y2", "+-", "E|y|^2",
+           "E|x_t|^2");
   else
-    printf("  %10s %12s %10s %12s %12s\n", "t", "phi(t)", "+-", "F(kappa_t)",
-           "E|y|^2");
+    printf("  %10s %12s %10s %12s %12s %12s\n", "t", "phi(t)", "+-",
+           "F(kappa_t)", "E|y|^2", "E|x_t|^2");
   long stride = n > 24 ? (n + 23) / 24 : 1;
   for (long i = 0; i < n; i++) {
     if (i % stride && i != n - 1) continue;
     double y2 = nrm[i] / cnt[i];
     if (th->empirical)
-      printf("  %10.4f %12.5f %10.5f %12.5g\n", tt[i], phi[i], err[i], y2);
+      printf("  %10.4f %12.5f %10.5f %12.5g %12.5g\n", tt[i], phi[i], err[i],
+             y2, th->norm2_theory[i]);
     else
-      printf("  %10.4f %12.5f %10.5f %12.5f %12.5g\n", tt[i], phi[i], err[i],
-             th->phi_theory[i], y2);
+      printf("  %10.4f %12.5f %10.5f %12.5f %12.5g %12.5g\n", tt[i], phi[i],
+             err[i], th->phi_theory[i], y2, th->norm2_theory[i]);
   }
   if (th->empirical)
     printf("  measured: Y2 crosses 1/2 at t = %.4f +- %.4f; REM collapse time "
@@ -703,6 +748,7 @@ int run_simulation(const nrd_params *p, const run_plan *plan, int only_point,
     local_work_free(&lw[i]);
     obs_layout_free(&lay[i]);
     free(th[i].phi_theory);
+    free(th[i].norm2_theory);
   }
   free(lw);
   free(lay);
