@@ -268,20 +268,22 @@ static void local_work_build(const run_ctx *c, int point, int d,
 typedef struct {
   double total, done; /* estimated flops of rank 0's work items */
   double start, last;
+  long steps_done; /* over all of rank 0's grid points */
   int points_done, points_total;
 } progress;
 
 static void progress_report(progress *pr, const run_ctx *c, const model *m,
                             long k, double key, const char *key_name) {
   double now = nrd_log_elapsed();
-  if (now - pr->last < 5.0 || pr->done <= 0) return;
+  if (now - pr->last < 5.0 || pr->done <= 0 || pr->steps_done <= 0) return;
   pr->last = now;
   double f = pr->done / pr->total, spent = now - pr->start;
   nrd_info("point %d (%d/%d done here) step %ld/%ld t = %.4f %s = %.4f | "
            "%.3f ms/step, %.0f%% of this rank's work, ETA %.0f s",
            m->point.index, pr->points_done, pr->points_total, k,
            c->plan->steps, c->t[k], key_name, key,
-           1e3 * spent / fmax(1, (double)k), 100 * f, spent * (1 - f) / f);
+           1e3 * spent / (double)pr->steps_done, 100 * f,
+           spent * (1 - f) / f);
 }
 
 /* Run this rank's blocks of one grid point. */
@@ -375,6 +377,7 @@ static int run_point(const run_ctx *c, const model *m, const obs_layout *L,
     }
     if (pr) {
       pr->done += step_cost;
+      pr->steps_done++;
       progress_report(pr, c, m, k, key_value, obs_describe(key)->name);
     }
   }
@@ -622,15 +625,17 @@ int run_simulation(const nrd_params *p, const run_plan *plan, int only_point,
 
   /* (2) this rank's work items, point by point */
   progress pr = {.start = nrd_log_elapsed(), .last = nrd_log_elapsed()};
-  for (int i = 0; i < P; i++)
+  for (int i = 0; i < P; i++) {
+    int mine = 0;
     for (long b = 0; b < plan->n_blocks; b++)
       if (c.owner[(size_t)i * plan->n_blocks + b] == rank) {
         long first, count;
         plan_block_range(plan, b, &first, &count);
         pr.total += plan->flops[i] * count / plan->particles;
-        if (b == 0 || c.owner[(size_t)i * plan->n_blocks + b - 1] != rank)
-          pr.points_total++;
+        mine = 1;
       }
+    pr.points_total += mine;
+  }
   local_work *lw = xcalloc((size_t)P, sizeof *lw);
   obs_layout *lay = xcalloc((size_t)P, sizeof *lay);
   int rc = NRD_OK, failed_point = -1;
