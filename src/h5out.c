@@ -174,21 +174,12 @@ static char *bcast_string(const char *s) {
 
 static void write_code(hid_t file, const char *command_line) {
   hid_t g = group(file, "code");
-  char buf[1024], host[256] = "unknown", date[64] = "";
+  char host[256] = "unknown", date[64] = "";
   attr_string(g, "package_version", version_nrdiff());
-  attr_string(g, "git_describe", version_git());
-  attr_string(g, "configure_args", version_configure_args());
-  attr_string(g, "compiler", version_compiler());
-  version_mpi(buf, sizeof buf);
-  attr_string(g, "mpi_library", buf);
-  version_hdf5(buf, sizeof buf);
-  attr_string(g, "hdf5_version", buf);
-  version_fftw(buf, sizeof buf);
-  attr_string(g, "fftw_version", buf);
-  version_blas(buf, sizeof buf);
-  attr_string(g, "blas", buf);
-  version_yaml(buf, sizeof buf);
-  attr_string(g, "libyaml_version", buf);
+  version_field f[VERSION_FIELDS];
+  version_fields(f);
+  for (int i = 0; i < VERSION_FIELDS; i++)
+    attr_string(g, f[i].key, f[i].value);
   if (is_root()) {
     gethostname(host, sizeof host - 1);
     time_t now = time(NULL);

@@ -1,6 +1,7 @@
 /* Build and library version strings (see version.h). */
 #include "config.h"
 #include "nrdiff/version.h"
+#include "src/git-describe.h"
 
 #include <cblas.h>
 #include <fftw3.h>
@@ -13,7 +14,11 @@ const char *version_nrdiff(void) {
   return PACKAGE_VERSION;
 }
 const char *version_git(void) {
+#ifdef NRD_GIT_DESCRIBE_BUILD
+  return NRD_GIT_DESCRIBE_BUILD;
+#else
   return NRD_GIT_DESCRIBE;
+#endif
 }
 const char *version_configure_args(void) {
   return NRD_CONFIGURE_ARGS;
@@ -52,20 +57,32 @@ void version_yaml(char *buf, size_t len) {
   snprintf(buf, len, "libyaml %s", yaml_get_version_string());
 }
 
+void version_fields(version_field f[VERSION_FIELDS]) {
+  static const struct {
+    const char *key, *label;
+  } names[VERSION_FIELDS] = {
+      {"git_describe", "git describe"}, {"configure_args", "configure"},
+      {"compiler", "compiler"},         {"mpi_library", "MPI"},
+      {"hdf5_version", "HDF5"},         {"fftw_version", "FFTW"},
+      {"blas", "BLAS"},                 {"libyaml_version", "YAML"}};
+  for (int i = 0; i < VERSION_FIELDS; i++) {
+    f[i].key = names[i].key;
+    f[i].label = names[i].label;
+  }
+  snprintf(f[0].value, sizeof f[0].value, "%s", version_git());
+  snprintf(f[1].value, sizeof f[1].value, "%s", version_configure_args());
+  snprintf(f[2].value, sizeof f[2].value, "%s", version_compiler());
+  version_mpi(f[3].value, sizeof f[3].value);
+  version_hdf5(f[4].value, sizeof f[4].value);
+  version_fftw(f[5].value, sizeof f[5].value);
+  version_blas(f[6].value, sizeof f[6].value);
+  version_yaml(f[7].value, sizeof f[7].value);
+}
+
 void version_print(FILE *out) {
-  char buf[512];
+  version_field f[VERSION_FIELDS];
+  version_fields(f);
   fprintf(out, "nrdiff %s\n", version_nrdiff());
-  fprintf(out, "  git describe : %s\n", version_git());
-  fprintf(out, "  configure    : %s\n", version_configure_args());
-  fprintf(out, "  compiler     : %s\n", version_compiler());
-  version_mpi(buf, sizeof buf);
-  fprintf(out, "  MPI          : %s\n", buf);
-  version_hdf5(buf, sizeof buf);
-  fprintf(out, "  HDF5         : %s\n", buf);
-  version_fftw(buf, sizeof buf);
-  fprintf(out, "  FFTW         : %s\n", buf);
-  version_blas(buf, sizeof buf);
-  fprintf(out, "  BLAS         : %s\n", buf);
-  version_yaml(buf, sizeof buf);
-  fprintf(out, "  YAML         : %s\n", buf);
+  for (int i = 0; i < VERSION_FIELDS; i++)
+    fprintf(out, "  %-12s : %s\n", f[i].label, f[i].value);
 }

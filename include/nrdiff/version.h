@@ -19,4 +19,13 @@ void version_fftw(char *buf, size_t len);
 void version_blas(char *buf, size_t len);
 void version_yaml(char *buf, size_t len);
 
+/* Every provenance item: a key (HDF5 attribute name), a label (--version)
+ * and its value, in a fixed order. */
+enum { VERSION_FIELDS = 8 };
+typedef struct {
+  const char *key, *label;
+  char value[512];
+} version_field;
+void version_fields(version_field f[VERSION_FIELDS]);
+
 #endif
