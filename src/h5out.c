@@ -125,14 +125,14 @@ static void dataset_1d(h5out *h, hid_t parent, const char *name, int is_long,
 }
 
 /* Fixed-length strings: parallel HDF5 cannot write variable-length data. */
-static void dataset_strings(h5out *h, hid_t parent, const char *name, int n,
+static void dataset_strings(h5out *h, hid_t parent, const char *name, size_t n,
                             char *const *v, int scalar) {
   size_t width = 1;
-  for (int i = 0; i < n; i++)
+  for (size_t i = 0; i < n; i++)
     if (strlen(v[i]) + 1 > width) width = strlen(v[i]) + 1;
-  char *buf = calloc((size_t)n, width);
+  char *buf = calloc(n ? n : 1, width);
   if (!buf) NRD_ABORT(NRD_EXIT_RUNTIME, "out of memory");
-  for (int i = 0; i < n; i++)
+  for (size_t i = 0; i < n; i++)
     memcpy(buf + (size_t)i * width, v[i], strlen(v[i]));
   hid_t t = H5(H5Tcopy(H5T_C_S1));
   H5(H5Tset_size(t, width));
@@ -215,9 +215,9 @@ static void write_parameters(h5out *h, const nrd_params *p) {
     src[i] = (char *)names[p->sources ? p->sources[i] : PSRC_DEFAULT];
     if (!val[i]) NRD_ABORT(NRD_EXIT_RUNTIME, "out of memory");
   }
-  dataset_strings(h, g, "key", n, key, 0);
-  dataset_strings(h, g, "value", n, val, 0);
-  dataset_strings(h, g, "source", n, src, 0);
+  dataset_strings(h, g, "key", (size_t)n, key, 0);
+  dataset_strings(h, g, "value", (size_t)n, val, 0);
+  dataset_strings(h, g, "source", (size_t)n, src, 0);
   char *text = NULL;
   size_t len = 0;
   FILE *mem = open_memstream(&text, &len);
