@@ -12,6 +12,7 @@
 #include "nrdiff/h5out.h"
 #include "nrdiff/error.h"
 #include "nrdiff/h5check.h"
+#include "nrdiff/h5util.h"
 #include "nrdiff/log.h"
 #include "nrdiff/version.h"
 
@@ -52,157 +53,39 @@ int h5out_check_target(const nrd_params *p, char *err, size_t errlen) {
   return NRD_ERR_INPUT;
 }
 
-/* ------------------------------------------------------------- helpers */
-
-static int is_root(void) {
-  return nrd_log_rank() == 0;
-}
-
-static void attr_string(hid_t obj, const char *name, const char *value) {
-  hid_t t = H5(H5Tcopy(H5T_C_S1));
-  H5(H5Tset_size(t, H5T_VARIABLE));
-  H5(H5Tset_cset(t, H5T_CSET_UTF8));
-  hid_t sp = H5(H5Screate(H5S_SCALAR));
-  hid_t a = H5(H5Acreate2(obj, name, t, sp, H5P_DEFAULT, H5P_DEFAULT));
-  const char *v = value ? value : "";
-  H5(H5Awrite(a, t, &v));
-  H5(H5Aclose(a));
-  H5(H5Sclose(sp));
-  H5(H5Tclose(t));
-}
-
-static void attr_numbers(hid_t obj, const char *name, hid_t type, int n,
-                         const void *v) {
-  hsize_t dim = (hsize_t)n;
-  hid_t sp = H5(n == 1 ? H5Screate(H5S_SCALAR) : H5Screate_simple(1, &dim, NULL));
-  hid_t a = H5(H5Acreate2(obj, name, type == H5T_NATIVE_LONG ? H5T_STD_I64LE
-                                     : type == H5T_NATIVE_INT ? H5T_STD_I32LE
-                                                              : H5T_IEEE_F64LE,
-                          sp, H5P_DEFAULT, H5P_DEFAULT));
-  H5(H5Awrite(a, type, v));
-  H5(H5Aclose(a));
-  H5(H5Sclose(sp));
-}
-
-static void attr_long(hid_t obj, const char *name, long v) {
-  attr_numbers(obj, name, H5T_NATIVE_LONG, 1, &v);
-}
-
-static void attr_double(hid_t obj, const char *name, double v) {
-  attr_numbers(obj, name, H5T_NATIVE_DOUBLE, 1, &v);
-}
-
-static hid_t group(hid_t parent, const char *name) {
-  return H5(H5Gcreate2(parent, name, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT));
-}
-
-/* Create a dataset of `rank` dims; rank 0 writes all of `data` (the others'
- * `data` is ignored). */
-static void dataset_root(h5out *h, hid_t parent, const char *name,
-                         hid_t file_type, hid_t mem_type, int rank,
-                         const hsize_t *dims, const void *data) {
-  hid_t fs = H5(H5Screate_simple(rank, dims, NULL));
-  hid_t ds = H5(H5Dcreate2(parent, name, file_type, fs, H5P_DEFAULT,
-                           H5P_DEFAULT, H5P_DEFAULT));
-  hid_t ms = H5(H5Scopy(fs));
-  static const char dummy[16];
-  if (!is_root()) {
-    H5(H5Sselect_none(fs));
-    H5(H5Sselect_none(ms));
-    data = dummy;
-  }
-  H5(H5Dwrite(ds, mem_type, ms, fs, h->dxpl, data));
-  H5(H5Sclose(ms));
-  H5(H5Sclose(fs));
-  H5(H5Dclose(ds));
-}
-
-static void dataset_1d(h5out *h, hid_t parent, const char *name, int is_long,
-                       long n, const void *data) {
-  hsize_t dim = (hsize_t)n;
-  dataset_root(h, parent, name, is_long ? H5T_STD_I64LE : H5T_IEEE_F64LE,
-               is_long ? H5T_NATIVE_LONG : H5T_NATIVE_DOUBLE, 1, &dim, data);
-}
-
-/* Fixed-length strings: parallel HDF5 cannot write variable-length data. */
-static void dataset_strings(h5out *h, hid_t parent, const char *name, size_t n,
-                            char *const *v, int scalar) {
-  size_t width = 1;
-  for (size_t i = 0; i < n; i++)
-    if (strlen(v[i]) + 1 > width) width = strlen(v[i]) + 1;
-  char *buf = calloc(n ? n : 1, width);
-  if (!buf) NRD_ABORT(NRD_EXIT_RUNTIME, "out of memory");
-  for (size_t i = 0; i < n; i++)
-    memcpy(buf + (size_t)i * width, v[i], strlen(v[i]));
-  hid_t t = H5(H5Tcopy(H5T_C_S1));
-  H5(H5Tset_size(t, width));
-  H5(H5Tset_strpad(t, H5T_STR_NULLTERM));
-  H5(H5Tset_cset(t, H5T_CSET_UTF8));
-  hsize_t dim = (hsize_t)n;
-  if (scalar) {
-    hid_t fs = H5(H5Screate(H5S_SCALAR));
-    hid_t ds = H5(H5Dcreate2(parent, name, t, fs, H5P_DEFAULT, H5P_DEFAULT,
-                             H5P_DEFAULT));
-    hid_t ms = H5(H5Scopy(fs));
-    if (!is_root()) {
-      H5(H5Sselect_none(fs));
-      H5(H5Sselect_none(ms));
-    }
-    H5(H5Dwrite(ds, t, ms, fs, h->dxpl, buf));
-    H5(H5Sclose(ms));
-    H5(H5Sclose(fs));
-    H5(H5Dclose(ds));
-  } else {
-    dataset_root(h, parent, name, t, t, 1, &dim, buf);
-  }
-  H5(H5Tclose(t));
-  free(buf);
-}
-
-/* Rank 0's string, on every rank (malloc'd). */
-static char *bcast_string(const char *s) {
-  int n = is_root() ? (int)strlen(s) + 1 : 0;
-  NRD_MPI_CHECK(MPI_Bcast(&n, 1, MPI_INT, 0, MPI_COMM_WORLD));
-  char *out = malloc((size_t)n);
-  if (!out) NRD_ABORT(NRD_EXIT_RUNTIME, "out of memory");
-  if (is_root()) memcpy(out, s, (size_t)n);
-  NRD_MPI_CHECK(MPI_Bcast(out, n, MPI_CHAR, 0, MPI_COMM_WORLD));
-  return out;
-}
-
 /* --------------------------------------------------------------- open */
 
 static void write_code(hid_t file, const char *command_line) {
-  hid_t g = group(file, "code");
+  hid_t g = h5u_group(file, "code");
   char host[256] = "unknown", date[64] = "";
-  attr_string(g, "package_version", version_nrdiff());
+  h5u_attr_string(g, "package_version", version_nrdiff());
   version_field f[VERSION_FIELDS];
   version_fields(f);
   for (int i = 0; i < VERSION_FIELDS; i++)
-    attr_string(g, f[i].key, f[i].value);
-  if (is_root()) {
+    h5u_attr_string(g, f[i].key, f[i].value);
+  if (h5u_root()) {
     gethostname(host, sizeof host - 1);
     time_t now = time(NULL);
     struct tm tm;
     gmtime_r(&now, &tm);
     strftime(date, sizeof date, "%Y-%m-%dT%H:%M:%SZ", &tm);
   }
-  char *s = bcast_string(command_line);
-  attr_string(g, "command_line", s);
+  char *s = h5u_bcast_string(command_line);
+  h5u_attr_string(g, "command_line", s);
   free(s);
-  s = bcast_string(host);
-  attr_string(g, "hostname", s);
+  s = h5u_bcast_string(host);
+  h5u_attr_string(g, "hostname", s);
   free(s);
-  s = bcast_string(date);
-  attr_string(g, "date_utc", s);
+  s = h5u_bcast_string(date);
+  h5u_attr_string(g, "date_utc", s);
   free(s);
-  attr_long(g, "mpi_size", nrd_log_size());
+  h5u_attr_long(g, "mpi_size", nrd_log_size());
   H5(H5Gclose(g));
 }
 
 static void write_parameters(h5out *h, const nrd_params *p) {
-  hid_t g = group(h->file, "parameters");
-  attr_string(g, "parameter_file", p->source_file ? p->source_file : "");
+  hid_t g = h5u_group(h->file, "parameters");
+  h5u_attr_string(g, "parameter_file", p->source_file ? p->source_file : "");
   int n = params_schema_size();
   char **key = calloc((size_t)n, sizeof *key);
   char **val = calloc((size_t)n, sizeof *val);
@@ -215,16 +98,16 @@ static void write_parameters(h5out *h, const nrd_params *p) {
     src[i] = (char *)names[p->sources ? p->sources[i] : PSRC_DEFAULT];
     if (!val[i]) NRD_ABORT(NRD_EXIT_RUNTIME, "out of memory");
   }
-  dataset_strings(h, g, "key", (size_t)n, key, 0);
-  dataset_strings(h, g, "value", (size_t)n, val, 0);
-  dataset_strings(h, g, "source", (size_t)n, src, 0);
+  h5u_dataset_strings(h->dxpl, g, "key", (size_t)n, key, 0);
+  h5u_dataset_strings(h->dxpl, g, "value", (size_t)n, val, 0);
+  h5u_dataset_strings(h->dxpl, g, "source", (size_t)n, src, 0);
   char *text = NULL;
   size_t len = 0;
   FILE *mem = open_memstream(&text, &len);
   if (!mem) NRD_ABORT(NRD_EXIT_RUNTIME, "out of memory");
   params_write_resolved(p, mem);
   fclose(mem);
-  dataset_strings(h, g, "resolved", 1, &text, 1);
+  h5u_dataset_strings(h->dxpl, g, "resolved", 1, &text, 1);
   free(text);
   for (int i = 0; i < n; i++)
     free(val[i]);
@@ -235,23 +118,23 @@ static void write_parameters(h5out *h, const nrd_params *p) {
 }
 
 static void write_grid(h5out *h, const run_plan *plan) {
-  hid_t g = group(h->file, "grid");
+  hid_t g = h5u_group(h->file, "grid");
   long P = plan->n_points;
   long *li = malloc((size_t)P * sizeof *li);
   double *dv = malloc((size_t)P * sizeof *dv);
   if (!li || !dv) NRD_ABORT(NRD_EXIT_RUNTIME, "out of memory");
   for (long i = 0; i < P; i++)
     li[i] = plan->points[i].dimension;
-  dataset_1d(h, g, "dimension", 1, P, li);
+  h5u_dataset_1d(h->dxpl, g, "dimension", 1, P, li);
   for (long i = 0; i < P; i++)
     dv[i] = plan->points[i].separation;
-  dataset_1d(h, g, "separation", 0, P, dv);
+  h5u_dataset_1d(h->dxpl, g, "separation", 0, P, dv);
   for (long i = 0; i < P; i++)
     dv[i] = plan->points[i].strength;
-  dataset_1d(h, g, "strength", 0, P, dv);
+  h5u_dataset_1d(h->dxpl, g, "strength", 0, P, dv);
   for (long i = 0; i < P; i++)
     li[i] = plan->points[i].n_train;
-  dataset_1d(h, g, "n_train", 1, P, li);
+  h5u_dataset_1d(h->dxpl, g, "n_train", 1, P, li);
   free(li);
   free(dv);
   H5(H5Gclose(g));
@@ -280,26 +163,26 @@ void h5out_open(h5out *h, const nrd_params *p, const run_plan *plan,
   h->dxpl = H5(H5Pcreate(H5P_DATASET_XFER));
   H5(H5Pset_dxpl_mpio(h->dxpl, H5FD_MPIO_COLLECTIVE));
 
-  attr_string(h->file, "file_format", "nrdiff-output");
-  attr_long(h->file, "file_format_version", 1);
-  hid_t g = group(h->file, "h5md");
+  h5u_attr_string(h->file, "file_format", "nrdiff-output");
+  h5u_attr_long(h->file, "file_format_version", 1);
+  hid_t g = h5u_group(h->file, "h5md");
   int version[2] = {1, 1};
-  attr_numbers(g, "version", H5T_NATIVE_INT, 2, version);
-  hid_t a = group(g, "author");
+  h5u_attr_numbers(g, "version", H5T_NATIVE_INT, 2, version);
+  hid_t a = h5u_group(g, "author");
   const char *user = getenv("USER");
-  char *u = bcast_string(user ? user : "unknown");
-  attr_string(a, "name", u);
+  char *u = h5u_bcast_string(user ? user : "unknown");
+  h5u_attr_string(a, "name", u);
   free(u);
   H5(H5Gclose(a));
-  hid_t c = group(g, "creator");
-  attr_string(c, "name", "nrdiff");
-  attr_string(c, "version", version_nrdiff());
+  hid_t c = h5u_group(g, "creator");
+  h5u_attr_string(c, "name", "nrdiff");
+  h5u_attr_string(c, "version", version_nrdiff());
   H5(H5Gclose(c));
   H5(H5Gclose(g));
   write_code(h->file, command_line);
   write_parameters(h, p);
   write_grid(h, plan);
-  hid_t pts = group(h->file, "points");
+  hid_t pts = h5u_group(h->file, "points");
   H5(H5Gclose(pts));
 }
 
@@ -309,11 +192,8 @@ void h5out_open(h5out *h, const nrd_params *p, const run_plan *plan,
 static void write_block_sums(h5out *h, hid_t parent, const h5out_point *pt,
                              int o) {
   const obs_layout *L = pt->layout;
-  int m = L->width[o], rank = m > 1 ? 3 : 2;
+  int m = L->width[o];
   hsize_t dims[3] = {(hsize_t)pt->n_out, (hsize_t)pt->n_blocks, (hsize_t)m};
-  hid_t fs = H5(H5Screate_simple(rank, dims, NULL));
-  hid_t ds = H5(H5Dcreate2(parent, "block_sum", H5T_IEEE_F64LE, fs,
-                           H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT));
   long nlb = pt->n_local_blocks;
   size_t n = (size_t)pt->n_out * nlb * m;
   double *buf = malloc((n ? n : 1) * sizeof *buf);
@@ -324,19 +204,8 @@ static void write_block_sums(h5out *h, hid_t parent, const h5out_point *pt,
              pt->local_records + ((size_t)i * nlb + b) * L->record +
                  L->offset[o],
              (size_t)m * sizeof *buf);
-  H5(H5Sselect_none(fs));
-  for (long b = 0; b < nlb; b++) {
-    hsize_t start[3] = {0, (hsize_t)pt->local_blocks[b], 0};
-    hsize_t count[3] = {(hsize_t)pt->n_out, 1, (hsize_t)m};
-    H5(H5Sselect_hyperslab(fs, H5S_SELECT_OR, start, NULL, count, NULL));
-  }
-  hsize_t mdim = (hsize_t)(n ? n : 1);
-  hid_t ms = H5(H5Screate_simple(1, &mdim, NULL));
-  if (!n) H5(H5Sselect_none(ms));
-  H5(H5Dwrite(ds, H5T_NATIVE_DOUBLE, ms, fs, h->dxpl, buf));
-  H5(H5Sclose(ms));
-  H5(H5Sclose(fs));
-  H5(H5Dclose(ds));
+  h5u_write_rows(h->dxpl, parent, "block_sum", H5T_NATIVE_DOUBLE,
+                 m > 1 ? 3 : 2, dims, nlb, pt->local_blocks, buf);
   free(buf);
 }
 
@@ -345,14 +214,14 @@ static void write_observable(h5out *h, hid_t obs, const h5out_point *pt,
   const obs_layout *L = pt->layout;
   const obs_info *info = obs_describe(o);
   int m = L->width[o];
-  hid_t g = group(obs, info->name);
-  attr_string(g, "description", info->description);
-  attr_string(g, "unit", info->unit);
-  dataset_1d(h, g, "step", 1, pt->n_out, pt->out_step);
-  dataset_1d(h, g, "time", 0, pt->n_out, pt->out_time);
+  hid_t g = h5u_group(obs, info->name);
+  h5u_attr_string(g, "description", info->description);
+  h5u_attr_string(g, "unit", info->unit);
+  h5u_dataset_1d(h->dxpl, g, "step", 1, pt->n_out, pt->out_step);
+  h5u_dataset_1d(h->dxpl, g, "time", 0, pt->n_out, pt->out_time);
   /* value = block sums' total / particle count, at every output time */
   double *v = NULL;
-  if (is_root()) {
+  if (h5u_root()) {
     v = malloc((size_t)pt->n_out * m * sizeof *v);
     if (!v) NRD_ABORT(NRD_EXIT_RUNTIME, "out of memory");
     for (long i = 0; i < pt->n_out; i++) {
@@ -364,7 +233,7 @@ static void write_observable(h5out *h, hid_t obs, const h5out_point *pt,
     }
   }
   hsize_t dims[2] = {(hsize_t)pt->n_out, (hsize_t)m};
-  dataset_root(h, g, "value", H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE, m > 1 ? 2 : 1,
+  h5u_dataset_root(h->dxpl, g, "value", H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE, m > 1 ? 2 : 1,
                dims, v);
   free(v);
   write_block_sums(h, g, pt, o);
@@ -372,33 +241,16 @@ static void write_observable(h5out *h, hid_t obs, const h5out_point *pt,
 }
 
 static void write_trajectories(h5out *h, hid_t parent, const h5out_point *pt) {
-  hid_t parts = group(parent, "particles");
-  hid_t tr = group(parts, "trajectory");
-  dataset_1d(h, tr, "id", 1, pt->n_traj, pt->traj_ids);
-  hid_t pos = group(tr, "position");
-  dataset_1d(h, pos, "step", 1, pt->n_frames, pt->frame_step);
-  dataset_1d(h, pos, "time", 0, pt->n_frames, pt->frame_time);
-  long d = pt->dimension, nl = pt->n_local_traj;
-  hsize_t dims[3] = {(hsize_t)pt->n_frames, (hsize_t)pt->n_traj, (hsize_t)d};
-  hid_t fs = H5(H5Screate_simple(3, dims, NULL));
-  hid_t ds = H5(H5Dcreate2(pos, "value", H5T_IEEE_F64LE, fs, H5P_DEFAULT,
-                           H5P_DEFAULT, H5P_DEFAULT));
-  H5(H5Sselect_none(fs));
-  for (long j = 0; j < nl; j++) {
-    hsize_t start[3] = {0, (hsize_t)pt->local_traj[j], 0};
-    hsize_t count[3] = {(hsize_t)pt->n_frames, 1, (hsize_t)d};
-    H5(H5Sselect_hyperslab(fs, H5S_SELECT_OR, start, NULL, count, NULL));
-  }
-  size_t n = (size_t)pt->n_frames * nl * d;
-  hsize_t mdim = (hsize_t)(n ? n : 1);
-  hid_t ms = H5(H5Screate_simple(1, &mdim, NULL));
-  static const double dummy[1];
-  if (!n) H5(H5Sselect_none(ms));
-  H5(H5Dwrite(ds, H5T_NATIVE_DOUBLE, ms, fs, h->dxpl,
-              n ? pt->local_positions : dummy));
-  H5(H5Sclose(ms));
-  H5(H5Sclose(fs));
-  H5(H5Dclose(ds));
+  hid_t parts = h5u_group(parent, "particles");
+  hid_t tr = h5u_group(parts, "trajectory");
+  h5u_dataset_1d(h->dxpl, tr, "id", 1, pt->n_traj, pt->traj_ids);
+  hid_t pos = h5u_group(tr, "position");
+  h5u_dataset_1d(h->dxpl, pos, "step", 1, pt->n_frames, pt->frame_step);
+  h5u_dataset_1d(h->dxpl, pos, "time", 0, pt->n_frames, pt->frame_time);
+  hsize_t dims[3] = {(hsize_t)pt->n_frames, (hsize_t)pt->n_traj,
+                     (hsize_t)pt->dimension};
+  h5u_write_rows(h->dxpl, pos, "value", H5T_NATIVE_DOUBLE, 3, dims,
+                 pt->n_local_traj, pt->local_traj, pt->local_positions);
   H5(H5Gclose(pos));
   H5(H5Gclose(tr));
   H5(H5Gclose(parts));
@@ -408,28 +260,28 @@ void h5out_write_point(h5out *h, const nrd_params *p, const h5out_point *pt) {
   (void)p;
   char name[64];
   snprintf(name, sizeof name, "points/%04d", pt->index);
-  hid_t g = group(h->file, name);
+  hid_t g = h5u_group(h->file, name);
   /* rank 0's report values, identical on every rank for the attributes */
   double v[5] = {pt->critical_theory, pt->critical_measured,
                  pt->critical_error, pt->relaxation_rate,
                  pt->entropy_production};
   NRD_MPI_CHECK(MPI_Bcast(v, 5, MPI_DOUBLE, 0, MPI_COMM_WORLD));
-  attr_long(g, "index", pt->index);
-  attr_long(g, "dimension", pt->dimension);
-  attr_double(g, "separation", pt->separation);
-  attr_double(g, "strength", pt->strength);
-  attr_long(g, "n_train", pt->n_train);
-  attr_long(g, "particles", p->ensemble.particles);
-  attr_long(g, "block_size", p->ensemble.block_size);
-  attr_long(g, "n_blocks", pt->n_blocks);
-  attr_long(g, "classes", pt->classes);
-  attr_double(g, "relaxation_rate", v[3]);
-  attr_double(g, "entropy_production", v[4]);
-  attr_string(g, "critical_time_kind", pt->critical_kind);
-  attr_double(g, "critical_time_theory", v[0]);
-  attr_double(g, "critical_time_measured", v[1]);
-  attr_double(g, "critical_time_error", v[2]);
-  hid_t obs = group(g, "observables");
+  h5u_attr_long(g, "index", pt->index);
+  h5u_attr_long(g, "dimension", pt->dimension);
+  h5u_attr_double(g, "separation", pt->separation);
+  h5u_attr_double(g, "strength", pt->strength);
+  h5u_attr_long(g, "n_train", pt->n_train);
+  h5u_attr_long(g, "particles", p->ensemble.particles);
+  h5u_attr_long(g, "block_size", p->ensemble.block_size);
+  h5u_attr_long(g, "n_blocks", pt->n_blocks);
+  h5u_attr_long(g, "classes", pt->classes);
+  h5u_attr_double(g, "relaxation_rate", v[3]);
+  h5u_attr_double(g, "entropy_production", v[4]);
+  h5u_attr_string(g, "critical_time_kind", pt->critical_kind);
+  h5u_attr_double(g, "critical_time_theory", v[0]);
+  h5u_attr_double(g, "critical_time_measured", v[1]);
+  h5u_attr_double(g, "critical_time_error", v[2]);
+  hid_t obs = h5u_group(g, "observables");
   for (int o = 0; o < OBS_N; o++)
     if (pt->layout->width[o] > 0) write_observable(h, obs, pt, o);
   H5(H5Gclose(obs));
@@ -441,7 +293,7 @@ void h5out_abandon(h5out *h) {
   H5Pclose(h->dxpl);
   H5Fclose(h->file);
   NRD_MPI_CHECK(MPI_Barrier(MPI_COMM_WORLD));
-  if (is_root()) unlink(h->tmp_path);
+  if (h5u_root()) unlink(h->tmp_path);
   free(h->path);
   free(h->tmp_path);
 }
@@ -450,12 +302,12 @@ void h5out_close(h5out *h, double wall_seconds) {
   NRD_MPI_CHECK(
       MPI_Bcast(&wall_seconds, 1, MPI_DOUBLE, 0, MPI_COMM_WORLD));
   hid_t g = H5(H5Gopen2(h->file, "code", H5P_DEFAULT));
-  attr_double(g, "wall_seconds", wall_seconds);
+  h5u_attr_double(g, "wall_seconds", wall_seconds);
   H5(H5Gclose(g));
   H5(H5Pclose(h->dxpl));
   H5(H5Fclose(h->file));
   int rc = 0;
-  if (is_root()) rc = rename(h->tmp_path, h->path);
+  if (h5u_root()) rc = rename(h->tmp_path, h->path);
   NRD_MPI_CHECK(MPI_Bcast(&rc, 1, MPI_INT, 0, MPI_COMM_WORLD));
   if (rc != 0)
     nrd_fatal(NRD_EXIT_RUNTIME, "cannot rename '%s' to '%s'", h->tmp_path,

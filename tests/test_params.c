@@ -219,9 +219,11 @@ static void test_value_yaml(void **state) {
 
 static void test_schema_accessors(void **state) {
   (void)state;
-  assert_int_equal(params_schema_size(), 36);
-  const char *restartable[] = {"run.max_wall_time", "output.every",
-                               "output.trajectory_every", "output.overwrite"};
+  assert_int_equal(params_schema_size(), 39);
+  const char *restartable[] = {"run.max_wall_time",   "run.blas_threads",
+                               "output.overwrite",    "checkpoint.every",
+                               "checkpoint.interval", "checkpoint.stop_file"};
+  enum { N_RESTARTABLE = sizeof restartable / sizeof *restartable };
   int n_restartable = 0;
   for (int i = 0; i < params_schema_size(); i++) {
     const char *name = params_schema_name(i);
@@ -229,8 +231,8 @@ static void test_schema_accessors(void **state) {
     assert_int_equal(params_schema_find(name), i);
     n_restartable += params_schema_restartable(i);
   }
-  assert_int_equal(n_restartable, 4);
-  for (int k = 0; k < 4; k++)
+  assert_int_equal(n_restartable, N_RESTARTABLE);
+  for (int k = 0; k < N_RESTARTABLE; k++)
     assert_true(params_schema_restartable(entry(restartable[k])));
   assert_false(params_schema_restartable(entry("grid.dimension")));
   assert_null(params_schema_name(-1));
@@ -706,7 +708,7 @@ static void test_unknown_names_suggest_the_nearest(void **state) {
   expect_file_error("mesh:\n  x: 1\n",
                     "1:1: unknown section 'mesh'; the sections are run, grid, "
                     "forward, data, ensemble, time, integrator, experiment, "
-                    "output");
+                    "output, checkpoint");
   char *a[] = {"grid.dimesion=[4]"};
   expect_override_error(1, a,
                         "-P grid.dimesion=[4]: unknown key 'grid.dimesion'; "

@@ -78,6 +78,11 @@ typedef struct nrd_params {
     long trajectories;
     long trajectory_every;
   } output;
+  struct {
+    long every;           /* steps between checkpoints, 0 = not by steps */
+    double interval;      /* seconds between checkpoints, 0 = not by time */
+    char *stop_file;      /* appears -> checkpoint and stop */
+  } checkpoint;
 
   /* Provenance: the parameter file (or NULL) and, per schema entry, where its
    * value came from; indexed like the schema (params_schema_size()). */
