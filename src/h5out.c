@@ -27,25 +27,51 @@
 
 /* ------------------------------------------------------------- target */
 
-int h5out_check_target(const nrd_params *p, char *err, size_t errlen) {
-  char msg[1200] = "";
-  if (nrd_log_rank() == 0 && !p->output.overwrite) {
-    size_t n = strlen(p->output.file) + 5;
-    char *tmp = malloc(n);
-    if (tmp) snprintf(tmp, n, "%s.tmp", p->output.file);
-    if (access(p->output.file, F_OK) == 0)
-      snprintf(msg, sizeof msg,
-               "key 'output.file': '%s' exists; nrdiff does not overwrite "
-               "results (choose another output.file, or set "
-               "output.overwrite: true)",
-               p->output.file);
-    else if (tmp && access(tmp, F_OK) == 0)
-      snprintf(msg, sizeof msg,
-               "key 'output.file': '%s' exists: another run may be writing "
-               "it, or one was interrupted (remove it, or set "
-               "output.overwrite: true)",
-               tmp);
-    free(tmp);
+static char *with_suffix(const char *path, const char *suffix) {
+  size_t n = strlen(path) + strlen(suffix) + 1;
+  char *s = malloc(n);
+  if (!s) NRD_ABORT(NRD_EXIT_RUNTIME, "out of memory");
+  snprintf(s, n, "%s%s", path, suffix);
+  return s;
+}
+
+int h5out_prepare_target(const nrd_params *p, int restart, int dry_run,
+                         char *err, size_t errlen) {
+  char msg[1400] = "";
+  if (nrd_log_rank() == 0) {
+    const char *out = p->output.file;
+    /* a fresh run owns none of these; a restart owns the checkpoints and
+     * an interrupted OUTPUT.tmp */
+    const char *fresh[] = {"", ".tmp", ".ckpt", ".ckpt.prev"};
+    int n_check = restart ? 1 : 4;
+    for (int i = 0; i < n_check && !msg[0]; i++) {
+      char *f = with_suffix(out, fresh[i]);
+      if (access(f, F_OK) == 0 && !p->output.overwrite) {
+        if (restart)
+          snprintf(msg, sizeof msg,
+                   "key 'output.file': '%s' exists: this run is already "
+                   "complete, nothing to restart",
+                   f);
+        else
+          snprintf(msg, sizeof msg,
+                   "key 'output.file': '%s' exists; nrdiff does not overwrite "
+                   "results or checkpoints (continue it with --restart, choose "
+                   "another output.file, or give --overwrite)",
+                   f);
+      }
+      free(f);
+    }
+    if (!msg[0] && !dry_run) {
+      /* leftovers this run replaces: stale marker, partial output, and for
+       * a fresh run with --overwrite the old checkpoints (OUTPUT itself is
+       * replaced only when the new one is complete) */
+      const char *stale[] = {".done", ".tmp", ".ckpt", ".ckpt.prev"};
+      for (int i = 0; i < (restart ? 2 : 4); i++) {
+        char *f = with_suffix(out, stale[i]);
+        unlink(f);
+        free(f);
+      }
+    }
   }
   NRD_MPI_CHECK(MPI_Bcast(msg, sizeof msg, MPI_CHAR, 0, MPI_COMM_WORLD));
   if (!msg[0]) return NRD_OK;

@@ -34,6 +34,12 @@ static void usage(FILE *out) {
       "grid.dimension=[8,16]\n"
       "  -n, --dry-run                validate, print the run plan, write "
       "nothing\n"
+      "  -r, --restart                continue from the newest valid "
+      "checkpoint\n"
+      "                               (output.file + .ckpt, else .ckpt.prev)\n"
+      "      --overwrite              replace an existing output and "
+      "checkpoints\n"
+      "                               (same as -P output.overwrite=true)\n"
       "      --grid-index I           run grid point I only (0-based, as in "
       "the\n"
       "                               plan), e.g. one per Slurm array task\n"
@@ -44,8 +50,10 @@ static void usage(FILE *out) {
       "  -V, --version                versions of nrdiff and its libraries\n"
       "  -h, --help                   this help\n"
       "\n"
-      "Exit status: 0 success, 1 runtime failure, 2 bad command line or\n"
-      "parameters (nothing is written in that case).\n"
+      "Exit status: 0 success (OUTPUT.done written), 1 runtime failure, 2 bad\n"
+      "command line or parameters (nothing is written then), 3 stopped on\n"
+      "request (SIGTERM, SIGUSR1, checkpoint.stop_file, run.max_wall_time)\n"
+      "after writing a checkpoint: continue with --restart.\n"
       "Documentation: doc/user-guide.md, doc/parameters.md.\n",
       out);
 }
@@ -54,7 +62,7 @@ typedef struct {
   const char *param_file;
   char **overrides;
   int n_overrides;
-  int dry_run, print_params, verbose, version, help;
+  int dry_run, print_params, verbose, version, help, restart, overwrite;
   long grid_index; /* -1: every grid point */
 } cli_options;
 
@@ -62,12 +70,14 @@ typedef struct {
  * every rank sees the same argv). */
 static const char *parse_cli(int argc, char **argv, cli_options *o, char *err,
                              size_t errlen) {
-  enum { OPT_PRINT_PARAMS = 1000, OPT_GRID_INDEX };
+  enum { OPT_PRINT_PARAMS = 1000, OPT_GRID_INDEX, OPT_OVERWRITE };
   static const struct option longopts[] = {
       {"set", required_argument, NULL, 'P'},
       {"dry-run", no_argument, NULL, 'n'},
       {"print-params", no_argument, NULL, OPT_PRINT_PARAMS},
       {"grid-index", required_argument, NULL, OPT_GRID_INDEX},
+      {"restart", no_argument, NULL, 'r'},
+      {"overwrite", no_argument, NULL, OPT_OVERWRITE},
       {"verbose", no_argument, NULL, 'v'},
       {"version", no_argument, NULL, 'V'},
       {"help", no_argument, NULL, 'h'},
@@ -77,13 +87,19 @@ static const char *parse_cli(int argc, char **argv, cli_options *o, char *err,
   o->overrides = calloc((size_t)argc + 1, sizeof *o->overrides);
   opterr = 0;
   int c;
-  while ((c = getopt_long(argc, argv, ":P:nvVh", longopts, NULL)) != -1) {
+  while ((c = getopt_long(argc, argv, ":P:nrvVh", longopts, NULL)) != -1) {
     switch (c) {
     case 'P':
       o->overrides[o->n_overrides++] = optarg;
       break;
     case 'n':
       o->dry_run = 1;
+      break;
+    case 'r':
+      o->restart = 1;
+      break;
+    case OPT_OVERWRITE:
+      o->overwrite = 1;
       break;
     case OPT_PRINT_PARAMS:
       o->print_params = 1;
@@ -174,7 +190,7 @@ static void key_origin(const nrd_params *p, const char *name, char *buf,
 }
 
 /* Parameters of features this version does not run yet (measurement
- * protocols, wall-clock stops) are refused rather than silently ignored.
+ * protocols) are refused rather than silently ignored.
  * Every rank holds the same parameters, so the error is collective. */
 static void refuse_unsupported(const nrd_params *p) {
   char where[1200];
@@ -188,13 +204,6 @@ static void refuse_unsupported(const nrd_params *p) {
                 "the participation Y2)",
                 where, p->experiment.protocol.v[k]);
     }
-  if (p->run.max_wall_time != 0) {
-    key_origin(p, "run.max_wall_time", where, sizeof where);
-    nrd_fatal(NRD_EXIT_USAGE,
-              "%s: key 'run.max_wall_time': a wall-clock stop needs "
-              "checkpoints, which this version does not write yet; use 0",
-              where);
-  }
 }
 
 int main(int argc, char **argv) {
@@ -233,8 +242,10 @@ int main(int argc, char **argv) {
   if (rank == 0) plan_print(&plan, &p, nrd_log_size(), stdout);
   if (rank == 0 && o.grid_index >= 0)
     printf("Only grid point %ld runs (--grid-index).\n", o.grid_index);
+  if (o.overwrite) p.output.overwrite = 1;
   char err2[1400];
-  if (h5out_check_target(&p, err2, sizeof err2) != NRD_OK)
+  if (h5out_prepare_target(&p, o.restart, o.dry_run, err2, sizeof err2) !=
+      NRD_OK)
     nrd_fatal(NRD_EXIT_USAGE, "%s", err2);
 
   int status = NRD_EXIT_OK;
@@ -242,7 +253,8 @@ int main(int argc, char **argv) {
     nrd_info("dry run: parameters valid, nothing written");
   } else {
     char *cmd = join_args(argc, argv);
-    status = run_simulation(&p, &plan, (int)o.grid_index, cmd);
+    run_catch_stop_signals();
+    status = run_simulation(&p, &plan, (int)o.grid_index, o.restart, cmd);
     free(cmd);
   }
   plan_free(&plan);

@@ -14,7 +14,9 @@
  * work items, grid point by grid point, keeping block sums and sampled
  * trajectories in memory; (3) block sums are reduced to rank 0, which
  * reports, and everything is written to the HDF5 file collectively. */
+#define _POSIX_C_SOURCE 200809L /* sigaction */
 #include "nrdiff/run.h"
+#include "nrdiff/checkpoint.h"
 #include "nrdiff/error.h"
 #include "nrdiff/h5out.h"
 #include "nrdiff/integrate.h"
@@ -30,7 +32,9 @@
 #include <mpi.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <signal.h>
 #include <string.h>
+#include <unistd.h>
 
 /* The level phi = F(1) at which the project defines t_S (physics.md 4.2). */
 static double phi_level(void) {
@@ -58,25 +62,16 @@ static long sample_steps(long steps, long every, long *out) {
   return n;
 }
 
-/* The blocks of one grid point held by this rank, and what they produce. */
-typedef struct {
-  long n_blocks;   /* local */
-  long *blocks;    /* global block ids, ascending */
-  long *first_row; /* first local particle row of each local block */
-  long n_rows;     /* local particles */
-  double *records; /* n_out x n_blocks x record */
-  long n_traj;     /* local sampled trajectories */
-  long *traj;      /* their index in 0 .. n_traj_total-1 */
-  long *traj_row;  /* their local particle row */
-  double *positions; /* n_frames x n_traj x d */
-} local_work;
-
-static void local_work_free(local_work *w) {
+static void point_state_free(point_state *w) {
   free(w->blocks);
   free(w->first_row);
+  free(w->count);
+  free(w->next_step);
+  free(w->Y);
   free(w->records);
   free(w->traj);
   free(w->traj_row);
+  free(w->traj_block);
   free(w->positions);
   memset(w, 0, sizeof *w);
 }
@@ -99,12 +94,21 @@ typedef struct {
   long n_out, n_frames, n_traj;
   long *out_step, *frame_step, *traj_ids;
   double *out_time, *frame_time;
-  int *owner; /* n_points x n_blocks */
+  long *out_index, *frame_index; /* steps + 1: index of step k, or -1 */
+  int *owner;    /* n_points x n_blocks */
+  int *selected; /* n_points: runs in this invocation */
+  run_shape shape;
+  point_state *state; /* n_points: this rank's share */
+  long rounds;        /* synchronised steps so far (same on every rank) */
+  double last_checkpoint;
+  int stopped;        /* a stop was requested and checkpointed */
+  int failed;         /* this rank failed (local) */
+  int peer_failed;    /* some rank failed (collective) */
 } run_ctx;
 
 /* Initial condition at forward time T: N(0, S) or the exact p_T. */
 static int initial_state(const nrd_params *p, const model *m,
-                         const run_plan *plan, const local_work *lb, double T,
+                         const run_plan *plan, point_state *lb, double T,
                          double *Y, double *Xi) {
   int d = m->d;
   size_t dd = (size_t)d * d;
@@ -125,6 +129,8 @@ static int initial_state(const nrd_params *p, const model *m,
     rc = la_cholesky(d, m->op.S, L);
   }
   for (long ib = 0; rc == NRD_OK && ib < lb->n_blocks; ib++) {
+    if (lb->next_step[ib] != BLOCK_NOT_STARTED) continue;
+    lb->next_step[ib] = 0;
     long first, count;
     plan_block_range(plan, lb->blocks[ib], &first, &count);
     double *Yb = Y + (size_t)lb->first_row[ib] * d;
@@ -234,25 +240,34 @@ static void theory_for_point(const run_ctx *c, const model *m,
 
 /* ------------------------------------------------------- local work */
 
-static void local_work_build(const run_ctx *c, int point, int d,
-                             const obs_layout *L, local_work *w) {
+static void point_state_build(const run_ctx *c, int point, int d,
+                              const obs_layout *L, point_state *w) {
   const run_plan *plan = c->plan;
   int rank = nrd_log_rank();
   long B = plan->n_blocks;
   memset(w, 0, sizeof *w);
+  w->d = d;
+  w->record = L->record;
   w->blocks = xcalloc((size_t)B, sizeof *w->blocks);
   w->first_row = xcalloc((size_t)B, sizeof *w->first_row);
+  w->count = xcalloc((size_t)B, sizeof *w->count);
+  w->next_step = xcalloc((size_t)B, sizeof *w->next_step);
   w->traj = xcalloc((size_t)c->n_traj, sizeof *w->traj);
   w->traj_row = xcalloc((size_t)c->n_traj, sizeof *w->traj_row);
+  w->traj_block = xcalloc((size_t)c->n_traj, sizeof *w->traj_block);
   for (long b = 0; b < B; b++) {
     if (c->owner[(size_t)point * B + b] != rank) continue;
     long first, count;
     plan_block_range(plan, b, &first, &count);
-    w->blocks[w->n_blocks] = b;
-    w->first_row[w->n_blocks++] = w->n_rows;
+    long ib = w->n_blocks++;
+    w->blocks[ib] = b;
+    w->first_row[ib] = w->n_rows;
+    w->count[ib] = count;
+    w->next_step[ib] = BLOCK_NOT_STARTED;
     for (long j = 0; j < c->n_traj; j++)
       if (c->traj_ids[j] >= first && c->traj_ids[j] < first + count) {
         w->traj[w->n_traj] = j;
+        w->traj_block[w->n_traj] = ib;
         w->traj_row[w->n_traj++] = w->n_rows + (c->traj_ids[j] - first);
       }
     w->n_rows += count;
@@ -261,6 +276,59 @@ static void local_work_build(const run_ctx *c, int point, int d,
                        sizeof *w->records);
   w->positions = xcalloc((size_t)c->n_frames * w->n_traj * d,
                          sizeof *w->positions);
+  w->Y = NULL; /* allocated while the point runs */
+}
+
+/* ----------------------------------------------------- stop and resume */
+
+/* Set by SIGTERM / SIGUSR1 (what Slurm sends before the time limit). */
+static volatile sig_atomic_t stop_signal = 0;
+
+static void on_stop_signal(int sig) {
+  stop_signal = sig;
+}
+
+void run_catch_stop_signals(void) {
+  struct sigaction sa;
+  memset(&sa, 0, sizeof sa);
+  sa.sa_handler = on_stop_signal;
+  sigemptyset(&sa.sa_mask);
+  sigaction(SIGTERM, &sa, NULL);
+  sigaction(SIGUSR1, &sa, NULL);
+}
+
+enum { SYNC_CONTINUE, SYNC_STOPPED, SYNC_FAILED, SYNC_ALL_DONE };
+
+/* Collective, once per step of every rank (ranks without work call it too
+ * until everyone is done): agree on whether to checkpoint and whether to
+ * stop.  A stop (signal on any rank, the stop file, run.max_wall_time)
+ * writes a checkpoint first.  The state must be at a step boundary. */
+static int run_sync(run_ctx *c, int finished) {
+  const nrd_params *p = c->p;
+  int want[5] = {stop_signal != 0, 0, 0, !finished, c->failed};
+  if (nrd_log_rank() == 0) {
+    double now = nrd_log_elapsed();
+    want[1] = access(p->checkpoint.stop_file, F_OK) == 0;
+    want[1] |= p->run.max_wall_time > 0 && now >= p->run.max_wall_time;
+    want[2] = (p->checkpoint.every > 0 && c->rounds > 0 &&
+               c->rounds % p->checkpoint.every == 0) ||
+              (p->checkpoint.interval > 0 &&
+               now - c->last_checkpoint >= p->checkpoint.interval);
+  }
+  NRD_MPI_CHECK(MPI_Allreduce(MPI_IN_PLACE, want, 5, MPI_INT, MPI_MAX,
+                              MPI_COMM_WORLD));
+  c->rounds++;
+  if (want[4]) return SYNC_FAILED;
+  if (!want[3]) return SYNC_ALL_DONE;
+  if (want[0] || want[1] || want[2]) {
+    checkpoint_write(p, &c->shape, c->state);
+    c->last_checkpoint = nrd_log_elapsed();
+  }
+  if (want[0] || want[1]) {
+    c->stopped = 1;
+    return SYNC_STOPPED;
+  }
+  return SYNC_CONTINUE;
 }
 
 /* Progress of rank 0's own work, which plan_assign balanced against the
@@ -286,15 +354,26 @@ static void progress_report(progress *pr, const run_ctx *c, const model *m,
            spent * (1 - f) / f);
 }
 
-/* Run this rank's blocks of one grid point. */
-static int run_point(const run_ctx *c, const model *m, const obs_layout *L,
-                     local_work *w, double point_cost, progress *pr) {
+/* Run this rank's blocks of one grid point from where each block stands
+ * (not started, or at its checkpointed step) to the end, synchronising with
+ * the other ranks at every step.  Returns NRD_OK (SYNC_STOPPED in
+ * c->stopped when a stop was requested) or an error. */
+static int run_point(run_ctx *c, const model *m, const obs_layout *L,
+                     point_state *w, double point_cost, progress *pr) {
   const nrd_params *p = c->p;
   const run_plan *plan = c->plan;
   const double *t = c->t;
   int d = m->d, K = m->mix.K;
-  long steps = plan->steps, bs = plan->block_size;
-  double *Y = xcalloc((size_t)w->n_rows * d, sizeof *Y);
+  long steps = plan->steps, bs = plan->block_size, done = steps + 1;
+  long kmin = done;
+  for (long ib = 0; ib < w->n_blocks; ib++)
+    if (w->next_step[ib] != done)
+      kmin = w->next_step[ib] == BLOCK_NOT_STARTED
+                 ? 0
+                 : (w->next_step[ib] < kmin ? w->next_step[ib] : kmin);
+  if (kmin == done) return NRD_OK; /* finished before a restart */
+  if (!w->Y) w->Y = xcalloc((size_t)w->n_rows * d, sizeof *w->Y);
+  double *Y = w->Y;
   double *Ystar = xcalloc((size_t)bs * d, sizeof *Ystar);
   double *S0 = xcalloc((size_t)bs * d, sizeof *S0);
   double *S1 = xcalloc((size_t)bs * d, sizeof *S1);
@@ -313,40 +392,45 @@ static int run_point(const run_ctx *c, const model *m, const obs_layout *L,
       rc == NRD_OK ? score_model_work_size(&cur, (int)bs) : 1, sizeof *work);
   if (rc == NRD_OK) rc = initial_state(p, m, plan, w, t[0], Y, Xi);
   int ode = p->integrator.scheme == SCHEME_ODE_HEUN;
-  long out = 0, frame = 0;
   double step_cost = point_cost / (double)(steps > 0 ? steps : 1);
   int key = L->empirical ? OBS_PARTICIPATION_Y2 : OBS_SPECIATION_PHI;
   double key_value = NAN;
-  for (long k = 0; rc == NRD_OK && k <= steps; k++) {
+  for (long k = kmin; rc == NRD_OK && k <= steps; k++) {
+    /* every block of this point is now at a step boundary */
+    int sync = run_sync(c, 0);
+    if (sync == SYNC_STOPPED) break;
+    if (sync == SYNC_FAILED) {
+      c->peer_failed = 1;
+      break;
+    }
     int score_ok = score_model_set_time(&cur, t[k]) == NRD_OK;
     if (!score_ok && k < steps) {
       rc = NRD_ERR_NUMERIC;
       break;
     }
-    int is_out = out < c->n_out && c->out_step[out] == k;
-    if (frame < c->n_frames && c->frame_step[frame] == k) {
-      for (long j = 0; j < w->n_traj; j++)
-        memcpy(w->positions + ((size_t)frame * w->n_traj + j) * d,
-               Y + (size_t)w->traj_row[j] * d, (size_t)d * sizeof *Y);
-      frame++;
-    }
+    long out = c->out_index[k], frame = c->frame_index[k];
     if (k < steps) rc = step_ops_set_h(&ops, &m->op, t[k] - t[k + 1]);
     int next_ok = 0;
     if (rc == NRD_OK && ode && k < steps)
       next_ok = score_model_set_time(&nxt, t[k + 1]) == NRD_OK;
+    for (long j = 0; frame >= 0 && j < w->n_traj; j++)
+      if (w->next_step[w->traj_block[j]] == k)
+        memcpy(w->positions + ((size_t)frame * w->n_traj + j) * d,
+               Y + (size_t)w->traj_row[j] * d, (size_t)d * sizeof *Y);
     for (long ib = 0; rc == NRD_OK && ib < w->n_blocks; ib++) {
-      long first, count;
-      plan_block_range(plan, w->blocks[ib], &first, &count);
+      if (w->next_step[ib] != k) continue; /* done, or ahead after a restart */
+      long first = w->blocks[ib] * bs, count = w->count[ib];
       double *Yb = Y + (size_t)w->first_row[ib] * d;
       if (score_ok)
         rc = score_model_eval(&cur, (int)count, Yb, S0, resp, NULL, y2, nearest,
                               work);
       if (rc != NRD_OK) break;
-      if (is_out)
+      if (out >= 0)
         obs_accumulate(L, count, Yb, S0, L->empirical ? NULL : resp,
                        L->empirical ? y2 : NULL, score_ok,
                        w->records +
                            ((size_t)out * w->n_blocks + ib) * L->record);
+      w->next_step[ib] = k + 1;
       if (k == steps) continue;
       if (ode) {
         ode_predict(&ops, (int)count, Yb, S0, Ystar);
@@ -364,7 +448,7 @@ static int run_point(const run_ctx *c, const model *m, const obs_layout *L,
         reverse_sde_step(&ops, (int)count, Yb, S0, Xi, tmp);
       }
     }
-    if (is_out) {
+    if (out >= 0) {
       double sum = 0, n = 0;
       for (long ib = 0; ib < w->n_blocks; ib++) {
         const double *r =
@@ -373,7 +457,6 @@ static int run_point(const run_ctx *c, const model *m, const obs_layout *L,
         n += r[L->offset[OBS_COUNT]];
       }
       key_value = sum / n;
-      out++;
     }
     if (pr) {
       pr->done += step_cost;
@@ -384,7 +467,10 @@ static int run_point(const run_ctx *c, const model *m, const obs_layout *L,
   if (ops_ok) step_ops_free(&ops);
   score_model_free(&cur);
   score_model_free(&nxt);
-  free(Y);
+  if (!c->stopped) { /* positions are not needed any more */
+    free(w->Y);
+    w->Y = NULL;
+  }
   free(Ystar);
   free(S0);
   free(S1);
@@ -546,6 +632,13 @@ static void print_summary(const run_plan *plan, const double *meas) {
 
 /* ------------------------------------------------------------ driver */
 
+char *done_marker_path(const nrd_params *p) {
+  size_t n = strlen(p->output.file) + 8;
+  char *s = xcalloc(n, 1);
+  snprintf(s, n, "%s.done", p->output.file);
+  return s;
+}
+
 static void ctx_build(run_ctx *c, const nrd_params *p, const run_plan *plan,
                       const double *t, int only_point) {
   memset(c, 0, sizeof *c);
@@ -571,9 +664,31 @@ static void ctx_build(run_ctx *c, const nrd_params *p, const run_plan *plan,
   c->traj_ids = xcalloc((size_t)c->n_traj, sizeof *c->traj_ids);
   for (long j = 0; j < c->n_traj; j++)
     c->traj_ids[j] = (long)((double)j * plan->particles / c->n_traj);
+  c->out_index = xcalloc((size_t)steps + 1, sizeof *c->out_index);
+  c->frame_index = xcalloc((size_t)steps + 1, sizeof *c->frame_index);
+  for (long k = 0; k <= steps; k++)
+    c->out_index[k] = c->frame_index[k] = -1;
+  for (long i = 0; i < c->n_out; i++)
+    c->out_index[c->out_step[i]] = i;
+  for (long i = 0; i < c->n_frames; i++)
+    c->frame_index[c->frame_step[i]] = i;
   c->owner = xcalloc((size_t)plan->n_points * plan->n_blocks, sizeof *c->owner);
   if (plan_assign(plan, nrd_log_size(), only_point, c->owner, NULL) != NRD_OK)
     NRD_ABORT(NRD_EXIT_RUNTIME, "out of memory");
+  c->selected = xcalloc((size_t)plan->n_points, sizeof *c->selected);
+  for (int i = 0; i < plan->n_points; i++)
+    c->selected[i] = only_point < 0 || i == only_point;
+  c->shape = (run_shape){.n_points = plan->n_points,
+                         .n_blocks = plan->n_blocks,
+                         .block_size = plan->block_size,
+                         .particles = plan->particles,
+                         .steps = steps,
+                         .n_out = c->n_out,
+                         .n_frames = c->n_frames,
+                         .n_traj = c->n_traj,
+                         .selected = c->selected};
+  c->state = xcalloc((size_t)plan->n_points, sizeof *c->state);
+  c->last_checkpoint = nrd_log_elapsed();
 }
 
 static void ctx_free(run_ctx *c) {
@@ -582,7 +697,13 @@ static void ctx_free(run_ctx *c) {
   free(c->frame_step);
   free(c->frame_time);
   free(c->traj_ids);
+  free(c->out_index);
+  free(c->frame_index);
   free(c->owner);
+  free(c->selected);
+  for (int i = 0; i < c->plan->n_points; i++)
+    point_state_free(&c->state[i]);
+  free(c->state);
 }
 
 /* Rank 0 builds every selected point's model and theory; a bad input (say,
@@ -608,7 +729,7 @@ static void prepare_theory(const run_ctx *c, int only_point,
 }
 
 int run_simulation(const nrd_params *p, const run_plan *plan, int only_point,
-                   const char *command_line) {
+                   int restart, const char *command_line) {
   double t_start = nrd_log_elapsed();
   double *t = xcalloc((size_t)plan->steps + 1, sizeof *t);
   if (timegrid_build(p->time.spacing, p->time.T, p->time.t_min, plan->steps,
@@ -620,54 +741,89 @@ int run_simulation(const nrd_params *p, const run_plan *plan, int only_point,
   point_theory *th = xcalloc((size_t)P, sizeof *th);
   prepare_theory(&c, only_point, th);
 
-  h5out out;
-  h5out_open(&out, p, plan, command_line);
-
-  /* (2) this rank's work items, point by point */
+  /* (2) this rank's work items, point by point, in lockstep with the other
+   * ranks (run_sync) so that checkpoints and stops are collective */
   progress pr = {.start = nrd_log_elapsed(), .last = nrd_log_elapsed()};
-  for (int i = 0; i < P; i++) {
-    int mine = 0;
-    for (long b = 0; b < plan->n_blocks; b++)
-      if (c.owner[(size_t)i * plan->n_blocks + b] == rank) {
-        long first, count;
-        plan_block_range(plan, b, &first, &count);
-        pr.total += plan->flops[i] * count / plan->particles;
-        mine = 1;
-      }
-    pr.points_total += mine;
-  }
-  local_work *lw = xcalloc((size_t)P, sizeof *lw);
   obs_layout *lay = xcalloc((size_t)P, sizeof *lay);
+  for (int i = 0; i < P; i++) {
+    if (!c.selected[i]) continue;
+    /* sizes only; the class directions are set when the point runs */
+    const grid_point *g = &plan->points[i];
+    double *zero = xcalloc((size_t)p->data.classes * g->dimension, sizeof *zero);
+    if (obs_layout_init(&lay[i], (int)g->dimension, (int)p->data.classes, zero,
+                        g->n_train > 0) != NRD_OK)
+      NRD_ABORT(NRD_EXIT_RUNTIME, "out of memory");
+    free(zero);
+    point_state_build(&c, i, (int)g->dimension, &lay[i], &c.state[i]);
+    if (c.state[i].n_blocks > 0) {
+      pr.total += plan->flops[i] * c.state[i].n_rows / plan->particles;
+      pr.points_total++;
+    }
+  }
+  if (restart) {
+    char err[1024] = "", *used = NULL;
+    int st = checkpoint_read(p, &c.shape, c.state, &used, err, sizeof err);
+    if (st != NRD_OK)
+      nrd_fatal(st == NRD_ERR_INPUT ? NRD_EXIT_USAGE : NRD_EXIT_RUNTIME, "%s",
+                err);
+    nrd_info("restarting from %s", used);
+    free(used);
+  }
   int rc = NRD_OK, failed_point = -1;
-  for (int i = 0; rc == NRD_OK && i < P; i++) {
-    if (only_point >= 0 && i != only_point) continue;
+  for (int i = 0; i < P && !c.stopped && !c.peer_failed && !c.failed; i++) {
+    if (!c.selected[i] || c.state[i].n_blocks == 0) continue;
     model m;
     char err[1024];
     if (model_build(&m, p, &plan->points[i], err, sizeof err) != NRD_OK)
       NRD_ABORT(NRD_EXIT_RUNTIME, "grid point %d: %s", i, err);
+    obs_layout_free(&lay[i]);
     if (obs_layout_init(&lay[i], m.d, m.mix.K, m.mix.means, m.n_train > 0) !=
         NRD_OK)
       NRD_ABORT(NRD_EXIT_RUNTIME, "out of memory");
-    local_work_build(&c, i, m.d, &lay[i], &lw[i]);
-    if (lw[i].n_blocks > 0) {
-      double share = plan->flops[i] * lw[i].n_rows / plan->particles;
-      rc = run_point(&c, &m, &lay[i], &lw[i], share, rank == 0 ? &pr : NULL);
-      if (rc != NRD_OK) failed_point = i;
-      pr.points_done++;
+    double share = plan->flops[i] * c.state[i].n_rows / plan->particles;
+    rc = run_point(&c, &m, &lay[i], &c.state[i], share, rank == 0 ? &pr : NULL);
+    if (rc != NRD_OK) {
+      failed_point = i;
+      c.failed = 1;
+      nrd_warn("rank %d: grid point %d failed: %s", rank, i, nrd_strerror(rc));
     }
+    pr.points_done++;
     model_free(&m);
   }
-  int bad = rc != NRD_OK, any_bad = 0;
-  NRD_MPI_CHECK(
-      MPI_Allreduce(&bad, &any_bad, 1, MPI_INT, MPI_MAX, MPI_COMM_WORLD));
-  if (bad)
-    nrd_warn("rank %d: grid point %d failed: %s", rank, failed_point,
-             nrd_strerror(rc));
-  if (any_bad) {
-    h5out_abandon(&out);
+  /* keep taking part in the per-step agreement until every rank is done */
+  while (!c.stopped && !c.peer_failed) {
+    int sync = run_sync(&c, 1);
+    if (sync == SYNC_ALL_DONE) break;
+    if (sync == SYNC_FAILED) c.peer_failed = 1;
+  }
+  (void)failed_point;
+  if (c.peer_failed)
     nrd_fatal(NRD_EXIT_RUNTIME, "the simulation failed (see the messages "
                                 "above); no output written");
+  if (c.stopped) {
+    char *ck = checkpoint_path(p, 0);
+    if (rank == 0)
+      printf("\nStopped on request (%s) after %.1f s; checkpoint: %s.\n"
+             "Continue with: nrdiff --restart <same parameters>\n",
+             stop_signal ? "signal"
+                         : (access(p->checkpoint.stop_file, F_OK) == 0
+                                ? "stop file"
+                                : "run.max_wall_time"),
+             nrd_log_elapsed() - t_start, ck);
+    free(ck);
+    for (int i = 0; i < P; i++)
+      if (c.selected[i]) obs_layout_free(&lay[i]);
+    free(lay);
+    for (int i = 0; i < P; i++)
+      free(th[i].phi_theory), free(th[i].norm2_theory);
+    free(th);
+    ctx_free(&c);
+    free(t);
+    return NRD_EXIT_STOPPED;
   }
+
+  h5out out;
+  h5out_open(&out, p, plan, command_line);
 
   /* (3) reduce, report, write */
   double *meas = xcalloc((size_t)P * 3, sizeof *meas);
@@ -682,9 +838,9 @@ int run_simulation(const nrd_params *p, const run_plan *plan, int only_point,
      * exact and independent of the rank count */
     double *blocks = xcalloc(n, sizeof *blocks);
     for (long o = 0; o < c.n_out; o++)
-      for (long ib = 0; ib < lw[i].n_blocks; ib++)
-        memcpy(blocks + ((size_t)o * B + lw[i].blocks[ib]) * R,
-               lw[i].records + ((size_t)o * lw[i].n_blocks + ib) * R,
+      for (long ib = 0; ib < c.state[i].n_blocks; ib++)
+        memcpy(blocks + ((size_t)o * B + c.state[i].blocks[ib]) * R,
+               c.state[i].records + ((size_t)o * c.state[i].n_blocks + ib) * R,
                R * sizeof *blocks);
     void *send = rank == 0 ? MPI_IN_PLACE : (void *)blocks;
     NRD_MPI_CHECK(MPI_Reduce(send, blocks, (int)n, MPI_DOUBLE, MPI_SUM, 0,
@@ -722,17 +878,17 @@ int run_simulation(const nrd_params *p, const run_plan *plan, int only_point,
         .out_time = c.out_time,
         .total = total,
         .n_blocks = B,
-        .n_local_blocks = lw[i].n_blocks,
-        .local_blocks = lw[i].blocks,
-        .local_records = lw[i].records,
+        .n_local_blocks = c.state[i].n_blocks,
+        .local_blocks = c.state[i].blocks,
+        .local_records = c.state[i].records,
         .n_traj = c.n_traj,
         .n_frames = c.n_frames,
         .traj_ids = c.traj_ids,
         .frame_step = c.frame_step,
         .frame_time = c.frame_time,
-        .n_local_traj = lw[i].n_traj,
-        .local_traj = lw[i].traj,
-        .local_positions = lw[i].positions,
+        .n_local_traj = c.state[i].n_traj,
+        .local_traj = c.state[i].traj,
+        .local_positions = c.state[i].positions,
     };
     h5out_write_point(&out, p, &pt);
     free(total);
@@ -740,6 +896,20 @@ int run_simulation(const nrd_params *p, const run_plan *plan, int only_point,
   }
   double wall = nrd_log_elapsed() - t_start;
   h5out_close(&out, wall);
+  /* the run is complete: say so for job chains, drop the checkpoints */
+  checkpoint_remove(p);
+  if (rank == 0) {
+    char *marker = done_marker_path(p);
+    FILE *f = fopen(marker, "w");
+    if (f) {
+      fprintf(f, "nrdiff run complete: %s, %d grid point(s), %.1f s\n",
+              p->output.file, only_point >= 0 ? 1 : P, wall);
+      fclose(f);
+    } else {
+      nrd_warn("cannot write the completion marker '%s'", marker);
+    }
+    free(marker);
+  }
   if (rank == 0) {
     print_summary(plan, meas);
     long n_run = only_point >= 0 ? 1 : P;
@@ -750,12 +920,10 @@ int run_simulation(const nrd_params *p, const run_plan *plan, int only_point,
     fflush(stdout);
   }
   for (int i = 0; i < P; i++) {
-    local_work_free(&lw[i]);
     obs_layout_free(&lay[i]);
     free(th[i].phi_theory);
     free(th[i].norm2_theory);
   }
-  free(lw);
   free(lay);
   free(th);
   free(meas);

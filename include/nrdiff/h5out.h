@@ -12,10 +12,14 @@
 #include "nrdiff/observe.h"
 #include "nrdiff/params.h"
 
-/* Whether output.file may be written: NRD_ERR_INPUT with a message when it
- * (or its .tmp) exists and output.overwrite is false.  Collective (rank 0
- * looks, everyone gets the answer); writes nothing. */
-int h5out_check_target(const nrd_params *p, char *err, size_t errlen);
+/* Collective (rank 0 looks, everyone gets the answer).  A fresh run may not
+ * find output.file, its .tmp or its checkpoints (.ckpt, .ckpt.prev); a
+ * restart may not find output.file (the run is complete).  Either is
+ * NRD_ERR_INPUT with a message, unless output.overwrite.  Unless dry_run,
+ * leftovers the run replaces are then removed (the .done marker, a partial
+ * .tmp, and for a fresh run old checkpoints). */
+int h5out_prepare_target(const nrd_params *p, int restart, int dry_run,
+                         char *err, size_t errlen);
 
 typedef struct {
   hid_t file, dxpl;

@@ -15,6 +15,7 @@ enum nrd_exit {
   NRD_EXIT_OK = 0,
   NRD_EXIT_RUNTIME = 1, /* a runtime failure (I/O, numerics, MPI) */
   NRD_EXIT_USAGE = 2,   /* bad command line or parameter file */
+  NRD_EXIT_STOPPED = 3, /* stopped on request after a checkpoint: restart */
 };
 
 void nrd_log_init(MPI_Comm comm, int verbose);

@@ -7,10 +7,19 @@
 #include "nrdiff/grid.h"
 #include "nrdiff/params.h"
 
-/* Collective over MPI_COMM_WORLD; returns a process exit status.
- * only_point >= 0 runs that grid point alone (--grid-index); command_line is
- * recorded in the output's provenance. */
+/* Collective over MPI_COMM_WORLD; returns a process exit status:
+ * NRD_EXIT_OK (output written, OUTPUT.done created, checkpoints removed) or
+ * NRD_EXIT_STOPPED (a stop was requested: checkpoint written, no output).
+ * only_point >= 0 runs that grid point alone (--grid-index); restart
+ * continues from the newest valid checkpoint; command_line is recorded in
+ * the output's provenance. */
 int run_simulation(const nrd_params *p, const run_plan *plan, int only_point,
-                   const char *command_line);
+                   int restart, const char *command_line);
+
+/* SIGTERM and SIGUSR1 then request a checkpoint and a clean stop. */
+void run_catch_stop_signals(void);
+
+/* output.file + ".done", written when a run completes (malloc'd). */
+char *done_marker_path(const nrd_params *p);
 
 #endif

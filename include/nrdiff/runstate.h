@@ -29,7 +29,7 @@ typedef struct {
 /* Sizes common to every grid point of a run. */
 typedef struct {
   int n_points;
-  long n_blocks, particles, steps, n_out, n_frames, n_traj;
+  long n_blocks, block_size, particles, steps, n_out, n_frames, n_traj;
   const int *selected; /* n_points: 1 if the point runs (see --grid-index) */
 } run_shape;
 
