@@ -57,8 +57,6 @@ expect_usage_error "bad override" "-P" "$nrdiff" --dry-run -P grid.dimension=abc
 expect_usage_error "override without =" "-P" "$nrdiff" --dry-run -P grid.dimension p.yml
 expect_usage_error "protocol not in this version" "experiment.protocol" \
   "$nrdiff" --dry-run -P "experiment.protocol=[uturn]" p.yml
-expect_usage_error "wall-clock stop not in this version" "run.max_wall_time" \
-  "$nrdiff" -P run.max_wall_time=60 p.yml
 
 # A bad file under MPI: every rank exits 2, the message is printed once.
 printf 'grid:\n  dimension: [0]\n' >bad.yml

@@ -55,7 +55,7 @@ before=$(sha256sum <"$work/n1/out.h5")
 (cd "$work/n1" && "$nrdiff" "${params[@]}" "$top_src/input/default.yml" >out2 2>err2)
 rc=$?
 after=$(sha256sum <"$work/n1/out.h5")
-[ $rc -eq 2 ] && grep -q "output.overwrite" "$work/n1/err2" && [ "$before" = "$after" ] \
+[ $rc -eq 2 ] && grep -q "does not overwrite" "$work/n1/err2" && [ "$before" = "$after" ] \
   && [ ! -e "$work/n1/out.h5.tmp" ] \
   && ok "existing output: exit 2, untouched, no .tmp" \
   || { cat "$work/n1/err2"; ko "existing output (exit $rc)"; }
