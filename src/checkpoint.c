@@ -605,7 +605,7 @@ int checkpoint_read(const nrd_params *p, const run_shape *sh, point_state *ps,
     }
     free(path);
     if (st == READ_MISMATCH) return NRD_ERR_INPUT;
-    nrd_warn("checkpoint rejected: %s", reasons[prev]);
+    if (h5u_root()) nrd_warn("checkpoint rejected: %s", reasons[prev]);
   }
   snprintf(err, errlen, "no valid checkpoint to restart from (%s; %s)",
            reasons[0], reasons[1]);
