@@ -71,9 +71,9 @@ mkdir "$work/periodic"
   && ok "periodic checkpoints: same science, .done written, checkpoints removed" \
   || { cat "$work/periodic/err"; ko "periodic checkpoints"; }
 
-# run.max_wall_time (a third of the reference's wall time): stop, restart
+# run.max_wall_time (a fifth of the reference's wall time): stop, restart
 # on 3, 2, 1 ranks ... until done.
-wall=$(/usr/bin/python3 -c "import h5py; print(round(h5py.File('$work/ref/out.h5')['code'].attrs['wall_seconds'] / 3, 3))")
+wall=$(/usr/bin/python3 -c "import h5py; print(round(h5py.File('$work/ref/out.h5')['code'].attrs['wall_seconds'] / 5, 3))")
 mkdir "$work/wall"
 n=$(run_until_done "$work/wall" "-P run.max_wall_time=$wall")
 [ $? -eq 0 ] && [ "$n" -ge 1 ] && [ "$(science "$work/wall/out.h5")" = "$ref" ] \
