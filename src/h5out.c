@@ -106,6 +106,21 @@ static void write_code(hid_t file, const char *command_line) {
   h5u_attr_string(g, "date_utc", s);
   free(s);
   h5u_attr_long(g, "mpi_size", nrd_log_size());
+  /* the batch job, if any (rank 0's environment; "" outside Slurm) */
+  static const char *const slurm[] = {"SLURM_JOB_ID", "SLURM_ARRAY_JOB_ID",
+                                      "SLURM_ARRAY_TASK_ID",
+                                      "SLURM_JOB_NODELIST",
+                                      "SLURM_RESTART_COUNT"};
+  static const char *const names[] = {"slurm_job_id", "slurm_array_job_id",
+                                      "slurm_array_task_id",
+                                      "slurm_job_nodelist",
+                                      "slurm_restart_count"};
+  for (int i = 0; i < 5; i++) {
+    const char *v = getenv(slurm[i]);
+    s = h5u_bcast_string(v ? v : "");
+    h5u_attr_string(g, names[i], s);
+    free(s);
+  }
   H5(H5Gclose(g));
 }
 
