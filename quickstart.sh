@@ -15,6 +15,9 @@ packages=(autoconf automake pkg-config make gcc git
   libfftw3-dev libopenblas-dev liblapacke-dev libcmocka-dev
   librandom123-dev libyaml-dev python3-h5py python3-numpy python3-matplotlib)
 
+# The test suite also starts a real single-node Slurm (tests/check_slurm.sh).
+if [ "$mode" = check ]; then packages+=(slurmctld slurmd slurm-client munge); fi
+
 install_missing() {
   local missing=()
   for p in "${packages[@]}"; do

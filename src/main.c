@@ -6,10 +6,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <cblas.h>
 #include <mpi.h>
 
+#include "nrdiff/checkpoint.h"
 #include "nrdiff/error.h"
 #include "nrdiff/grid.h"
 #include "nrdiff/h5out.h"
@@ -37,6 +39,11 @@ static void usage(FILE *out) {
       "  -r, --restart                continue from the newest valid "
       "checkpoint\n"
       "                               (output.file + .ckpt, else .ckpt.prev)\n"
+      "      --auto-restart           --restart if a checkpoint exists, else "
+      "start\n"
+      "                               (for batch jobs that may be resumed)\n"
+      "      --print-output-file      print the resolved output.file and "
+      "exit\n"
       "      --overwrite              replace an existing output and "
       "checkpoints\n"
       "                               (same as -P output.overwrite=true)\n"
@@ -63,6 +70,7 @@ typedef struct {
   char **overrides;
   int n_overrides;
   int dry_run, print_params, verbose, version, help, restart, overwrite;
+  int auto_restart, print_output;
   long grid_index; /* -1: every grid point */
 } cli_options;
 
@@ -70,7 +78,13 @@ typedef struct {
  * every rank sees the same argv). */
 static const char *parse_cli(int argc, char **argv, cli_options *o, char *err,
                              size_t errlen) {
-  enum { OPT_PRINT_PARAMS = 1000, OPT_GRID_INDEX, OPT_OVERWRITE };
+  enum {
+    OPT_PRINT_PARAMS = 1000,
+    OPT_GRID_INDEX,
+    OPT_OVERWRITE,
+    OPT_AUTO_RESTART,
+    OPT_PRINT_OUTPUT
+  };
   static const struct option longopts[] = {
       {"set", required_argument, NULL, 'P'},
       {"dry-run", no_argument, NULL, 'n'},
@@ -78,6 +92,8 @@ static const char *parse_cli(int argc, char **argv, cli_options *o, char *err,
       {"grid-index", required_argument, NULL, OPT_GRID_INDEX},
       {"restart", no_argument, NULL, 'r'},
       {"overwrite", no_argument, NULL, OPT_OVERWRITE},
+      {"auto-restart", no_argument, NULL, OPT_AUTO_RESTART},
+      {"print-output-file", no_argument, NULL, OPT_PRINT_OUTPUT},
       {"verbose", no_argument, NULL, 'v'},
       {"version", no_argument, NULL, 'V'},
       {"help", no_argument, NULL, 'h'},
@@ -100,6 +116,12 @@ static const char *parse_cli(int argc, char **argv, cli_options *o, char *err,
       break;
     case OPT_OVERWRITE:
       o->overwrite = 1;
+      break;
+    case OPT_AUTO_RESTART:
+      o->auto_restart = 1;
+      break;
+    case OPT_PRINT_OUTPUT:
+      o->print_output = 1;
       break;
     case OPT_PRINT_PARAMS:
       o->print_params = 1;
@@ -160,6 +182,20 @@ static void load_params(const cli_options *o, nrd_params *p) {
   if (status != NRD_OK)
     nrd_fatal(status == NRD_ERR_INPUT ? NRD_EXIT_USAGE : NRD_EXIT_RUNTIME, "%s",
               err[0] ? err : nrd_strerror(status));
+}
+
+/* Whether OUTPUT.ckpt or OUTPUT.ckpt.prev exists (rank 0 looks). */
+static int checkpoint_exists(const nrd_params *p) {
+  int found = 0;
+  if (nrd_log_rank() == 0)
+    for (int prev = 0; prev < 2; prev++) {
+      char *path = checkpoint_path(p, prev);
+      found |= access(path, F_OK) == 0;
+      free(path);
+    }
+  NRD_MPI_CHECK(MPI_Bcast(&found, 1, MPI_INT, 0, MPI_COMM_WORLD));
+  if (found) nrd_info("a checkpoint exists: restarting from it");
+  return found;
 }
 
 /* The command line as one string, for the output's provenance. */
@@ -231,6 +267,15 @@ int main(int argc, char **argv) {
   load_params(&o, &p);
   refuse_unsupported(&p);
   openblas_set_num_threads((int)p.run.blas_threads);
+
+  if (o.print_output) {
+    if (rank == 0) printf("%s\n", p.output.file);
+    params_free(&p);
+    free(o.overrides);
+    MPI_Finalize();
+    return NRD_EXIT_OK;
+  }
+  if (o.auto_restart) o.restart = checkpoint_exists(&p);
 
   run_plan plan;
   if (plan_build(&p, &plan) != NRD_OK)

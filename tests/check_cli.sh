@@ -34,6 +34,11 @@ rm -f doc.yml
   && grep -Eq "grid points +: 6" out \
   && ok "-P overrides (lists) reach the plan" || ko "-P overrides"
 
+"$nrdiff" --print-output-file -P output.file=x/y.h5 p.yml >out 2>err \
+  && [ "$(cat out)" = x/y.h5 ] && [ "$(ls)" = "$(printf 'err\nout\np.yml')" ] \
+  && ok "--print-output-file prints the resolved output.file, writes nothing" \
+  || ko "--print-output-file"
+
 for f in "$top_src"/input/*.yml; do
   "$nrdiff" --dry-run "$f" >out 2>err \
     && ok "dry-run $(basename "$f")" || ko "dry-run $(basename "$f")"
