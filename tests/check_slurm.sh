@@ -90,6 +90,26 @@ else
   echo "$out"; ko "sweep submission"
 fi
 
+# ----------------------------------------------------------- single run
+# jobs/nrdiff-run.sbatch: a run that completes in one job; submitted again
+# it finds the run complete and refuses (exit 2) rather than redo it.
+mkdir "$work/single"
+one=$(cd "$work/single" && sbatch --parsable "$jobs_dir/nrdiff-run.sbatch" "$input" \
+        "${sweep[@]}" -P output.file=single.h5 2>&1)
+st=$(wait_job "$one" 120)
+[ "$st" = "JobState=COMPLETED" ] && [ -f "$work/single/single.h5.done" ] \
+  && [ "$(/usr/bin/python3 -c "import h5py; print(h5py.File('$work/single/single.h5')['code'].attrs['slurm_job_id'])")" = "$one" ] \
+  && ok "nrdiff-run.sbatch: complete, job id $one in /code" \
+  || { cat "$work/single"/*.out; ko "single run ($st)"; }
+before=$(sha256sum <"$work/single/single.h5" 2>/dev/null)
+again=$(cd "$work/single" && sbatch --parsable "$jobs_dir/nrdiff-run.sbatch" "$input" \
+          "${sweep[@]}" -P output.file=single.h5 2>&1)
+st=$(wait_job "$again" 60)
+[ "$st" = "JobState=FAILED" ] && grep -q "does not overwrite" "$work/single/nrdiff-$again.out" \
+  && [ "$(sha256sum <"$work/single/single.h5")" = "$before" ] \
+  && ok "resubmitting a complete run: refused, output untouched" \
+  || { cat "$work/single/nrdiff-$again.out"; ko "resubmitted complete run ($st)"; }
+
 # ---------------------------------------------------------------- chain
 # A run of ~45 s on 2 ranks, in segments with a 1-minute limit and USR1 45 s
 # before it: Slurm (which checks limits about every 30 s) signals each
