@@ -2,15 +2,9 @@
 # Command-line contract of src/nrdiff: help, version, the print-params /
 # dry-run round trip, overrides, usage errors (exit 2, nothing written).
 set -u
-here=$(cd "$(dirname "$0")" && pwd)
-top_src=${TOP_SRCDIR:-$(cd "$here/.." && pwd)}
-nrdiff=${NRDIFF:-$top_src/src/nrdiff}
-mpirun="$here/mpirun.sh"
-pass=0 fail=0
-ok() { pass=$((pass + 1)); echo "ok   - $1"; }
+. "$(dirname "$0")/testlib.sh"
+# failures show the last command's stderr
 ko() { fail=$((fail + 1)); echo "FAIL - $1"; [ -f err ] && sed 's/^/       /' err; }
-work=$(mktemp -d)
-trap 'rm -rf "$work"' EXIT
 cd "$work"
 
 "$nrdiff" --help >out 2>err && grep -q "Usage: nrdiff" out \
@@ -71,5 +65,4 @@ rm -f bad.yml
 [ $rc -eq 2 ] && [ "$n" -eq 1 ] && ok "bad file on 3 ranks: exit 2, one message" \
   || { echo "       exit $rc, $n messages"; ko "bad file on 3 ranks"; }
 
-echo "checks: $pass passed, $fail failed"
-[ $fail -eq 0 ]
+finish

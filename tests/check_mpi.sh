@@ -2,16 +2,7 @@
 # MPI tests at 1, 2 and 3 ranks: the CMocka MPI programs, and the rank-count
 # invariance of a small run's output file and printed results (1 to 4 ranks).
 set -u
-here=$(cd "$(dirname "$0")" && pwd)
-top_src=${TOP_SRCDIR:-$(cd "$here/.." && pwd)}
-top_build=${TOP_BUILDDIR:-$top_src}
-nrdiff=${NRDIFF:-$top_build/src/nrdiff}
-mpirun="$here/mpirun.sh"
-pass=0 fail=0
-ok() { pass=$((pass + 1)); echo "ok   - $1"; }
-ko() { fail=$((fail + 1)); echo "FAIL - $1"; }
-work=$(mktemp -d)
-trap 'rm -rf "$work"' EXIT
+. "$(dirname "$0")/testlib.sh"
 
 for np in 1 2 3; do
   for prog in test_mpi_params; do
@@ -64,5 +55,4 @@ for np in 1 2 3 4; do
   fi
 done
 
-echo "checks: $pass passed, $fail failed"
-[ $fail -eq 0 ]
+finish

@@ -3,21 +3,8 @@
 # byte-identical science at 1, 2 and 3 ranks, --grid-index, and nothing lost
 # (an existing output is neither overwritten nor touched; no .tmp is left).
 set -u
-here=$(cd "$(dirname "$0")" && pwd)
-top_src=${TOP_SRCDIR:-$(cd "$here/.." && pwd)}
-top_build=${TOP_BUILDDIR:-$top_src}
-nrdiff=${NRDIFF:-$top_build/src/nrdiff}
-mpirun="$here/mpirun.sh"
-reader=(/usr/bin/python3 "$top_src/postprocess/nrdiff_read.py")
-if ! /usr/bin/python3 -c "import h5py" 2>/dev/null; then
-  echo "SKIP: /usr/bin/python3 cannot import h5py (Debian package python3-h5py)"
-  exit 77
-fi
-pass=0 fail=0
-ok() { pass=$((pass + 1)); echo "ok   - $1"; }
-ko() { fail=$((fail + 1)); echo "FAIL - $1"; }
-work=$(mktemp -d)
-trap 'rm -rf "$work"' EXIT
+. "$(dirname "$0")/testlib.sh"
+need_h5py
 
 # A sweep over every axis, mixture and empirical scores, non-reversible,
 # anisotropic U; blocks of 100, the last one short.
@@ -94,5 +81,4 @@ n=$(/usr/bin/python3 -c "import h5py; print(list(h5py.File('$work/one/out.h5')['
 [ $? -eq 1 ] && grep -q "no/such/dir/x.h5.tmp" "$work/nodir.err" \
   && ok "unwritable output: exit 1, file named" || { cat "$work/nodir.err"; ko "unwritable output"; }
 
-echo "checks: $pass passed, $fail failed"
-[ $fail -eq 0 ]
+finish

@@ -5,21 +5,8 @@
 # SIGUSR1, kill -9 at seeded random moments); damaged checkpoints are
 # rejected in favour of the previous one; nothing is overwritten.
 set -u
-here=$(cd "$(dirname "$0")" && pwd)
-top_src=${TOP_SRCDIR:-$(cd "$here/.." && pwd)}
-top_build=${TOP_BUILDDIR:-$top_src}
-nrdiff=${NRDIFF:-$top_build/src/nrdiff}
-mpirun="$here/mpirun.sh"
-reader=(/usr/bin/python3 "$top_src/postprocess/nrdiff_read.py")
-if ! /usr/bin/python3 -c "import h5py" 2>/dev/null; then
-  echo "SKIP: /usr/bin/python3 cannot import h5py (Debian package python3-h5py)"
-  exit 77
-fi
-pass=0 fail=0
-ok() { pass=$((pass + 1)); echo "ok   - $1"; }
-ko() { fail=$((fail + 1)); echo "FAIL - $1"; }
-work=$(mktemp -d)
-trap 'rm -rf "$work"' EXIT
+. "$(dirname "$0")/testlib.sh"
+need_h5py
 
 # Four grid points (mixture and empirical score), 15 blocks, trajectories,
 # about a second of work on 2 ranks.
@@ -231,5 +218,4 @@ before=$(sha256sum <"$work/keep/out.h5.ckpt")
 [ $? -eq 2 ] && grep -q "already complete" "$work/keep/err" \
   && ok "restart of a complete run: exit 2" || { cat "$work/keep/err"; ko "restart of a complete run"; }
 
-echo "checks: $pass passed, $fail failed"
-[ $fail -eq 0 ]
+finish

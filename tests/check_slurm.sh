@@ -7,11 +7,7 @@
 # a checkpoint stops loudly.  Skips (exit 77) when not root or when Slurm
 # or munge are not installed (./quickstart.sh check installs them).
 set -u
-here=$(cd "$(dirname "$0")" && pwd)
-top_src=${TOP_SRCDIR:-$(cd "$here/.." && pwd)}
-top_build=${TOP_BUILDDIR:-$top_src}
-nrdiff=${NRDIFF:-$top_build/src/nrdiff}
-reader=(/usr/bin/python3 "$top_src/postprocess/nrdiff_read.py")
+. "$(dirname "$0")/testlib.sh"
 if [ "$(id -u)" -ne 0 ]; then
   echo "SKIP: the local Slurm test runs its daemons as root"; exit 77
 fi
@@ -19,18 +15,14 @@ for c in slurmctld slurmd sbatch munged; do
   command -v $c >/dev/null || {
     echo "SKIP: $c not installed (Debian: slurmctld slurmd slurm-client munge)"; exit 77; }
 done
-/usr/bin/python3 -c "import h5py" 2>/dev/null || { echo "SKIP: no python3-h5py"; exit 77; }
+need_h5py
 
-pass=0 fail=0
-ok() { pass=$((pass + 1)); echo "ok   - $1"; }
-ko() { fail=$((fail + 1)); echo "FAIL - $1"; }
-work=$(mktemp -d)
 cleanup() { "$here/slurm-local.sh" down "$work/slurm" >/dev/null 2>&1; rm -rf "$work"; }
 trap cleanup EXIT
 trap 'exit 1' INT TERM
 
 SLURM_CONF=$("$here/slurm-local.sh" up "$work/slurm") \
-  || { ko "local Slurm did not start"; echo "checks: $pass passed, $fail failed"; exit 1; }
+  || { ko "local Slurm did not start"; finish; exit 1; }
 export SLURM_CONF
 ok "local Slurm up ($SLURM_CONF)"
 # What the batch jobs inherit (sbatch exports the environment): the program,
@@ -159,5 +151,4 @@ sleep 2
   && ok "failing segment without checkpoint: chain stopped, reason in bad.h5.chain-failed" \
   || { cat "$work/bad"/*.out; ko "failing chain"; }
 
-echo "checks: $pass passed, $fail failed"
-[ $fail -eq 0 ]
+finish
