@@ -12,7 +12,10 @@
  * Order of work: (1) rank 0 builds every grid point's model and its theory
  * first, so a bad input fails before any simulation; (2) each rank runs its
  * work items, grid point by grid point, keeping block sums and sampled
- * trajectories in memory; (3) block sums are reduced to rank 0, which
+ * trajectories in memory (a restart first loads them from the checkpoint);
+ * all ranks meet once per step (run_sync) to agree on checkpoints, stops and
+ * failures, ranks without work included, so checkpoints are collective and
+ * taken at step boundaries; (3) block sums are reduced to rank 0, which
  * reports, and everything is written to the HDF5 file collectively. */
 #define _POSIX_C_SOURCE 200809L /* sigaction */
 #include "nrdiff/run.h"
@@ -769,7 +772,7 @@ int run_simulation(const nrd_params *p, const run_plan *plan, int only_point,
     nrd_info("restarting from %s", used);
     free(used);
   }
-  int rc = NRD_OK, failed_point = -1;
+  int rc = NRD_OK;
   for (int i = 0; i < P && !c.stopped && !c.peer_failed && !c.failed; i++) {
     if (!c.selected[i] || c.state[i].n_blocks == 0) continue;
     model m;
@@ -783,7 +786,6 @@ int run_simulation(const nrd_params *p, const run_plan *plan, int only_point,
     double share = plan->flops[i] * c.state[i].n_rows / plan->particles;
     rc = run_point(&c, &m, &lay[i], &c.state[i], share, rank == 0 ? &pr : NULL);
     if (rc != NRD_OK) {
-      failed_point = i;
       c.failed = 1;
       nrd_warn("rank %d: grid point %d failed: %s", rank, i, nrd_strerror(rc));
     }
@@ -796,7 +798,6 @@ int run_simulation(const nrd_params *p, const run_plan *plan, int only_point,
     if (sync == SYNC_ALL_DONE) break;
     if (sync == SYNC_FAILED) c.peer_failed = 1;
   }
-  (void)failed_point;
   if (c.peer_failed)
     nrd_fatal(NRD_EXIT_RUNTIME, "the simulation failed (see the messages "
                                 "above); no output written");
