@@ -387,18 +387,18 @@ static read_status read_point(const run_shape *sh, hid_t points, hid_t dxpl,
   snprintf(name, sizeof name, "%04d", i);
   hid_t pg = H5Gopen2(points, name, H5P_DEFAULT);
   if (pg < 0) return READ_DAMAGED;
-  int ok = 1;
   hsize_t d1[2] = {1, (hsize_t)sh->n_blocks};
   long all_idx_n = sh->n_blocks;
   long *all_idx = malloc((size_t)all_idx_n * sizeof *all_idx);
   for (long b = 0; all_idx && b < all_idx_n; b++)
     all_idx[b] = b;
-  ok = all_idx && h5u_read_rows(dxpl, pg, "block_checksum", H5T_NATIVE_ULLONG,
-                                2, d1, all_idx_n, all_idx, stored) == 0;
+  if (!all_idx) NRD_ABORT(NRD_EXIT_RUNTIME, "out of memory");
+  int r1 = h5u_read_rows(dxpl, pg, "block_checksum", H5T_NATIVE_ULLONG, 2, d1,
+                         all_idx_n, all_idx, stored);
+  int r2 = h5u_read_rows(dxpl, pg, "next_step", H5T_NATIVE_LONG, 2, d1,
+                         s->n_blocks, s->blocks, s->next_step);
   free(all_idx);
-  if (ok)
-    ok = h5u_read_rows(dxpl, pg, "next_step", H5T_NATIVE_LONG, 2, d1,
-                       s->n_blocks, s->blocks, s->next_step) == 0;
+  int ok = r1 == 0 && r2 == 0;
   for (long ib = 0; ok && ib < s->n_blocks; ib++)
     ok = s->next_step[ib] >= BLOCK_NOT_STARTED &&
          s->next_step[ib] <= sh->steps + 1;
@@ -434,11 +434,12 @@ static read_status read_point(const run_shape *sh, hid_t points, hid_t dxpl,
     hsize_t dt[3] = {(hsize_t)sh->n_frames, (hsize_t)sh->n_traj,
                      (hsize_t)s->d};
     hsize_t dp[3] = {1, (hsize_t)sh->particles, (hsize_t)s->d};
-    if (h5u_read_rows(dxpl, pg, "records", H5T_NATIVE_DOUBLE, 3, dr, ns,
-                      started, rec) != 0 ||
-        h5u_read_rows(dxpl, pg, "trajectories", H5T_NATIVE_DOUBLE, 3, dt, nt,
-                      traj, tr) != 0)
-      ok = 0;
+    /* every rank makes every collective read, whatever failed before */
+    int rr = h5u_read_rows(dxpl, pg, "records", H5T_NATIVE_DOUBLE, 3, dr, ns,
+                           started, rec);
+    int rt = h5u_read_rows(dxpl, pg, "trajectories", H5T_NATIVE_DOUBLE, 3, dt,
+                           nt, traj, tr);
+    if (rr || rt) ok = 0;
     if (has_positions &&
         h5u_read_rows(dxpl, pg, "positions", H5T_NATIVE_DOUBLE, 3, dp, nr,
                       rows, pos) != 0)
