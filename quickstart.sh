@@ -13,7 +13,8 @@ case "$mode" in run|check) ;; *) echo "usage: $0 [check]" >&2; exit 2;; esac
 packages=(autoconf automake pkg-config make gcc git
   libopenmpi-dev openmpi-bin libhdf5-openmpi-dev hdf5-tools
   libfftw3-dev libopenblas-dev liblapacke-dev libcmocka-dev
-  librandom123-dev libyaml-dev python3-h5py python3-numpy python3-matplotlib)
+  librandom123-dev libyaml-dev python3-h5py python3-numpy python3-matplotlib
+  procps)
 
 # The test suite also starts a real single-node Slurm (tests/check_slurm.sh);
 # without these packages that one test is skipped, so failing to install
