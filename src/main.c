@@ -212,36 +212,6 @@ static char *join_args(int argc, char **argv) {
   return s;
 }
 
-/* Where key `name` got its value, for messages: "FILE:LINE", "-P override" or
- * "default". */
-static void key_origin(const nrd_params *p, const char *name, char *buf,
-                       size_t len) {
-  int i = params_schema_find(name);
-  if (i >= 0 && p->sources[i] == PSRC_FILE && p->source_lines[i] > 0)
-    snprintf(buf, len, "%s:%d", p->source_file, p->source_lines[i]);
-  else if (i >= 0 && p->sources[i] == PSRC_OVERRIDE)
-    snprintf(buf, len, "-P override");
-  else
-    snprintf(buf, len, "default");
-}
-
-/* Parameters of features this version does not run yet (measurement
- * protocols) are refused rather than silently ignored.
- * Every rank holds the same parameters, so the error is collective. */
-static void refuse_unsupported(const nrd_params *p) {
-  char where[1200];
-  for (int k = 0; k < p->experiment.protocol.n; k++)
-    if (strcmp(p->experiment.protocol.v[k], "generate") != 0) {
-      key_origin(p, "experiment.protocol", where, sizeof where);
-      nrd_fatal(NRD_EXIT_USAGE,
-                "%s: key 'experiment.protocol': '%s' is not available in this "
-                "version of nrdiff (only 'generate': reverse-time generation "
-                "with the speciation estimator phi(t) or, with n_train > 0, "
-                "the participation Y2)",
-                where, p->experiment.protocol.v[k]);
-    }
-}
-
 int main(int argc, char **argv) {
   MPI_Init(&argc, &argv);
   cli_options o;
@@ -265,7 +235,6 @@ int main(int argc, char **argv) {
   if (params_init_defaults(&p) != NRD_OK)
     NRD_ABORT(NRD_EXIT_RUNTIME, "out of memory for parameters");
   load_params(&o, &p);
-  refuse_unsupported(&p);
   openblas_set_num_threads((int)p.run.blas_threads);
 
   if (o.print_output) {

@@ -75,6 +75,7 @@ static const char *const scheme_choices[] = {"euler", "exponential", "ode_heun",
                                              NULL};
 static const char *const start_choices[] = {"stationary", "exact", NULL};
 static const char *const overwrite_choices[] = {"false", "true", NULL};
+static const char *const uturn_data_choices[] = {"mixture", "train", NULL};
 static const char *const protocol_choices[] = {
     "generate", "speciation", "collapse", "uturn", "forward", NULL};
 
@@ -297,16 +298,44 @@ static const param_spec schema[] = {
      .choices = protocol_choices,
      .min_length = 1,
      .distinct = true,
-     .doc = "measurements to make; speciation needs "
-            "experiment.branch_times and collapse needs grid.n_train > 0",
+     .doc = "measurements to make (doc/user-guide.md): generate (reverse "
+            "process, time-resolved statistics), speciation (cloning at "
+            "experiment.branch_times), collapse (needs grid.n_train > 0), "
+            "uturn (at experiment.uturn_times), forward (noising paths, "
+            "two-time correlations); speciation, collapse and uturn need a "
+            "stochastic integrator.scheme",
      FIELD(experiment.protocol)},
     {.name = "experiment.branch_times",
      .type = TYPE_DOUBLE_LIST,
      .default_yaml = "[]",
      AT_LEAST(0),
-     .doc = "forward times at which trajectories are cloned (speciation), "
-            "each strictly between time.t_min and time.T",
+     .doc = "forward times at which trajectories are cloned (speciation, "
+            "collapse), each strictly between time.t_min and time.T; snapped "
+            "to the nearest step of the time grid",
      FIELD(experiment.branch_times)},
+    {.name = "experiment.uturn_times",
+     .type = TYPE_DOUBLE_LIST,
+     .default_yaml = "[]",
+     AT_LEAST(0),
+     .doc = "noising times T_u of the U-turn protocol, each in "
+            "(time.t_min, time.T]; snapped to the nearest step of the time "
+            "grid",
+     FIELD(experiment.uturn_times)},
+    {.name = "experiment.uturn_data",
+     .type = TYPE_ENUM,
+     .default_yaml = "mixture",
+     .choices = uturn_data_choices,
+     .doc = "starting points x_0 of the U-turns: fresh samples of the data "
+            "mixture, or the training points (needs grid.n_train > 0)",
+     FIELD(experiment.uturn_data)},
+    {.name = "experiment.reference_times",
+     .type = TYPE_DOUBLE_LIST,
+     .default_yaml = "[]",
+     AT_LEAST(0),
+     .doc = "earlier times s of the two-time correlations C(s, t) of the "
+            "forward protocol, each in [time.t_min, time.T); empty = "
+            "[time.t_min]",
+     FIELD(experiment.reference_times)},
 
     {.name = "output.file",
      .type = TYPE_STRING,
@@ -1484,6 +1513,68 @@ static int check_experiment(const combination_ctx *c) {
                    "element %d must be %s %s (%s) (got %s)", k + 1,
                    b <= p->time.t_min ? ">" : "<", limit_key, ls, bs);
     }
+  }
+  if (has_protocol(p, "collapse") && bt->n > 0 &&
+      !has_protocol(p, "speciation")) {
+    for (int k = 0; k < bt->n; k++) {
+      double b = bt->v[k];
+      if (b > p->time.t_min && b < p->time.T) continue;
+      char bs[32];
+      shortest_double(bs, b);
+      return blame(c, "experiment.branch_times",
+                   "element %d must be strictly between time.t_min and "
+                   "time.T (got %s)",
+                   k + 1, bs);
+    }
+  }
+  static const char *const stochastic[] = {"speciation", "collapse", "uturn"};
+  for (int k = 0; k < 3; k++) {
+    if (!has_protocol(p, stochastic[k]) ||
+        p->integrator.scheme != SCHEME_ODE_HEUN)
+      continue;
+    if (set_later(c, "integrator.scheme", "experiment.protocol"))
+      return blame(c, "integrator.scheme",
+                   "'ode_heun' is deterministic: clones and U-turns need the "
+                   "reverse SDE (euler or exponential) with "
+                   "experiment.protocol '%s'",
+                   stochastic[k]);
+    return blame(c, "experiment.protocol",
+                 "'%s' needs the reverse SDE (integrator.scheme euler or "
+                 "exponential), not the deterministic ode_heun",
+                 stochastic[k]);
+  }
+  const nrd_dlist *ut = &p->experiment.uturn_times;
+  if (has_protocol(p, "uturn")) {
+    if (ut->n == 0)
+      return blame(c, "experiment.protocol",
+                   "'uturn' needs experiment.uturn_times, the noising times "
+                   "T_u in (time.t_min, time.T]");
+    for (int k = 0; k < ut->n; k++) {
+      double u = ut->v[k];
+      if (u > p->time.t_min && u <= p->time.T) continue;
+      char us[32];
+      shortest_double(us, u);
+      return blame(c, "experiment.uturn_times",
+                   "element %d must be in (time.t_min, time.T] (got %s)",
+                   k + 1, us);
+    }
+    const nrd_ilist *nt = &p->grid.n_train;
+    for (int k = 0; p->experiment.uturn_data == UTURN_TRAIN && k < nt->n; k++)
+      if (nt->v[k] <= 0)
+        return blame(c, "experiment.uturn_data",
+                     "'train' needs every grid.n_train > 0 (element %d is "
+                     "%ld)",
+                     k + 1, nt->v[k]);
+  }
+  const nrd_dlist *rt = &p->experiment.reference_times;
+  for (int k = 0; has_protocol(p, "forward") && k < rt->n; k++) {
+    double s = rt->v[k];
+    if (s >= p->time.t_min && s < p->time.T) continue;
+    char ss[32];
+    shortest_double(ss, s);
+    return blame(c, "experiment.reference_times",
+                 "element %d must be in [time.t_min, time.T) (got %s)", k + 1,
+                 ss);
   }
   if (has_protocol(p, "collapse")) {
     const nrd_ilist *nt = &p->grid.n_train;

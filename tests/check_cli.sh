@@ -54,7 +54,7 @@ expect_usage_error "two parameter files" "more than one" "$nrdiff" p.yml p.yml
 expect_usage_error "missing file" "missing.yml" "$nrdiff" --dry-run missing.yml
 expect_usage_error "bad override" "-P" "$nrdiff" --dry-run -P grid.dimension=abc p.yml
 expect_usage_error "override without =" "-P" "$nrdiff" --dry-run -P grid.dimension p.yml
-expect_usage_error "protocol not in this version" "experiment.protocol" \
+expect_usage_error "uturn without uturn_times" "experiment.uturn_times" \
   "$nrdiff" --dry-run -P "experiment.protocol=[uturn]" p.yml
 
 # A bad file under MPI: every rank exits 2, the message is printed once.

@@ -219,7 +219,7 @@ static void test_value_yaml(void **state) {
 
 static void test_schema_accessors(void **state) {
   (void)state;
-  assert_int_equal(params_schema_size(), 39);
+  assert_int_equal(params_schema_size(), 42);
   const char *restartable[] = {"run.max_wall_time",   "run.blas_threads",
                                "output.overwrite",    "checkpoint.every",
                                "checkpoint.interval", "checkpoint.stop_file"};
@@ -378,6 +378,7 @@ static const char *good_file =
     "experiment:\n"
     "  protocol: [speciation, collapse, uturn]\n"
     "  branch_times: [0.5, 7.999]\n"
+    "  uturn_times: [0.25, 8]\n"
     "output:\n"
     "  file: out/run 1.h5\n";
 
@@ -406,6 +407,10 @@ static void test_good_file_with_lists(void **state) {
   assert_int_equal(p.experiment.protocol.n, 3);
   assert_string_equal(p.experiment.protocol.v[1], "collapse");
   assert_true(p.experiment.branch_times.v[1] == 7.999);
+  assert_true(p.experiment.uturn_times.n == 2 &&
+              p.experiment.uturn_times.v[1] == 8);
+  assert_int_equal(p.experiment.uturn_data, UTURN_MIXTURE);
+  assert_int_equal(p.experiment.reference_times.n, 0);
   assert_string_equal(p.output.file, "out/run 1.h5");
   params_free(&p);
 }
@@ -421,7 +426,7 @@ static void test_sources_recorded(void **state) {
   assert_int_equal(p.sources[entry("run.seed")], PSRC_FILE);
   assert_int_equal(p.source_lines[entry("run.seed")], 3);
   assert_int_equal(p.source_lines[entry("grid.dimension")], 7);
-  assert_int_equal(p.source_lines[entry("output.file")], 30);
+  assert_int_equal(p.source_lines[entry("output.file")], 31);
   assert_int_equal(p.sources[entry("time.steps")], PSRC_OVERRIDE);
   assert_int_equal(p.source_lines[entry("time.steps")], 0);
   /* an override replaces a value from the file */
@@ -671,6 +676,18 @@ static void test_combination_errors(void **state) {
                     "[speciation]\n  branch_times: [1]\n",
                     "5:17: key 'experiment.branch_times': element 1 must be "
                     "> time.t_min (1) (got 1)");
+  expect_file_error("experiment:\n  protocol: [uturn]\n  uturn_times: [0]\n",
+                    "3:16: key 'experiment.uturn_times': element 1 must be in "
+                    "(time.t_min, time.T] (got 0)");
+  expect_file_error("integrator:\n  scheme: ode_heun\nexperiment:\n"
+                    "  protocol: [uturn]\n  uturn_times: [1]\n",
+                    "4:13: key 'experiment.protocol': 'uturn' needs the "
+                    "reverse SDE (integrator.scheme euler or exponential), "
+                    "not the deterministic ode_heun");
+  expect_file_error("experiment:\n  protocol: [forward]\n"
+                    "  reference_times: [10]\n",
+                    "3:20: key 'experiment.reference_times': element 1 must "
+                    "be in [time.t_min, time.T) (got 10)");
   expect_file_error("experiment:\n  protocol: [generate, collapse]\n",
                     "2:13: key 'experiment.protocol': 'collapse' needs every "
                     "grid.n_train > 0 (element 1 is 0)");
@@ -755,7 +772,7 @@ static void test_overrides(void **state) {
                   "output.file=run 7.h5",
                   "output.every=3",
                   "output.every=4", /* the last one wins */
-                  "experiment.protocol=[uturn]",
+                  "experiment.protocol=[forward]",
                   "forward.u_dataset=\"a=b # c\""};
   char err[512];
   assert_int_equal(params_load(&p, NULL, 9, over, err, sizeof err), NRD_OK);
@@ -767,7 +784,7 @@ static void test_overrides(void **state) {
   assert_int_equal(p.run.seed, 0);
   assert_string_equal(p.output.file, "run 7.h5");
   assert_int_equal(p.output.every, 4);
-  assert_string_equal(p.experiment.protocol.v[0], "uturn");
+  assert_string_equal(p.experiment.protocol.v[0], "forward");
   assert_string_equal(p.forward.u_dataset, "a=b # c");
   assert_null(p.source_file);
   assert_int_equal(p.sources[entry("time.T")], PSRC_OVERRIDE);

@@ -22,6 +22,7 @@ enum nrd_direction { DIR_ONES, DIR_RANDOM, DIR_SLOWEST, DIR_FASTEST };
 enum nrd_spacing { SPACING_UNIFORM, SPACING_LOG };
 enum nrd_scheme { SCHEME_EULER, SCHEME_EXPONENTIAL, SCHEME_ODE_HEUN };
 enum nrd_start { START_STATIONARY, START_EXACT };
+enum nrd_uturn_data { UTURN_MIXTURE, UTURN_TRAIN };
 
 /* Where a value came from (written into outputs for provenance). */
 typedef enum { PSRC_DEFAULT = 0, PSRC_FILE, PSRC_OVERRIDE } nrd_param_source;
@@ -70,6 +71,9 @@ typedef struct nrd_params {
   struct {
     nrd_slist protocol;
     nrd_dlist branch_times;
+    nrd_dlist uturn_times;    /* T_u of the U-turn protocol */
+    int uturn_data;           /* enum nrd_uturn_data */
+    nrd_dlist reference_times; /* s of C(s, t), forward protocol */
   } experiment;
   struct {
     char *file;
