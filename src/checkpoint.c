@@ -8,7 +8,9 @@
  *   /points/IIII next_step[B], block_checksum[B];
  *                records[n_out][B][record] once a block has started;
  *                trajectories[n_frames][n_traj][d] likewise;
- *                positions[particles][d] while a block is in progress.
+ *                positions[particles][state_width] while a block is in
+ *                progress (the main position, then the protocols' state:
+ *                protocol.h).
  * Every block's checksum covers its next_step, record rows, positions (if in
  * progress) and sampled trajectories, so each rank verifies the blocks it
  * reads, whatever the rank count that wrote them. */
@@ -66,8 +68,8 @@ static uint64_t block_checksum(const run_shape *sh, const point_state *s,
     h = fnv(h, s->records + ((size_t)o * s->n_blocks + ib) * s->record,
             (size_t)s->record * sizeof(double));
   if (in_progress(sh, s->next_step[ib]))
-    h = fnv(h, s->Y + (size_t)s->first_row[ib] * s->d,
-            (size_t)s->count[ib] * s->d * sizeof(double));
+    h = fnv(h, s->Y + (size_t)s->first_row[ib] * s->width,
+            (size_t)s->count[ib] * s->width * sizeof(double));
   for (long j = 0; j < s->n_traj; j++)
     if (s->traj_block[j] == ib)
       for (long f = 0; f < sh->n_frames; f++)
@@ -128,8 +130,8 @@ static void local_rows_build(const run_shape *sh, const point_state *s,
   r->rows = calloc((size_t)(s->n_rows ? s->n_rows : 1), sizeof *r->rows);
   r->traj = calloc((size_t)(s->n_traj ? s->n_traj : 1), sizeof *r->traj);
   r->records = calloc((size_t)sh->n_out * B * s->record, sizeof *r->records);
-  r->positions =
-      calloc((size_t)(s->n_rows ? s->n_rows : 1) * s->d, sizeof *r->positions);
+  r->positions = calloc((size_t)(s->n_rows ? s->n_rows : 1) * s->width,
+                        sizeof *r->positions);
   r->trajectories = calloc(
       (size_t)sh->n_frames * (s->n_traj ? s->n_traj : 1) * s->d, sizeof(double));
   if (!r->started || !r->rows || !r->traj || !r->records || !r->positions ||
@@ -147,9 +149,9 @@ static void local_rows_build(const run_shape *sh, const point_state *s,
       long first = s->blocks[ib] * sh->block_size;
       for (long i = 0; i < s->count[ib]; i++) {
         r->rows[r->n_rows] = first + i;
-        memcpy(r->positions + (size_t)r->n_rows * s->d,
-               s->Y + (size_t)(s->first_row[ib] + i) * s->d,
-               (size_t)s->d * sizeof(double));
+        memcpy(r->positions + (size_t)r->n_rows * s->width,
+               s->Y + (size_t)(s->first_row[ib] + i) * s->width,
+               (size_t)s->width * sizeof(double));
         r->n_rows++;
       }
     }
@@ -264,6 +266,7 @@ void checkpoint_write(const nrd_params *p, const run_shape *sh,
     hid_t pg = h5u_group(points, name);
     h5u_attr_long(pg, "record", s->record);
     h5u_attr_long(pg, "dimension", s->d);
+    h5u_attr_long(pg, "state_width", s->width);
     hsize_t d1[2] = {1, (hsize_t)sh->n_blocks};
     h5u_write_rows(dxpl, pg, "next_step", H5T_NATIVE_LONG, 2, d1, s->n_blocks,
                    s->blocks, s->next_step);
@@ -287,7 +290,7 @@ void checkpoint_write(const nrd_params *p, const run_shape *sh,
       h5u_write_rows(dxpl, pg, "trajectories", H5T_NATIVE_DOUBLE, 3, dt,
                      r.n_traj, r.traj, r.trajectories);
       if (flags[i] & 2) {
-        hsize_t dp[3] = {1, (hsize_t)sh->particles, (hsize_t)s->d};
+        hsize_t dp[3] = {1, (hsize_t)sh->particles, (hsize_t)s->width};
         h5u_write_rows(dxpl, pg, "positions", H5T_NATIVE_DOUBLE, 3, dp,
                        r.n_rows, r.rows, r.positions);
       }
@@ -424,7 +427,7 @@ static read_status read_point(const run_shape *sh, hid_t points, hid_t dxpl,
         traj[nt++] = s->traj[j];
     double *rec = calloc((size_t)sh->n_out * (ns ? ns : 1) * s->record,
                          sizeof *rec);
-    double *pos = calloc((size_t)(nr ? nr : 1) * s->d, sizeof *pos);
+    double *pos = calloc((size_t)(nr ? nr : 1) * s->width, sizeof *pos);
     double *tr = calloc((size_t)sh->n_frames * (nt ? nt : 1) * s->d,
                         sizeof *tr);
     if (!started || !rows || !traj || !rec || !pos || !tr)
@@ -433,7 +436,7 @@ static read_status read_point(const run_shape *sh, hid_t points, hid_t dxpl,
                      (hsize_t)s->record};
     hsize_t dt[3] = {(hsize_t)sh->n_frames, (hsize_t)sh->n_traj,
                      (hsize_t)s->d};
-    hsize_t dp[3] = {1, (hsize_t)sh->particles, (hsize_t)s->d};
+    hsize_t dp[3] = {1, (hsize_t)sh->particles, (hsize_t)s->width};
     /* every rank makes every collective read, whatever failed before */
     int rr = h5u_read_rows(dxpl, pg, "records", H5T_NATIVE_DOUBLE, 3, dr, ns,
                            started, rec);
@@ -447,7 +450,7 @@ static read_status read_point(const run_shape *sh, hid_t points, hid_t dxpl,
     if (nr > 0 && !has_positions) ok = 0;
     /* unpack into the state */
     if (nr > 0 && !s->Y) {
-      s->Y = calloc((size_t)s->n_rows * s->d, sizeof *s->Y);
+      s->Y = calloc((size_t)s->n_rows * s->width, sizeof *s->Y);
       if (!s->Y) NRD_ABORT(NRD_EXIT_RUNTIME, "out of memory");
     }
     long k = 0, row = 0;
@@ -459,9 +462,9 @@ static read_status read_point(const run_shape *sh, hid_t points, hid_t dxpl,
                (size_t)s->record * sizeof(double));
       k++;
       if (in_progress(sh, s->next_step[ib])) {
-        memcpy(s->Y + (size_t)s->first_row[ib] * s->d,
-               pos + (size_t)row * s->d,
-               (size_t)s->count[ib] * s->d * sizeof(double));
+        memcpy(s->Y + (size_t)s->first_row[ib] * s->width,
+               pos + (size_t)row * s->width,
+               (size_t)s->count[ib] * s->width * sizeof(double));
         row += s->count[ib];
       }
     }

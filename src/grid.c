@@ -3,6 +3,7 @@
 #include "nrdiff/error.h"
 
 #include <stdlib.h>
+#include <string.h>
 
 /* Rough estimates, good to a factor of two: they size allocations in the
  * dry-run report and balance work, nothing depends on them numerically. */
@@ -16,8 +17,27 @@ static void estimate(const nrd_params *p, const grid_point *g, long block,
       (double)(block < p->ensemble.particles ? block : p->ensemble.particles);
   /* operator: ~12 d x d matrices; mixture: K Cholesky factors and inverses */
   double mat = 12.0 * d * d + 2.0 * K * d * d;
-  /* particles (state, clone, score, noise) and per-block scratch */
-  double part = 4.0 * P * d + 4.0 * blk * d;
+  /* protocols: trajectories carried per particle (clones and U-turns, each
+   * alive from its time down to t_min) and their share of the run */
+  int spec = 0, coll = 0, ut = 0, fwd = 0;
+  for (int k = 0; k < p->experiment.protocol.n; k++) {
+    const char *w = p->experiment.protocol.v[k];
+    spec |= !strcmp(w, "speciation");
+    coll |= !strcmp(w, "collapse") && g->n_train > 0;
+    ut |= !strcmp(w, "uturn");
+    fwd |= !strcmp(w, "forward");
+  }
+  double span = p->time.T - p->time.t_min, rows = 1, alive = 1;
+  const nrd_dlist *bt = &p->experiment.branch_times;
+  const nrd_dlist *uts = &p->experiment.uturn_times;
+  for (int k = 0; (spec || coll) && k < bt->n; k++)
+    rows += 1, alive += (bt->v[k] - p->time.t_min) / span;
+  for (int k = 0; ut && k < uts->n; k++)
+    rows += 1, alive += (uts->v[k] - p->time.t_min) / span;
+  int nref = p->experiment.reference_times.n ? p->experiment.reference_times.n : 1;
+  if (fwd) rows += 2 + 2.0 * nref;
+  /* particles (state rows, score, noise) and per-block scratch */
+  double part = (rows + 3.0) * P * d + 4.0 * blk * d;
   /* empirical score: training set, its image and whitened image, and the
    * block x n logits */
   double emp = n > 0 ? 3.0 * n * d + blk * (n < 4096 ? n : 4096) : 0.0;
@@ -29,6 +49,8 @@ static void estimate(const nrd_params *p, const grid_point *g, long block,
     per_step += 4.0 * P * n * d + 2.0 * P * d * d;
   else
     per_step += 2.0 * P * K * d * d;
+  per_step = 30.0 * d * d * d + (per_step - 30.0 * d * d * d) * alive;
+  if (fwd) per_step += 4.0 * P * d * d; /* two exact forward transitions */
   *flops = steps * per_step;
 }
 

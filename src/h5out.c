@@ -207,8 +207,8 @@ void h5out_open(h5out *h, const nrd_params *p, const run_plan *plan,
   h5u_attr_string(h->file, "file_format", "nrdiff-output");
   h5u_attr_long(h->file, "file_format_version", 1);
   hid_t g = h5u_group(h->file, "h5md");
-  int version[2] = {1, 1};
-  h5u_attr_numbers(g, "version", H5T_NATIVE_INT, 2, version);
+  long version[2] = {1, 1};
+  h5u_attr_numbers(g, "version", H5T_NATIVE_LONG, 2, version);
   hid_t a = h5u_group(g, "author");
   const char *user = getenv("USER");
   char *u = h5u_bcast_string(user ? user : "unknown");
@@ -282,6 +282,7 @@ static void write_observable(h5out *h, hid_t obs, const h5out_point *pt,
 }
 
 static void write_trajectories(h5out *h, hid_t parent, const h5out_point *pt) {
+  if (pt->n_traj == 0) return; /* output.trajectories = 0: no /particles */
   hid_t parts = h5u_group(parent, "particles");
   hid_t tr = h5u_group(parts, "trajectory");
   h5u_dataset_1d(h->dxpl, tr, "id", 1, pt->n_traj, pt->traj_ids);
@@ -295,6 +296,23 @@ static void write_trajectories(h5out *h, hid_t parent, const h5out_point *pt) {
   H5(H5Gclose(pos));
   H5(H5Gclose(tr));
   H5(H5Gclose(parts));
+}
+
+/* The protocols' results: /points/IIII/<protocol>/<name>, rank 0's data. */
+static void write_results(h5out *h, hid_t point, const proto_results *r) {
+  for (int i = 0; r && i < r->n; i++) {
+    const proto_dataset *ds = &r->v[i];
+    hid_t g = H5Lexists(point, ds->group, H5P_DEFAULT) > 0
+                  ? H5(H5Gopen2(point, ds->group, H5P_DEFAULT))
+                  : h5u_group(point, ds->group);
+    hsize_t dims[2] = {(hsize_t)ds->dims[0], (hsize_t)ds->dims[1]};
+    h5u_dataset_root(h->dxpl, g, ds->name, H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE,
+                     ds->rank, dims, ds->data);
+    hid_t d = H5(H5Dopen2(g, ds->name, H5P_DEFAULT));
+    h5u_attr_string(d, "description", ds->description);
+    H5(H5Dclose(d));
+    H5(H5Gclose(g));
+  }
 }
 
 void h5out_write_point(h5out *h, const nrd_params *p, const h5out_point *pt) {
@@ -324,9 +342,11 @@ void h5out_write_point(h5out *h, const nrd_params *p, const h5out_point *pt) {
   h5u_attr_double(g, "critical_time_error", v[2]);
   hid_t obs = h5u_group(g, "observables");
   for (int o = 0; o < OBS_N; o++)
-    if (pt->layout->width[o] > 0) write_observable(h, obs, pt, o);
+    if (pt->layout->width[o] > 0 && o != OBS_FINAL)
+      write_observable(h, obs, pt, o);
   H5(H5Gclose(obs));
   write_trajectories(h, g, pt);
+  write_results(h, g, pt->results);
   H5(H5Gclose(g));
 }
 

@@ -27,6 +27,26 @@ static const obs_info INFO[OBS_N] = {
                               "sum_mu w_mu(y)^2: REM participation of "
                               "training points",
                               "1"},
+    [OBS_LOG_PE] = {"log_pe",
+                    "ln p^e_t(x) for x drawn from p^e_t itself (not the "
+                    "trajectories): the excess-entropy estimator's samples",
+                    "1"},
+    [OBS_FWD_DATA_NORM2] = {"forward_data_norm2",
+                            "|x_t|^2 along forward paths started from data",
+                            "1"},
+    [OBS_FWD_DATA_CORR] = {"forward_data_corr",
+                           "x_t . x_s along forward paths from data, one "
+                           "column per reference time s (NaN where t < s)",
+                           "1"},
+    [OBS_FWD_STAT_NORM2] = {"forward_stationary_norm2",
+                            "|x_t|^2 along forward paths started from the "
+                            "stationary law",
+                            "1"},
+    [OBS_FWD_STAT_CORR] = {"forward_stationary_corr",
+                           "x_t . x_s along forward paths from the stationary "
+                           "law, one column per reference time s",
+                           "1"},
+    [OBS_FINAL] = {"final", "end-of-run sums of the protocols", "1"},
 };
 
 const obs_info *obs_describe(int o) {
@@ -65,6 +85,13 @@ int obs_layout_init(obs_layout *L, int d, int K, const double *means,
     L->record += w[o];
   }
   return NRD_OK;
+}
+
+void obs_layout_add(obs_layout *L, int o, int width) {
+  if (o < 0 || o >= OBS_N || L->width[o] > 0 || width <= 0) return;
+  L->width[o] = width;
+  L->offset[o] = L->record;
+  L->record += width;
 }
 
 void obs_layout_free(obs_layout *L) {

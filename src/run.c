@@ -27,6 +27,7 @@
 #include "nrdiff/log.h"
 #include "nrdiff/model.h"
 #include "nrdiff/observe.h"
+#include "nrdiff/protocol.h"
 #include "nrdiff/rng.h"
 #include "nrdiff/theory.h"
 
@@ -87,6 +88,7 @@ typedef struct {
   double *norm2_theory;  /* n_out: E|x_t|^2 under the exact p_t (mixture)
                             or p^e_t (empirical score) */
   int empirical, symmetric2, K;
+  proto_theory proto;    /* the protocols' theory (protocol.h) */
 } point_theory;
 
 /* Shared, read-only description of the run. */
@@ -102,6 +104,7 @@ typedef struct {
   int *selected; /* n_points: runs in this invocation */
   run_shape shape;
   point_state *state; /* n_points: this rank's share */
+  proto_layout *proto; /* n_points: the protocols of each point */
   long rounds;        /* synchronised steps so far (same on every rank) */
   double last_checkpoint;
   int stopped;        /* a stop was requested and checkpointed */
@@ -112,7 +115,7 @@ typedef struct {
 /* Initial condition at forward time T: N(0, S) or the exact p_T. */
 static int initial_state(const nrd_params *p, const model *m,
                          const run_plan *plan, point_state *lb, double T,
-                         double *Y, double *Xi) {
+                         double *Y, double *Xi, double *Yblock) {
   int d = m->d;
   size_t dd = (size_t)d * d;
   double *L = malloc(dd * sizeof *L), *E = malloc(dd * sizeof *E);
@@ -136,7 +139,7 @@ static int initial_state(const nrd_params *p, const model *m,
     lb->next_step[ib] = 0;
     long first, count;
     plan_block_range(plan, lb->blocks[ib], &first, &count);
-    double *Yb = Y + (size_t)lb->first_row[ib] * d;
+    double *Yb = Yblock;
     for (long i = 0; i < count; i++) {
       uint64_t pid = (uint64_t)(first + i);
       rng_normals(m->seed, RNG_PURPOSE_INIT, pid, 0, (size_t)d, Xi + i * d);
@@ -151,6 +154,9 @@ static int initial_state(const nrd_params *p, const model *m,
     if (!exact)
       cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)count, d, d,
                   1.0, Xi, d, L, d, 0.0, Yb, d);
+    for (long i = 0; i < count; i++)
+      memcpy(Y + (size_t)(lb->first_row[ib] + i) * lb->width, Yb + i * d,
+             (size_t)d * sizeof *Y);
   }
   free(L);
   free(E);
@@ -189,6 +195,9 @@ static void theory_for_point(const run_ctx *c, const model *m,
     theory_tS_matrix(&m->op, mx->K, mx->weights, mx->means, mx->cov, &tc);
   }
   th->critical = tc;
+  if (proto_theory_build(&th->proto, &c->proto[m->point.index], m, c->n_out,
+                         c->out_time) != NRD_OK)
+    NRD_ABORT(NRD_EXIT_RUNTIME, "out of memory");
   th->phi_theory = xcalloc((size_t)c->n_out, sizeof *th->phi_theory);
   th->norm2_theory = xcalloc((size_t)c->n_out, sizeof *th->norm2_theory);
   int d = m->d;
@@ -250,6 +259,7 @@ static void point_state_build(const run_ctx *c, int point, int d,
   long B = plan->n_blocks;
   memset(w, 0, sizeof *w);
   w->d = d;
+  w->width = c->proto[point].width;
   w->record = L->record;
   w->blocks = xcalloc((size_t)B, sizeof *w->blocks);
   w->first_row = xcalloc((size_t)B, sizeof *w->first_row);
@@ -312,7 +322,10 @@ static int run_sync(run_ctx *c, int finished) {
   if (nrd_log_rank() == 0) {
     double now = nrd_log_elapsed();
     want[1] = access(p->checkpoint.stop_file, F_OK) == 0;
-    want[1] |= p->run.max_wall_time > 0 && now >= p->run.max_wall_time;
+    /* a segment always makes one step: a budget smaller than the set-up
+     * time must not leave a job chain restarting forever */
+    want[1] |= p->run.max_wall_time > 0 && now >= p->run.max_wall_time &&
+               c->rounds > 0;
     want[2] = (p->checkpoint.every > 0 && c->rounds > 0 &&
                c->rounds % p->checkpoint.every == 0) ||
               (p->checkpoint.interval > 0 &&
@@ -362,7 +375,8 @@ static void progress_report(progress *pr, const run_ctx *c, const model *m,
  * the other ranks at every step.  Returns NRD_OK (SYNC_STOPPED in
  * c->stopped when a stop was requested) or an error. */
 static int run_point(run_ctx *c, const model *m, const obs_layout *L,
-                     point_state *w, double point_cost, progress *pr) {
+                     const proto_layout *X, point_state *w, double point_cost,
+                     progress *pr) {
   const nrd_params *p = c->p;
   const run_plan *plan = c->plan;
   const double *t = c->t;
@@ -375,8 +389,11 @@ static int run_point(run_ctx *c, const model *m, const obs_layout *L,
                  ? 0
                  : (w->next_step[ib] < kmin ? w->next_step[ib] : kmin);
   if (kmin == done) return NRD_OK; /* finished before a restart */
-  if (!w->Y) w->Y = xcalloc((size_t)w->n_rows * d, sizeof *w->Y);
+  int W = w->width;
+  if (!w->Y) w->Y = xcalloc((size_t)w->n_rows * W, sizeof *w->Y);
   double *Y = w->Y;
+  double *Ymain = xcalloc((size_t)bs * d, sizeof *Ymain);
+  int proto_on = X->speciation || X->collapse || X->uturn || X->forward;
   double *Ystar = xcalloc((size_t)bs * d, sizeof *Ystar);
   double *S0 = xcalloc((size_t)bs * d, sizeof *S0);
   double *S1 = xcalloc((size_t)bs * d, sizeof *S1);
@@ -387,13 +404,16 @@ static int run_point(run_ctx *c, const model *m, const obs_layout *L,
   int *nearest = xcalloc((size_t)bs, sizeof *nearest);
   score_model cur, nxt;
   step_ops ops;
+  proto_run prun;
+  memset(&prun, 0, sizeof prun);
   int rc = score_model_init(&cur, m), ops_ok = 0;
   if (rc == NRD_OK) rc = score_model_init(&nxt, m);
   if (rc == NRD_OK) rc = step_ops_init(&ops, &m->op, p->integrator.scheme);
   ops_ok = rc == NRD_OK;
+  if (rc == NRD_OK && proto_on) rc = proto_run_init(&prun, X, m, &cur, t, bs);
   double *work = xcalloc(
       rc == NRD_OK ? score_model_work_size(&cur, (int)bs) : 1, sizeof *work);
-  if (rc == NRD_OK) rc = initial_state(p, m, plan, w, t[0], Y, Xi);
+  if (rc == NRD_OK) rc = initial_state(p, m, plan, w, t[0], Y, Xi, Ymain);
   int ode = p->integrator.scheme == SCHEME_ODE_HEUN;
   double step_cost = point_cost / (double)(steps > 0 ? steps : 1);
   int key = L->empirical ? OBS_PARTICIPATION_Y2 : OBS_SPECIATION_PHI;
@@ -419,20 +439,44 @@ static int run_point(run_ctx *c, const model *m, const obs_layout *L,
     for (long j = 0; frame >= 0 && j < w->n_traj; j++)
       if (w->next_step[w->traj_block[j]] == k)
         memcpy(w->positions + ((size_t)frame * w->n_traj + j) * d,
-               Y + (size_t)w->traj_row[j] * d, (size_t)d * sizeof *Y);
+               Y + (size_t)w->traj_row[j] * W, (size_t)d * sizeof *Y);
     for (long ib = 0; rc == NRD_OK && ib < w->n_blocks; ib++) {
       if (w->next_step[ib] != k) continue; /* done, or ahead after a restart */
       long first = w->blocks[ib] * bs, count = w->count[ib];
-      double *Yb = Y + (size_t)w->first_row[ib] * d;
+      /* the main positions, contiguous for the score's GEMMs */
+      double *Yrow = Y + (size_t)w->first_row[ib] * W;
+      double *Yb = W == d ? Yrow : Ymain;
+      for (long i = 0; W != d && i < count; i++)
+        memcpy(Yb + i * d, Yrow + i * W, (size_t)d * sizeof *Yb);
       if (score_ok)
         rc = score_model_eval(&cur, (int)count, Yb, S0, resp, NULL, y2, nearest,
                               work);
       if (rc != NRD_OK) break;
+      double *rec = w->records + (size_t)ib * L->record;
+      size_t stride = (size_t)w->n_blocks * L->record;
       if (out >= 0)
         obs_accumulate(L, count, Yb, S0, L->empirical ? NULL : resp,
-                       L->empirical ? y2 : NULL, score_ok,
-                       w->records +
-                           ((size_t)out * w->n_blocks + ib) * L->record);
+                       L->empirical ? y2 : NULL, score_ok, rec + out * stride);
+      if (proto_on) {
+        long fwd = c->out_index[steps - k];
+        proto_block b = {
+            .k = k,
+            .first = first,
+            .count = count,
+            .state = Yrow,
+            .main = Yb,
+            .main_nearest = L->empirical && score_ok ? nearest : NULL,
+            .score_ok = score_ok,
+            .rec_out = out >= 0 ? rec + out * stride : NULL,
+            .rec_fwd = fwd >= 0 ? rec + fwd * stride : NULL,
+            .rec_final = L->width[OBS_FINAL] > 0
+                             ? rec + (c->n_out - 1) * stride +
+                                   L->offset[OBS_FINAL]
+                             : NULL,
+        };
+        rc = proto_block_step(&prun, &cur, &ops, L, t, &b);
+        if (rc != NRD_OK) break;
+      }
       w->next_step[ib] = k + 1;
       if (k == steps) continue;
       if (ode) {
@@ -450,6 +494,8 @@ static int run_point(run_ctx *c, const model *m, const obs_layout *L,
                       (uint32_t)k, (size_t)d, Xi + i * d);
         reverse_sde_step(&ops, (int)count, Yb, S0, Xi, tmp);
       }
+      for (long i = 0; W != d && i < count; i++)
+        memcpy(Yrow + i * W, Yb + i * d, (size_t)d * sizeof *Yb);
     }
     if (out >= 0) {
       double sum = 0, n = 0;
@@ -468,6 +514,8 @@ static int run_point(run_ctx *c, const model *m, const obs_layout *L,
     }
   }
   if (ops_ok) step_ops_free(&ops);
+  if (proto_on) proto_run_free(&prun);
+  free(Ymain);
   score_model_free(&cur);
   score_model_free(&nxt);
   if (!c->stopped) { /* positions are not needed any more */
@@ -691,6 +739,11 @@ static void ctx_build(run_ctx *c, const nrd_params *p, const run_plan *plan,
                          .n_traj = c->n_traj,
                          .selected = c->selected};
   c->state = xcalloc((size_t)plan->n_points, sizeof *c->state);
+  c->proto = xcalloc((size_t)plan->n_points, sizeof *c->proto);
+  for (int i = 0; i < plan->n_points; i++)
+    if (proto_layout_init(&c->proto[i], p, &plan->points[i],
+                          (int)p->data.classes, t, steps) != NRD_OK)
+      NRD_ABORT(NRD_EXIT_RUNTIME, "out of memory");
   c->last_checkpoint = nrd_log_elapsed();
 }
 
@@ -704,9 +757,12 @@ static void ctx_free(run_ctx *c) {
   free(c->frame_index);
   free(c->owner);
   free(c->selected);
-  for (int i = 0; i < c->plan->n_points; i++)
+  for (int i = 0; i < c->plan->n_points; i++) {
     point_state_free(&c->state[i]);
+    proto_layout_free(&c->proto[i]);
+  }
   free(c->state);
+  free(c->proto);
 }
 
 /* Rank 0 builds every selected point's model and theory; a bad input (say,
@@ -756,6 +812,7 @@ int run_simulation(const nrd_params *p, const run_plan *plan, int only_point,
     if (obs_layout_init(&lay[i], (int)g->dimension, (int)p->data.classes, zero,
                         g->n_train > 0) != NRD_OK)
       NRD_ABORT(NRD_EXIT_RUNTIME, "out of memory");
+    proto_layout_observables(&c.proto[i], &lay[i]);
     free(zero);
     point_state_build(&c, i, (int)g->dimension, &lay[i], &c.state[i]);
     if (c.state[i].n_blocks > 0) {
@@ -783,8 +840,10 @@ int run_simulation(const nrd_params *p, const run_plan *plan, int only_point,
     if (obs_layout_init(&lay[i], m.d, m.mix.K, m.mix.means, m.n_train > 0) !=
         NRD_OK)
       NRD_ABORT(NRD_EXIT_RUNTIME, "out of memory");
+    proto_layout_observables(&c.proto[i], &lay[i]);
     double share = plan->flops[i] * c.state[i].n_rows / plan->particles;
-    rc = run_point(&c, &m, &lay[i], &c.state[i], share, rank == 0 ? &pr : NULL);
+    rc = run_point(&c, &m, &lay[i], &c.proto[i], &c.state[i], share,
+                   rank == 0 ? &pr : NULL);
     if (rc != NRD_OK) {
       c.failed = 1;
       nrd_warn("rank %d: grid point %d failed: %s", rank, i, nrd_strerror(rc));
@@ -816,7 +875,8 @@ int run_simulation(const nrd_params *p, const run_plan *plan, int only_point,
       if (c.selected[i]) obs_layout_free(&lay[i]);
     free(lay);
     for (int i = 0; i < P; i++)
-      free(th[i].phi_theory), free(th[i].norm2_theory);
+      free(th[i].phi_theory), free(th[i].norm2_theory),
+          proto_theory_free(&th[i].proto);
     free(th);
     ctx_free(&c);
     free(t);
@@ -856,6 +916,13 @@ int run_simulation(const nrd_params *p, const run_plan *plan, int only_point,
             total[o * R + q] += blocks[((size_t)o * B + b) * R + q];
       report_point(&c, &plan->points[i], &th[i], L, blocks, m2);
       meas[3 * i] = m2[0];
+    }
+    proto_results res;
+    proto_results_build(&res, &c.proto[i], rank == 0 ? &th[i].proto : NULL,
+                        L, c.n_out, c.out_time, B, rank == 0 ? blocks : NULL);
+    if (rank == 0) {
+      proto_results_print(&res, &c.proto[i], stdout);
+      fflush(stdout);
       meas[3 * i + 1] = m2[1];
       meas[3 * i + 2] = th[i].critical;
     }
@@ -891,7 +958,9 @@ int run_simulation(const nrd_params *p, const run_plan *plan, int only_point,
         .local_traj = c.state[i].traj,
         .local_positions = c.state[i].positions,
     };
+    pt.results = &res;
     h5out_write_point(&out, p, &pt);
+    proto_results_free(&res);
     free(total);
     free(blocks);
   }
@@ -924,6 +993,7 @@ int run_simulation(const nrd_params *p, const run_plan *plan, int only_point,
     obs_layout_free(&lay[i]);
     free(th[i].phi_theory);
     free(th[i].norm2_theory);
+    proto_theory_free(&th[i].proto);
   }
   free(lay);
   free(th);

@@ -75,6 +75,22 @@ n=$(/usr/bin/python3 -c "import h5py; print(list(h5py.File('$work/one/out.h5')['
 [ $? -eq 2 ] && grep -q "grid points 0 .. 7" "$work/gi.err" \
   && ok "--grid-index beyond the plan: exit 2" || ko "--grid-index range"
 
+# output.trajectories = 0: a complete file without /particles.
+mkdir "$work/notraj"
+(cd "$work/notraj" && "$mpirun" 2 "$nrdiff" "${params[@]}" -P output.trajectories=0 \
+   "$top_src/input/default.yml" >out 2>err)
+rc=$?
+n=$(/usr/bin/python3 -c "import h5py; f = h5py.File('$work/notraj/out.h5'); print(sum('particles' in f['points'][g] for g in f['points']), len(f['points']))" 2>&1)
+[ $rc -eq 0 ] && [ "$n" = "0 8" ] && [ ! -e "$work/notraj/out.h5.tmp" ] \
+  && ok "output.trajectories = 0: complete output without /particles" \
+  || { echo "       exit $rc: $n"; tail -3 "$work/notraj/err"; ko "output.trajectories = 0"; }
+
+# --dry-run writes nothing.
+mkdir "$work/dry"
+(cd "$work/dry" && "$nrdiff" --dry-run "${params[@]}" "$top_src/input/default.yml" >out 2>err)
+[ $? -eq 0 ] && [ "$(ls "$work/dry")" = "$(printf 'err\nout')" ] \
+  && ok "--dry-run writes no file" || { ls "$work/dry"; ko "--dry-run writes no file"; }
+
 # A directory that cannot be written: a runtime error naming the file.
 (cd "$work" && "$nrdiff" "${params[@]}" -P output.file=no/such/dir/x.h5 \
    "$top_src/input/default.yml" >/dev/null 2>"$work/nodir.err")

@@ -10,6 +10,7 @@
 
 #include "nrdiff/grid.h"
 #include "nrdiff/observe.h"
+#include "nrdiff/protocol.h"
 #include "nrdiff/params.h"
 
 /* Collective (rank 0 looks, everyone gets the answer).  A fresh run may not
@@ -57,6 +58,7 @@ typedef struct {
   long n_local_traj;        /* local: sampled trajectories held here */
   const long *local_traj;   /* their indices in 0 .. n_traj-1, ascending */
   const double *local_positions; /* n_frames x n_local_traj x dimension */
+  const proto_results *results;  /* the protocols' results (data: rank 0) */
 } h5out_point;
 
 void h5out_write_point(h5out *h, const nrd_params *p, const h5out_point *pt);

@@ -15,6 +15,14 @@ enum obs_id {
   OBS_SPECIATION_PHI,   /* sum_k r_k^2 (mixture score only) */
   OBS_COMMITMENT_HIST,  /* histogram of (K max r_k - 1)/(K - 1) */
   OBS_PARTICIPATION_Y2, /* sum_mu w_mu^2 (empirical score only) */
+  /* Protocol observables (protocol.h), present only when their protocol
+   * runs at the grid point (obs_layout_add): */
+  OBS_LOG_PE,           /* ln p^e_t(x), x drawn from p^e_t (collapse) */
+  OBS_FWD_DATA_NORM2,   /* |x_t|^2, forward paths from data (forward) */
+  OBS_FWD_DATA_CORR,    /* x_t . x_s, s = each reference time (forward) */
+  OBS_FWD_STAT_NORM2,   /* the same from the stationary law */
+  OBS_FWD_STAT_CORR,
+  OBS_FINAL,            /* end-of-run sums (protocol.h), last output only */
   OBS_N
 };
 
@@ -42,6 +50,9 @@ typedef struct {
 int obs_layout_init(obs_layout *L, int d, int K, const double *means,
                     int empirical);
 void obs_layout_free(obs_layout *L);
+/* Give observable o (absent so far) `width` doubles at the end of the
+ * record. */
+void obs_layout_add(obs_layout *L, int o, int width);
 
 /* Add `count` particles to a block's record.  Y, S: count x d positions and
  * scores; resp: count x K class responsibilities (mixture score) or NULL;

@@ -20,6 +20,10 @@ enum nrd_rng_purpose {
   RNG_PURPOSE_CLONE,     /* noise of the second clone after branching */
   RNG_PURPOSE_FORWARD,   /* forward noising of data */
   RNG_PURPOSE_LABEL,     /* class labels / uniform choices */
+  RNG_PURPOSE_DATA,      /* data points x_0 of U-turns and forward paths */
+  RNG_PURPOSE_UTURN,     /* noising to T_u and reverse noise of U-turns */
+  RNG_PURPOSE_EXCESS,    /* samples of p^e_t for the excess entropy */
+  RNG_PURPOSE_FORWARD_PATH, /* noise of forward (noising) paths */
 };
 
 /* n standard normal variates (Box-Muller on 53-bit uniforms), the k-th

@@ -11,13 +11,15 @@ enum { BLOCK_NOT_STARTED = -1 };
 
 typedef struct {
   int d, record;   /* dimension; doubles per (output time, block) record */
+  int width;       /* doubles per particle state row: the position (d) and
+                      the protocols' state (protocol.h) */
   long n_blocks;   /* local blocks */
   long *blocks;    /* global block ids, ascending */
   long *first_row; /* first local particle row of each local block */
   long *count;     /* particles of each local block */
   long *next_step; /* per local block, see above */
   long n_rows;     /* local particles */
-  double *Y;       /* n_rows x d positions (NULL until the point starts) */
+  double *Y;       /* n_rows x width states (NULL until the point starts) */
   double *records; /* n_out x n_blocks x record */
   long n_traj;     /* local sampled trajectories */
   long *traj;      /* their index in 0 .. n_traj_total-1, ascending */
