@@ -298,6 +298,43 @@ static void write_trajectories(h5out *h, hid_t parent, const h5out_point *pt) {
   H5(H5Gclose(parts));
 }
 
+/* The protocols' end-of-run block sums (the OBS_FINAL slice of the last
+ * output time), for errors of any function of them offline. */
+static void write_final_sums(h5out *h, hid_t point, const h5out_point *pt) {
+  const obs_layout *L = pt->layout;
+  const proto_layout *X = pt->protocols;
+  int m = L->width[OBS_FINAL];
+  if (m == 0 || !X) return;
+  hid_t g = h5u_group(point, "final");
+  h5u_attr_string(g, "description",
+                  "per-block end-of-run sums of the protocols: count, clone "
+                  "pairs in the same class [n_branch], clone pairs at the "
+                  "same nearest training point [n_branch], freezing time sum "
+                  "and square sum [2], U-turn sums [n_uturn][uturn_stride]; "
+                  "absent parts have zero width (offsets in the attributes)");
+  long attrs[8] = {X->f_count,      X->f_class, X->f_nearest, X->f_freeze,
+                   X->f_uturn,      X->uturn_stride, X->n_branch,
+                   X->n_uturn};
+  static const char *const names[8] = {"f_count",  "f_class",       "f_nearest",
+                                       "f_freeze", "f_uturn",       "uturn_stride",
+                                       "n_branch", "n_uturn"};
+  for (int i = 0; i < 8; i++)
+    h5u_attr_long(g, names[i], attrs[i]);
+  hsize_t dims[3] = {1, (hsize_t)pt->n_blocks, (hsize_t)m};
+  long nlb = pt->n_local_blocks;
+  double *buf = malloc((size_t)(nlb ? nlb : 1) * m * sizeof *buf);
+  if (!buf) NRD_ABORT(NRD_EXIT_RUNTIME, "out of memory");
+  for (long b = 0; b < nlb; b++)
+    memcpy(buf + (size_t)b * m,
+           pt->local_records + ((size_t)(pt->n_out - 1) * nlb + b) * L->record +
+               L->offset[OBS_FINAL],
+           (size_t)m * sizeof *buf);
+  h5u_write_rows(h->dxpl, g, "block_sum", H5T_NATIVE_DOUBLE, 3, dims, nlb,
+                 pt->local_blocks, buf);
+  free(buf);
+  H5(H5Gclose(g));
+}
+
 /* The protocols' results: /points/IIII/<protocol>/<name>, rank 0's data. */
 static void write_results(h5out *h, hid_t point, const proto_results *r) {
   for (int i = 0; r && i < r->n; i++) {
@@ -347,6 +384,7 @@ void h5out_write_point(h5out *h, const nrd_params *p, const h5out_point *pt) {
   H5(H5Gclose(obs));
   write_trajectories(h, g, pt);
   write_results(h, g, pt->results);
+  write_final_sums(h, g, pt);
   H5(H5Gclose(g));
 }
 

@@ -959,6 +959,7 @@ int run_simulation(const nrd_params *p, const run_plan *plan, int only_point,
         .local_positions = c.state[i].positions,
     };
     pt.results = &res;
+    pt.protocols = &c.proto[i];
     h5out_write_point(&out, p, &pt);
     proto_results_free(&res);
     free(total);

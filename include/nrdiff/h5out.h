@@ -59,6 +59,7 @@ typedef struct {
   const long *local_traj;   /* their indices in 0 .. n_traj-1, ascending */
   const double *local_positions; /* n_frames x n_local_traj x dimension */
   const proto_results *results;  /* the protocols' results (data: rank 0) */
+  const proto_layout *protocols; /* their end-of-run sums' layout */
 } h5out_point;
 
 void h5out_write_point(h5out *h, const nrd_params *p, const h5out_point *pt);
