@@ -1,0 +1,197 @@
+#!/usr/bin/env bash
+# nrdiff-post end to end: a small run with every protocol, post-processed;
+# the crossings recomputed independently in NumPy (pool-adjacent-violators
+# + linear interpolation + leave-one-block-out jackknife) from the run
+# file's block sums; the CSV and HDF5 layouts; figures; and bad or partial
+# inputs (missing, not HDF5, not nrdiff, a checkpoint, a missing dataset,
+# an unfinished file, a curve that never reaches its level).
+set -u
+. "$(dirname "$0")/testlib.sh"
+need_h5py
+cd "$work"
+post="$top_build/src/nrdiff-post"
+
+params=(-P grid.dimension=[2] -P grid.strength=[0,2] -P grid.n_train=[0,30]
+        -P data.covariance=isotropic -P data.sigma=0.3
+        -P ensemble.particles=1200 -P ensemble.block_size=100 -P time.T=6
+        -P time.steps=600 -P integrator.start=exact -P integrator.scheme=exponential
+        -P output.every=10 -P output.trajectories=8 -P output.trajectory_every=5
+        -P "experiment.protocol=[generate, speciation, uturn, forward]"
+        -P "experiment.branch_times=[0.5, 1, 1.5, 2, 2.5, 3]"
+        -P "experiment.uturn_times=[0.3, 1]" -P output.file=run.h5)
+"$mpirun" 2 "$nrdiff" "${params[@]}" "$top_src/input/default.yml" >run.out 2>run.err \
+  && ok "a small run with protocols" || { tail -3 run.err; ko "small run"; }
+
+"$post" run.h5 >post.out 2>post.err
+rc=$?
+[ $rc -eq 0 ] && [ -s run.summary.csv ] && [ -s run.curves.csv ] && [ -s run.summary.h5 ] \
+  && ok "nrdiff-post run.h5: exit 0, summary and curves written" \
+  || { cat post.err; ko "nrdiff-post run.h5 (exit $rc)"; }
+grep -q "t_S" post.out && grep -q "not reached\|[0-9]+-" post.out \
+  && ok "a table on stdout" || ko "table on stdout"
+
+cat >check.py <<'EOF'
+import csv, sys
+import h5py
+import numpy as np
+
+fails = 0
+def check(name, cond, detail=""):
+    global fails
+    print(("ok  " if cond else "FAIL") + " - " + name + ("" if cond else ": " + detail))
+    fails += not cond
+
+def pava(y, rising):
+    """Least-squares monotone fit (pool adjacent violators)."""
+    s = 1 if rising else -1
+    blocks = []
+    for v in s * np.asarray(y, float):
+        blocks.append([v, 1.0, 1])
+        while len(blocks) > 1 and blocks[-2][0] > blocks[-1][0]:
+            m2, w2, n2 = blocks.pop()
+            m1, w1, n1 = blocks.pop()
+            blocks.append([(m1 * w1 + m2 * w2) / (w1 + w2), w1 + w2, n1 + n2])
+    return s * np.concatenate([[m] * n for m, w, n in blocks])
+
+def crossing(t, y, level, rising):
+    o = np.argsort(t)
+    t, y = np.asarray(t)[o], np.asarray(y)[o]
+    keep = ~np.isnan(y)
+    t, y = t[keep], y[keep]
+    f = pava(y, rising) - level
+    for i in range(len(f) - 1):
+        if f[i] == 0:
+            return t[i]
+        if (f[i] < 0) != (f[i + 1] < 0) or f[i + 1] == 0:
+            return t[i] + (t[i + 1] - t[i]) * f[i] / (f[i] - f[i + 1])
+    return np.nan
+
+def jackknife(t, num, den, level, rising):
+    """num, den: blocks x times."""
+    c = crossing(t, num.sum(0) / den.sum(0), level, rising)
+    B = num.shape[0]
+    loo = np.array([crossing(t, (num.sum(0) - num[b]) / (den.sum(0) - den[b]), level, rising)
+                    for b in range(B)])
+    return c, np.sqrt((B - 1) / B * ((loo - loo.mean()) ** 2).sum())
+
+rows = list(csv.DictReader(open("run.summary.csv")))
+header = open("run.summary.csv").readline().strip().split(",")
+check("summary.csv: the required columns first, in order",
+      header[:11] == "grid_index,dimension,separation,strength,n_train,t_S,t_S_err,t_S_theory,t_C,t_C_err,t_C_theory".split(","),
+      str(header[:11]))
+check("summary.csv: one row per grid point", len(rows) == 4, str(len(rows)))
+x, w = np.polynomial.hermite_e.hermegauss(200)
+F1 = 0.5 * (1 + (w * np.tanh(1 + x)).sum() / w.sum())  # F(1), exactly
+
+def same(field, value):
+    """A CSV field (empty = not reached) equals a recomputed value."""
+    if np.isnan(value):
+        return field == ""
+    return field != "" and abs(float(field) - value) < 1e-9 * max(1, abs(value))
+with h5py.File("run.h5", "r") as f:
+    for r in rows:
+        p = f["points/%04d" % int(r["grid_index"])]
+        cnt = p["observables/count/block_sum"][()].T
+        t = p["observables/count/time"][()]
+        if int(r["n_train"]) == 0:
+            num = p["observables/speciation_phi/block_sum"][()].T
+            c, e = jackknife(t, num, cnt, F1, False)
+            check(f"point {r['grid_index']}: clone-free t_S = NumPy recomputation",
+                  same(r["t_S_free"], c) and same(r["t_S_free_err"], e),
+                  f"{r['t_S_free']} +- {r['t_S_free_err']} vs {c} +- {e}")
+            fin = p["final/block_sum"][0]
+            g = p["final"].attrs
+            nb = g["n_branch"]
+            tb = p["speciation/branch_time"][()]
+            num = fin[:, g["f_class"]:g["f_class"] + nb]
+            den = np.repeat(fin[:, [g["f_count"]]], nb, axis=1)
+            c, e = jackknife(tb, num, den, F1, False)
+            check(f"point {r['grid_index']}: cloning t_S = NumPy recomputation",
+                  same(r["t_S"], c) and same(r["t_S_err"], e),
+                  f"{r['t_S']} +- {r['t_S_err']} vs {c} +- {e}")
+            th = p.attrs["critical_time_theory"]
+            check(f"point {r['grid_index']}: t_S theory = the run's kappa_t = 1",
+                  abs(float(r["t_S_theory"]) - th) < 1e-9, f"{r['t_S_theory']} vs {th}")
+        else:
+            num = p["observables/participation_y2/block_sum"][()].T
+            c, e = jackknife(t, num, cnt, 0.5, False)
+            check(f"point {r['grid_index']}: t_C from Y2 = NumPy recomputation",
+                  same(r["t_C"], c) and same(r["t_C_Y2"], c) and same(r["t_C_err"], e),
+                  f"{r['t_C']} +- {r['t_C_err']} vs {c} +- {e}")
+            check(f"point {r['grid_index']}: t_C theory = the run's REM t_C",
+                  abs(float(r["t_C_theory"]) - p.attrs["critical_time_theory"]) < 1e-9)
+curves = list(csv.DictReader(open("run.curves.csv")))
+names = {c["curve"] for c in curves}
+want = {"phi_free", "phi_clone", "Y2", "c_uturn", "c_uturn_ratio", "c_uturn_gaussian", "acf"}
+check("curves.csv: the curves of the protocols that ran", want <= names, str(names))
+with h5py.File("run.h5", "r") as f:
+    v = f["points/0000/observables/speciation_phi/value"][()]
+    mine = [float(c["value"]) for c in curves if c["curve"] == "phi_free" and c["grid_index"] == "0"]
+    check("curves.csv: phi_free equals the run's observable", np.allclose(mine, v, rtol=0, atol=1e-9))
+acf = [c for c in curves if c["curve"] == "acf" and c["grid_index"] == "0"]
+check("curves.csv: acf starts at 1 with its stationary theory beside it",
+      float(acf[0]["value"]) == 1 and abs(float(acf[0]["theory"]) - 1) < 1e-12 and acf[3]["theory"] != "")
+with h5py.File("run.summary.h5", "r") as s:
+    check("summary.h5: columns and curves",
+          s["summary/t_S"].shape == (4,) and "description" in s["summary/t_S"].attrs
+          and "phi_free" in s["curves/0000"])
+sys.exit(1 if fails else 0)
+EOF
+if /usr/bin/python3 check.py >check.out 2>&1; then
+  sed 's/^/       /' check.out; ok "nrdiff-post values = independent recomputation"
+else
+  sed 's/^/       /' check.out; ko "nrdiff-post values = independent recomputation"
+fi
+
+# Figures.
+if "$post" --plot -q -o figs run.h5 >plot.out 2>&1 && ls figs.*.png >/dev/null 2>&1; then
+  ok "--plot writes figures ($(ls figs.*.png | wc -l) PNG)"
+else
+  sed 's/^/       /' plot.out | tail -5; ko "--plot"
+fi
+
+# Bad and partial inputs: a message naming the file and the problem, never a
+# crash (exit 2 for an unusable input, 0 for a usable partial one).
+expect() { # name exit-status pattern args...
+  local name=$1 want=$2 pat=$3; shift 3
+  "$post" -q "$@" >bad.out 2>bad.err; local rc=$?
+  if [ $rc -eq "$want" ] && grep -q -- "$pat" bad.err; then ok "$name"
+  else echo "       exit $rc"; sed 's/^/       /' bad.err | head -3; ko "$name"; fi
+}
+expect "missing file" 2 "nosuch.h5: No such file" nosuch.h5
+echo "hello" >text.h5
+expect "not an HDF5 file" 2 "text.h5: not an HDF5 file" text.h5
+/usr/bin/python3 -c "import h5py; h5py.File('other.h5', 'w')['x'] = [1, 2]"
+expect "an HDF5 file that is not nrdiff's" 2 "other.h5: not an nrdiff output" other.h5
+"$mpirun" 1 "$nrdiff" "${params[@]}" -P output.file=ck.h5 -P checkpoint.every=50 \
+  -P run.max_wall_time=0.01 "$top_src/input/default.yml" >/dev/null 2>&1
+expect "a checkpoint" 2 "checkpoint of an unfinished run" ck.h5.ckpt
+expect "a bad file beside a good one: the good one is used" 2 "text.h5" -o mixed text.h5 run.h5
+[ -s mixed.summary.csv ] && ok "  ... and its summary written" || ko "mixed inputs summary"
+cp run.h5 partial.h5
+/usr/bin/python3 - <<'EOF'
+import h5py
+with h5py.File("partial.h5", "a") as f:
+    del f["points/0000/observables/count"]
+    del f["points/0001/final"]
+    del f["code"].attrs["wall_seconds"]
+    del f["points/0003"]
+EOF
+expect "an unfinished file with missing datasets" 0 "unfinished run" partial.h5
+grep -q "no observables/count" partial.summary.csv && grep -q "no /final block sums" partial.summary.csv \
+  && [ "$(wc -l <partial.summary.csv)" -eq 4 ] \
+  && ok "  ... each gap named in the notes, the other points complete" \
+  || { cat partial.summary.csv; ko "partial notes"; }
+# a curve that never reaches its level: branch times all before speciation
+"$mpirun" 1 "$nrdiff" "${params[@]}" -P grid.n_train=[0] -P grid.strength=[0] \
+  -P "experiment.branch_times=[0.2, 0.4]" -P output.file=early.h5 \
+  "$top_src/input/default.yml" >/dev/null 2>&1
+"$post" early.h5 >early.out 2>&1
+grep -q "not reached" early.out && grep -q "t_S from cloning: not reached" early.summary.csv \
+  && awk -F, 'NR == 2 { exit !($6 == "" && $7 == "") }' early.summary.csv \
+  && ok "never crossing: 'not reached', empty t_S in the CSV" \
+  || { cat early.out; ko "never crossing"; }
+"$post" >/dev/null 2>err; [ $? -eq 2 ] && grep -q "no run file" err \
+  && ok "no argument: usage, exit 2" || ko "no argument"
+
+finish
