@@ -72,7 +72,9 @@ build
 if [ "$mode" = run ]; then
   echo "quickstart: running the default job (input/default.yml) on 2 ranks"
   mpiexec -n 2 src/nrdiff input/default.yml
-  exit 0
+  echo "quickstart: post-processing default.h5 (nrdiff-post --plot)"
+  src/nrdiff-post --plot default.h5
+  exit $?
 fi
 
 status=0

@@ -81,12 +81,17 @@ typedef struct {
   int index;
   const char *curve;
   double t, value, err, theory;
+  const char *file; /* the run file (a row's file field) */
+  int file_index;   /* its position on the command line */
 } curve_point;
 
 typedef struct {
   long n, cap;
   curve_point *v;
 } curve_list;
+
+static const char *current_file = ""; /* the file being read */
+static int current_file_index = 0;
 
 static void curve_add(curve_list *c, int index, const char *name, double t,
                       double value, double err, double theory) {
@@ -98,7 +103,8 @@ static void curve_add(curve_list *c, int index, const char *name, double t,
       exit(1);
     }
   }
-  c->v[c->n++] = (curve_point){index, name, t, value, err, theory};
+  c->v[c->n++] = (curve_point){index, name, t, value, err, theory, current_file,
+                                current_file_index};
 }
 
 static void note(row *r, const char *fmt, ...) {
@@ -760,7 +766,7 @@ static int write_csv(const char *path, const row_list *rows,
     warn("cannot write %s: %s", name, strerror(errno));
     return -1;
   }
-  fprintf(f, "grid_index,curve,t,value,err,theory\n");
+  fprintf(f, "grid_index,curve,t,value,err,theory,file\n");
   for (long i = 0; i < cv->n; i++) {
     const curve_point *c = &cv->v[i];
     fprintf(f, "%d,%s,", c->index, c->curve);
@@ -771,6 +777,8 @@ static int write_csv(const char *path, const row_list *rows,
     csv_number(f, c->err);
     fputc(',', f);
     csv_number(f, c->theory);
+    fputc(',', f);
+    csv_text(f, c->file);
     fputc('\n', f);
   }
   bad |= fclose(f) != 0;
@@ -844,22 +852,39 @@ static int write_h5(const char *path, const row_list *rows,
       col[i] = row_values(&rows->v[i], v)[k];
     h5_column(g, cols[k], n, col, what[k]);
   }
+  /* the run file of each row, fixed-length strings */
+  size_t w = 1;
+  for (hsize_t i = 0; i < n; i++)
+    if (strlen(rows->v[i].file) + 1 > w) w = strlen(rows->v[i].file) + 1;
+  char *names = xmalloc((size_t)(n ? n : 1) * w);
+  for (hsize_t i = 0; i < n; i++)
+    memcpy(names + i * w, rows->v[i].file, strlen(rows->v[i].file));
+  hid_t st = H5Tcopy(H5T_C_S1);
+  H5Tset_size(st, w);
+  hid_t ss = H5Screate_simple(1, &n, NULL);
+  hid_t fd = H5Dcreate2(g, "file", st, ss, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
+  H5Dwrite(fd, st, H5S_ALL, H5S_ALL, H5P_DEFAULT, names);
+  H5Dclose(fd), H5Sclose(ss), H5Tclose(st);
+  free(names);
   H5Gclose(g);
-  /* curves: /curves/<file row>/<curve>/{t, value, err, theory} */
+  /* curves: /curves/<file number>/<IIII>/<curve>/{t, value, err, theory} */
   hid_t cg = H5Gcreate2(f, "curves", H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
   for (long i = 0; i < cv->n;) {
+    const curve_point *c0 = &cv->v[i];
     long j = i;
-    while (j < cv->n && cv->v[j].index == cv->v[i].index &&
-           !strcmp(cv->v[j].curve, cv->v[i].curve))
+    while (j < cv->n && cv->v[j].file_index == c0->file_index &&
+           cv->v[j].index == c0->index && !strcmp(cv->v[j].curve, c0->curve))
       j++;
     char gname[96];
-    snprintf(gname, sizeof gname, "%04d", cv->v[i].index);
-    hid_t pg = H5Lexists(cg, gname, H5P_DEFAULT) > 0
-                   ? H5Gopen2(cg, gname, H5P_DEFAULT)
-                   : H5Gcreate2(cg, gname, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
-    if (H5Lexists(pg, cv->v[i].curve, H5P_DEFAULT) <= 0) {
-      hid_t c = H5Gcreate2(pg, cv->v[i].curve, H5P_DEFAULT, H5P_DEFAULT,
-                           H5P_DEFAULT);
+    snprintf(gname, sizeof gname, "%d/%04d/%s", c0->file_index, c0->index,
+             c0->curve);
+    hid_t lcpl = H5Pcreate(H5P_LINK_CREATE);
+    H5Pset_create_intermediate_group(lcpl, 1);
+    hid_t c = H5Lexists(cg, gname, H5P_DEFAULT) > 0
+                  ? -1
+                  : H5Gcreate2(cg, gname, lcpl, H5P_DEFAULT, H5P_DEFAULT);
+    H5Pclose(lcpl);
+    if (c >= 0) {
       double *buf = xmalloc((size_t)(j - i) * sizeof *buf);
       const char *fields[4] = {"t", "value", "err", "theory"};
       for (int k = 0; k < 4; k++) {
@@ -872,7 +897,6 @@ static int write_h5(const char *path, const row_list *rows,
       free(buf);
       H5Gclose(c);
     }
-    H5Gclose(pg);
     i = j;
   }
   H5Gclose(cg);
@@ -1000,8 +1024,11 @@ int main(int argc, char **argv) {
   row_list rows = {0};
   curve_list cv = {0};
   int bad = 0;
-  for (int i = 0; i < n_files; i++)
+  for (int i = 0; i < n_files; i++) {
+    current_file = files[i];
+    current_file_index = i;
     if (process_file(files[i], &o, &rows, &cv) != 0) bad = 1;
+  }
   if (rows.n == 0) {
     warn("no grid point to post-process");
     return 2;

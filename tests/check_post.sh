@@ -134,7 +134,7 @@ check("curves.csv: acf starts at 1 with its stationary theory beside it",
 with h5py.File("run.summary.h5", "r") as s:
     check("summary.h5: columns and curves",
           s["summary/t_S"].shape == (4,) and "description" in s["summary/t_S"].attrs
-          and "phi_free" in s["curves/0000"])
+          and "phi_free" in s["curves/0/0000"])
 sys.exit(1 if fails else 0)
 EOF
 if /usr/bin/python3 check.py >check.out 2>&1; then

@@ -78,6 +78,9 @@ if [ -n "$array" ] && [ -n "$post" ]; then
   [ "$(grep -c 'critical time' "$work/sweep/run_summary.txt" 2>/dev/null)" = 2 ] \
     && ok "post-processing summarised both outputs after the array" \
     || ko "post-processing summary"
+  [ "$(wc -l <"$work/sweep/run.summary.csv" 2>/dev/null)" = 3 ] \
+    && ok "nrdiff-post wrote one summary row per grid point" \
+    || ko "nrdiff-post summary of the sweep"
 else
   echo "$out"; ko "sweep submission"
 fi
