@@ -79,6 +79,9 @@ fi
 
 status=0
 make -j"$(nproc)" check || status=$?
+# The science inputs, reduced, against theory (doc/validation.md).
+make validate 2>&1 | tee tests/validate.log
+[ "${PIPESTATUS[0]}" -eq 0 ] || status=1
 
 # The unit tests once more in a sanitizer build of the distributed sources
 # (which also proves the tarball is complete).

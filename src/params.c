@@ -310,8 +310,8 @@ static const param_spec schema[] = {
      .default_yaml = "[]",
      AT_LEAST(0),
      .doc = "forward times at which trajectories are cloned (speciation, "
-            "collapse), each strictly between time.t_min and time.T; snapped "
-            "to the nearest step of the time grid",
+            "collapse), each in (time.t_min, time.T]; snapped to the nearest "
+            "step of the time grid (at most the last but one)",
      FIELD(experiment.branch_times)},
     {.name = "experiment.uturn_times",
      .type = TYPE_DOUBLE_LIST,
@@ -1495,11 +1495,11 @@ static int check_experiment(const combination_ctx *c) {
                      "speciation");
       return blame(c, "experiment.protocol",
                    "'speciation' needs experiment.branch_times, the forward "
-                   "times in (time.t_min, time.T) at which to clone");
+                   "times in (time.t_min, time.T] at which to clone");
     }
     for (int k = 0; k < bt->n; k++) {
       double b = bt->v[k];
-      if (b > p->time.t_min && b < p->time.T) continue;
+      if (b > p->time.t_min && b <= p->time.T) continue;
       const char *limit_key = b <= p->time.t_min ? "time.t_min" : "time.T";
       char bs[32], ls[32];
       shortest_double(bs, b);
@@ -1508,22 +1508,21 @@ static int check_experiment(const combination_ctx *c) {
         return blame(c, limit_key,
                      "must be %s experiment.branch_times element %d (%s) "
                      "(got %s)",
-                     b <= p->time.t_min ? "<" : ">", k + 1, bs, ls);
+                     b <= p->time.t_min ? "<" : ">=", k + 1, bs, ls);
       return blame(c, "experiment.branch_times",
                    "element %d must be %s %s (%s) (got %s)", k + 1,
-                   b <= p->time.t_min ? ">" : "<", limit_key, ls, bs);
+                   b <= p->time.t_min ? ">" : "<=", limit_key, ls, bs);
     }
   }
   if (has_protocol(p, "collapse") && bt->n > 0 &&
       !has_protocol(p, "speciation")) {
     for (int k = 0; k < bt->n; k++) {
       double b = bt->v[k];
-      if (b > p->time.t_min && b < p->time.T) continue;
+      if (b > p->time.t_min && b <= p->time.T) continue;
       char bs[32];
       shortest_double(bs, b);
       return blame(c, "experiment.branch_times",
-                   "element %d must be strictly between time.t_min and "
-                   "time.T (got %s)",
+                   "element %d must be in (time.t_min, time.T] (got %s)",
                    k + 1, bs);
     }
   }

@@ -111,7 +111,7 @@ st=$(wait_job "$again" 60)
 # segment 15-45 s in, so the run cannot finish in one segment.
 long=(-P grid.strength=[0,0.75,2] -P ensemble.particles=40000 -P ensemble.block_size=1000
       -P time.steps=10000 -P output.every=50 -P output.file=chain.h5 -P output.overwrite=false
-      -P checkpoint.interval=0)
+      -P checkpoint.interval=0 -P "experiment.protocol=[generate]")
 mkdir "$work/chain"
 (cd "$work/chain" && SBATCH_OPTIONS="--time=1 --signal=B:USR1@45" \
    "$jobs_dir/nrdiff-chain.sh" -m 6 "$input" "${long[@]}" >submit.out 2>&1)

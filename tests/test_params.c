@@ -667,11 +667,11 @@ static void test_combination_errors(void **state) {
   expect_file_error("experiment:\n  protocol: [speciation]\n",
                     "2:13: key 'experiment.protocol': 'speciation' needs "
                     "experiment.branch_times, the forward times in "
-                    "(time.t_min, time.T) at which to clone");
+                    "(time.t_min, time.T] at which to clone");
   expect_file_error("experiment:\n  protocol: [speciation]\n"
                     "  branch_times: [1, 12]\n",
                     "3:17: key 'experiment.branch_times': element 2 must be "
-                    "< time.T (10) (got 12)");
+                    "<= time.T (10) (got 12)");
   expect_file_error("time:\n  t_min: 1\nexperiment:\n  protocol: "
                     "[speciation]\n  branch_times: [1]\n",
                     "5:17: key 'experiment.branch_times': element 1 must be "
