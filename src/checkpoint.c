@@ -24,6 +24,7 @@
 #include "nrdiff/log.h"
 #include "nrdiff/version.h"
 
+#include <cblas.h>
 #include <fcntl.h>
 #include <mpi.h>
 #include <stdint.h>
@@ -234,6 +235,8 @@ void checkpoint_write(const nrd_params *p, const run_shape *sh,
   h5u_attr_string(file, "signature", SIGNATURE);
   h5u_attr_long(file, "schema_version", SCHEMA_VERSION);
   h5u_attr_string(file, "nrdiff_version", version_nrdiff());
+  /* kernels differ in the last digits: a restart should use the same */
+  h5u_attr_string(file, "blas_kernels", openblas_get_corename());
   long shape[7] = {sh->n_points, sh->n_blocks, sh->particles, sh->steps,
                    sh->n_out,    sh->n_frames, sh->n_traj};
   h5u_attr_numbers(file, "shape", H5T_NATIVE_LONG, 7, shape);
@@ -531,6 +534,21 @@ static read_status try_read(const nrd_params *p, const run_shape *sh,
   if (strcmp(sig, SIGNATURE) != 0) {
     snprintf(why, whylen, "%s: not an nrdiff checkpoint (signature)", path);
     st = READ_DAMAGED;
+  }
+  if (st == READ_OK && H5Aexists(file, "blas_kernels") > 0 &&
+      (a = H5Aopen(file, "blas_kernels", H5P_DEFAULT)) >= 0) {
+    hid_t t = H5Aget_type(a);
+    char *v = NULL;
+    if (H5Tis_variable_str(t) > 0 && H5Aread(a, t, &v) >= 0 && v) {
+      if (h5u_root() && strcmp(v, openblas_get_corename()) != 0)
+        nrd_warn("%s was written with OpenBLAS's %s kernels, this run uses "
+                 "%s: the continuation may differ from an uninterrupted run "
+                 "in the last digits (choose with --blas-kernel)",
+                 path, v, openblas_get_corename());
+      H5free_memory(v);
+    }
+    H5Tclose(t);
+    H5Aclose(a);
   }
   if (st == READ_OK &&
       ((a = H5Aopen(file, "schema_version", H5P_DEFAULT)) < 0 ||

@@ -12,6 +12,7 @@
 #include <mpi.h>
 
 #include "nrdiff/checkpoint.h"
+#include "nrdiff/blaskernel.h"
 #include "nrdiff/error.h"
 #include "nrdiff/grid.h"
 #include "nrdiff/h5out.h"
@@ -47,6 +48,11 @@ static void usage(FILE *out) {
       "      --overwrite              replace an existing output and "
       "checkpoints\n"
       "                               (same as -P output.overwrite=true)\n"
+      "      --blas-kernel K          OpenBLAS kernels: auto (default: "
+      "AVX-512 ones on\n"
+      "                               an AVX-512 CPU), default, or a core "
+      "name such as\n"
+      "                               SkylakeX (also NRDIFF_BLAS_KERNEL)\n"
       "      --grid-index I           run grid point I only (0-based, as in "
       "the\n"
       "                               plan), e.g. one per Slurm array task\n"
@@ -213,6 +219,7 @@ static char *join_args(int argc, char **argv) {
 }
 
 int main(int argc, char **argv) {
+  blas_kernel_select(&argc, argv); /* may re-execute: before MPI_Init */
   MPI_Init(&argc, &argv);
   cli_options o;
   char err[1024];

@@ -3,6 +3,8 @@
 #include "nrdiff/version.h"
 #include "src/git-describe.h"
 
+#include "nrdiff/blaskernel.h"
+
 #include <cblas.h>
 #include <fftw3.h>
 #include <hdf5.h>
@@ -50,7 +52,7 @@ void version_fftw(char *buf, size_t len) {
 
 void version_blas(char *buf, size_t len) {
   snprintf(buf, len, "OpenBLAS (%s), kernels: %s", openblas_get_config(),
-           openblas_get_corename());
+           blas_kernel_reason());
 }
 
 void version_yaml(char *buf, size_t len) {

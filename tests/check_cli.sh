@@ -57,6 +57,22 @@ expect_usage_error "override without =" "-P" "$nrdiff" --dry-run -P grid.dimensi
 expect_usage_error "uturn without uturn_times" "experiment.uturn_times" \
   "$nrdiff" --dry-run -P "experiment.protocol=[uturn]" p.yml
 
+# BLAS kernel choice (re-executes before MPI_Init): asked for, by default,
+# and under MPI.
+"$nrdiff" --blas-kernel Haswell -V 2>&1 | grep -q "kernels: Haswell (asked for Haswell)" \
+  && ok "--blas-kernel Haswell: OpenBLAS runs its Haswell kernels, --version says why" \
+  || ko "--blas-kernel"
+NRDIFF_BLAS_KERNEL=default "$nrdiff" -V 2>&1 | grep -q "OpenBLAS's own choice, as asked" \
+  && ok "NRDIFF_BLAS_KERNEL=default: OpenBLAS's own choice" || ko "NRDIFF_BLAS_KERNEL"
+"$nrdiff" -V 2>&1 | grep -q "kernels: .*(auto" \
+  && ok "--version reports the automatic kernel choice" || ko "auto kernel report"
+"$mpirun" 2 "$nrdiff" --blas-kernel=Haswell -P ensemble.particles=64 -P time.steps=20 \
+  -P output.file=k.h5 p.yml >kout 2>kerr \
+  && /usr/bin/python3 -c "import h5py,sys; sys.exit('Haswell (asked' not in h5py.File('k.h5')['code'].attrs['blas'])" 2>/dev/null \
+  && ok "--blas-kernel under MPI: the run completes, /code records the kernels" \
+  || { tail -3 kerr; ko "--blas-kernel under MPI"; }
+rm -f k.h5 k.h5.done kout kerr
+
 # A bad file under MPI: every rank exits 2, the message is printed once.
 printf 'grid:\n  dimension: [0]\n' >bad.yml
 "$mpirun" 3 "$nrdiff" --dry-run bad.yml >out 2>err; rc=$?
