@@ -35,16 +35,18 @@ static const obs_info INFO[OBS_N] = {
                             "|x_t|^2 along forward paths started from data",
                             "1"},
     [OBS_FWD_DATA_CORR] = {"forward_data_corr",
-                           "x_t . x_s along forward paths from data, one "
-                           "column per reference time s (NaN where t < s)",
+                           "per reference time s two columns, x_t . x_s and "
+                           "|x_s|^2, along forward paths from data (NaN "
+                           "where t < s)",
                            "1"},
     [OBS_FWD_STAT_NORM2] = {"forward_stationary_norm2",
                             "|x_t|^2 along forward paths started from the "
                             "stationary law",
                             "1"},
     [OBS_FWD_STAT_CORR] = {"forward_stationary_corr",
-                           "x_t . x_s along forward paths from the stationary "
-                           "law, one column per reference time s",
+                           "per reference time s two columns, x_t . x_s and "
+                           "|x_s|^2, along forward paths from the stationary "
+                           "law (NaN where t < s)",
                            "1"},
     [OBS_FINAL] = {"final", "end-of-run sums of the protocols", "1"},
 };

@@ -124,10 +124,6 @@ static void *zalloc(size_t n, size_t size, int *ok) {
   return q;
 }
 
-static int chol_of(int d, const double *M, double *L) {
-  return la_cholesky(d, M, L);
-}
-
 int proto_run_init(proto_run *R, const proto_layout *X, const model *m,
                    const score_model *s, const double *t, long bs) {
   memset(R, 0, sizeof *R);
@@ -161,16 +157,16 @@ int proto_run_init(proto_run *R, const proto_layout *X, const model *m,
   for (int u = 0; rc == NRD_OK && u < X->n_uturn; u++) {
     rc = ou_propagator(&m->op, X->uturn_time[u], R->Eu + u * dd);
     if (rc == NRD_OK) rc = ou_noise_cov(&m->op, X->uturn_time[u], R->tmp);
-    if (rc == NRD_OK) rc = chol_of(d, R->tmp, R->Lu + u * dd);
+    if (rc == NRD_OK) rc = la_cholesky(d, R->tmp, R->Lu + u * dd);
   }
   double t_min = t[X->steps];
   if (rc == NRD_OK && X->forward) {
-    rc = chol_of(d, m->op.S, R->Ls);
+    rc = la_cholesky(d, m->op.S, R->Ls);
     if (rc == NRD_OK) rc = ou_propagator(&m->op, t_min, R->E0);
     if (rc == NRD_OK && t_min > 0) {
       R->L0 = zalloc(dd, sizeof(double), &ok);
       rc = ok ? ou_noise_cov(&m->op, t_min, R->tmp) : NRD_ERR_NOMEM;
-      if (rc == NRD_OK) rc = chol_of(d, R->tmp, R->L0);
+      if (rc == NRD_OK) rc = la_cholesky(d, R->tmp, R->L0);
     }
   }
   for (long mu = 0; mu < X->n_train; mu++)
@@ -427,7 +423,7 @@ static int forward_step(proto_run *R, const obs_layout *L, const double *t,
   if (h != R->hf) { /* exact transition over h (uniform grids: once) */
     rc = ou_propagator(&m->op, h, R->Ef);
     if (rc == NRD_OK) rc = ou_noise_cov(&m->op, h, R->tmp);
-    if (rc == NRD_OK) rc = chol_of(d, R->tmp, R->Lf);
+    if (rc == NRD_OK) rc = la_cholesky(d, R->tmp, R->Lf);
     if (rc != NRD_OK) return rc;
     R->hf = h;
   }

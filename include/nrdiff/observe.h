@@ -19,7 +19,7 @@ enum obs_id {
    * runs at the grid point (obs_layout_add): */
   OBS_LOG_PE,           /* ln p^e_t(x), x drawn from p^e_t (collapse) */
   OBS_FWD_DATA_NORM2,   /* |x_t|^2, forward paths from data (forward) */
-  OBS_FWD_DATA_CORR,    /* x_t . x_s, s = each reference time (forward) */
+  OBS_FWD_DATA_CORR,    /* per reference time s: x_t . x_s, |x_s|^2 */
   OBS_FWD_STAT_NORM2,   /* the same from the stationary law */
   OBS_FWD_STAT_CORR,
   OBS_FINAL,            /* end-of-run sums (protocol.h), last output only */
