@@ -1,10 +1,13 @@
 /* Time grids and reverse-time steps (see integrate.h). */
 #include "nrdiff/integrate.h"
+#include "nrdiff/simd.h"
 #include "nrdiff/error.h"
 #include "nrdiff/linalg.h"
 #include "nrdiff/params.h"
+#include "nrdiff/score.h" /* nrd_par_rows */
 
 #include <cblas.h>
+#include <float.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -26,12 +29,29 @@ int timegrid_build(int spacing, double T, double t_min, long steps, double *t) {
   return NRD_OK;
 }
 
+/* 1 and *v = c if M (d x d) is c I to within 4 d eps |c| (every
+ * off-diagonal |M_ij| and |M_ii - c|, c = M_00 != 0): replacing such a
+ * matrix by c I changes products by the size of their round-off.  Else 0. */
+static int scalar_of(int d, const double *M, double *v) {
+  double c = M[0];
+  if (!(c != 0) || !isfinite(c)) return 0;
+  double lim = 4.0 * d * DBL_EPSILON * fabs(c);
+  for (int i = 0; i < d; i++)
+    for (int j = 0; j < d; j++) {
+      double x = M[(size_t)i * d + j] - (i == j ? c : 0.0);
+      if (!(fabs(x) <= lim)) return 0;
+    }
+  *v = c;
+  return 1;
+}
+
 int step_ops_init(step_ops *s, const ou_op *op, int scheme) {
   memset(s, 0, sizeof *s);
   s->d = op->d;
   s->scheme = scheme;
   s->h = -1.0;
   s->A = op->A;
+  s->iso_A = scalar_of(op->d, op->A, &s->s_A);
   if (scheme == SCHEME_EXPONENTIAL) {
     size_t dd = (size_t)op->d * (size_t)op->d;
     s->F = malloc(dd * sizeof *s->F);
@@ -103,6 +123,11 @@ int step_ops_set_h(step_ops *s, const ou_op *op, double h) {
   la_congruence(d, s->F, Dh, C, W);
   la_symmetrize(d, C);
   rc = la_cholesky(d, C, s->Ln);
+  if (rc == NRD_OK) {
+    s->iso_F = scalar_of(d, s->F, &s->s_F);
+    s->iso_G = scalar_of(d, s->G, &s->s_G);
+    s->iso_Ln = scalar_of(d, s->Ln, &s->s_Ln);
+  }
 out:
   free(Dh);
   free(C);
@@ -110,35 +135,147 @@ out:
   return rc;
 }
 
+/* ------------------------------------------- element-wise step updates */
+
+/* The updates below are memory-bound passes over P x d arrays.  GCC 12 at
+ * -O2 leaves such loops scalar, so they use GCC's generic vectors of 8
+ * doubles (one AVX-512, two AVX2 or four SSE2 registers, per target clone)
+ * with the scalar expression unchanged: the same IEEE operations in every
+ * clone and in the tail, so results do not depend on the CPU.  Rows are
+ * split over threads by nrd_par_rows (no effect on results either). */
+/* NRD_CLONES, NRD_VEC, v8d, ld8, st8: nrdiff/simd.h */
+
+enum { UPD_EULER, UPD_EULER_ISO, UPD_EXP_ISO, UPD_EXP_MIXED };
+
+typedef struct {
+  int kind, d;
+  double *Y;
+  const double *W, *S, *Xi; /* W: the GEMMs' sum (may be NULL) */
+  double h, sq, a;          /* Euler */
+  double f, g, l;           /* exponential: multiples of I (0: via W) */
+  int use_f, use_g, use_l;
+} upd_ctx;
+
+/*   UPD_EULER:      y += h (w + 2 s) + sq xi      (w = A y from a GEMM)
+ *   UPD_EULER_ISO:  y += h (a y + 2 s) + sq xi
+ *   UPD_EXP_ISO:    y = f y + g s + l xi
+ *   UPD_EXP_MIXED:  y = ((w + f y) + g s) + l xi, the iso terms only */
+NRD_CLONES static void upd_range(const upd_ctx *c, size_t i0, size_t i1) {
+  double *Y = c->Y;
+  const double *W = c->W, *S = c->S, *Xi = c->Xi;
+  double h = c->h, sq = c->sq, a = c->a, f = c->f, g = c->g, l = c->l;
+  size_t i = i0;
+  switch (c->kind) {
+  case UPD_EULER:
+#ifdef NRD_VEC
+    for (; i + 8 <= i1; i += 8)
+      st8(Y + i, ld8(Y + i) + (h * (ld8(W + i) + 2.0 * ld8(S + i)) +
+                               sq * ld8(Xi + i)));
+#endif
+    for (; i < i1; i++)
+      Y[i] += h * (W[i] + 2.0 * S[i]) + sq * Xi[i];
+    break;
+  case UPD_EULER_ISO:
+#ifdef NRD_VEC
+    for (; i + 8 <= i1; i += 8) {
+      v8d y = ld8(Y + i);
+      st8(Y + i, y + (h * (a * y + 2.0 * ld8(S + i)) + sq * ld8(Xi + i)));
+    }
+#endif
+    for (; i < i1; i++)
+      Y[i] += h * (a * Y[i] + 2.0 * S[i]) + sq * Xi[i];
+    break;
+  case UPD_EXP_ISO:
+#ifdef NRD_VEC
+    for (; i + 8 <= i1; i += 8)
+      st8(Y + i, f * ld8(Y + i) + g * ld8(S + i) + l * ld8(Xi + i));
+#endif
+    for (; i < i1; i++)
+      Y[i] = f * Y[i] + g * S[i] + l * Xi[i];
+    break;
+  default: /* UPD_EXP_MIXED, rare: scalar */
+    for (; i < i1; i++) {
+      double y = W[i];
+      if (c->use_f) y += f * Y[i];
+      if (c->use_g) y += g * S[i];
+      if (c->use_l) y += l * Xi[i];
+      Y[i] = y;
+    }
+  }
+}
+
+static void upd_rows(void *vc, int p0, int p1) {
+  const upd_ctx *c = vc;
+  upd_range(c, (size_t)p0 * c->d, (size_t)p1 * c->d);
+}
+
+/* work (+)= alpha X M^T, or nothing when M is a multiple of I (added
+ * element-wise by the caller).  Returns 1 if work was written. */
+static int gemm_unless_iso(int P, int d, int iso, double alpha,
+                           const double *X, const double *M, int written,
+                           double *work) {
+  if (iso) return written;
+  cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasTrans, P, d, d, alpha, X, d, M,
+              d, written ? 1.0 : 0.0, work, d);
+  return 1;
+}
+
 void reverse_sde_step(const step_ops *s, int P, double *Y, const double *S,
                       const double *Xi, double *work) {
   int d = s->d;
   size_t n = (size_t)P * d;
+  upd_ctx c = {.d = d, .Y = Y, .W = work, .S = S, .Xi = Xi};
   if (s->scheme == SCHEME_EXPONENTIAL) {
+    /* y = F y + 2 G s + Ln xi; the multiples of I element-wise */
+    c.f = s->iso_F ? s->s_F : 0, c.g = s->iso_G ? 2.0 * s->s_G : 0;
+    c.l = s->iso_Ln ? s->s_Ln : 0;
+    if (s->iso_F && s->iso_G && s->iso_Ln) {
+      c.kind = UPD_EXP_ISO;
+      nrd_par_rows(P, 4.0 * d, upd_rows, &c);
+      return;
+    }
     /* work = Y F^T + 2 S G^T + Xi Ln^T (row-vector form of F y + ...) */
-    cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasTrans, P, d, d, 1.0, Y, d,
-                s->F, d, 0.0, work, d);
-    cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasTrans, P, d, d, 2.0, S, d,
-                s->G, d, 1.0, work, d);
-    cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasTrans, P, d, d, 1.0, Xi, d,
-                s->Ln, d, 1.0, work, d);
-    memcpy(Y, work, n * sizeof *Y);
+    int w = gemm_unless_iso(P, d, s->iso_F, 1.0, Y, s->F, 0, work);
+    w = gemm_unless_iso(P, d, s->iso_G, 2.0, S, s->G, w, work);
+    gemm_unless_iso(P, d, s->iso_Ln, 1.0, Xi, s->Ln, w, work);
+    if (!s->iso_F && !s->iso_G && !s->iso_Ln) {
+      memcpy(Y, work, n * sizeof *Y);
+      return;
+    }
+    c.kind = UPD_EXP_MIXED;
+    c.use_f = s->iso_F, c.use_g = s->iso_G, c.use_l = s->iso_Ln;
+    nrd_par_rows(P, 4.0 * d, upd_rows, &c);
     return;
   }
-  /* Euler-Maruyama: work = Y A^T, then y += h (A y + 2 s) + sqrt(2h) xi */
-  double h = s->h, sq = sqrt(2.0 * h);
-  cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasTrans, P, d, d, 1.0, Y, d, s->A,
-              d, 0.0, work, d);
-  for (size_t i = 0; i < n; i++)
-    Y[i] += h * (work[i] + 2.0 * S[i]) + sq * Xi[i];
+  /* Euler-Maruyama: y += h (A y + 2 s) + sqrt(2h) xi */
+  c.h = s->h, c.sq = sqrt(2.0 * s->h);
+  if (s->iso_A) {
+    c.kind = UPD_EULER_ISO, c.a = s->s_A;
+  } else {
+    c.kind = UPD_EULER;
+    cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasTrans, P, d, d, 1.0, Y, d,
+                s->A, d, 0.0, work, d);
+  }
+  nrd_par_rows(P, 4.0 * d, upd_rows, &c);
+}
+
+/* out = X A^T (P x d), by a GEMM or a scaling. */
+static void times_A(const step_ops *s, int P, const double *X, double *out) {
+  int d = s->d;
+  if (s->iso_A) {
+    for (size_t i = 0; i < (size_t)P * d; i++)
+      out[i] = s->s_A * X[i];
+    return;
+  }
+  cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasTrans, P, d, d, 1.0, X, d, s->A,
+              d, 0.0, out, d);
 }
 
 void ode_predict(const step_ops *s, int P, const double *Y, const double *S0,
                  double *Ystar) {
   int d = s->d;
   size_t n = (size_t)P * d;
-  cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasTrans, P, d, d, 1.0, Y, d, s->A,
-              d, 0.0, Ystar, d);
+  times_A(s, P, Y, Ystar);
   for (size_t i = 0; i < n; i++)
     Ystar[i] = Y[i] + s->h * (Ystar[i] + S0[i]);
 }
@@ -150,8 +287,7 @@ void ode_correct(const step_ops *s, int P, double *Y, const double *S0,
   /* work = A y + A y* (one GEMM on the sum) */
   for (size_t i = 0; i < n; i++)
     work[n + i] = Y[i] + Ystar[i];
-  cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasTrans, P, d, d, 1.0, work + n,
-              d, s->A, d, 0.0, work, d);
+  times_A(s, P, work + n, work);
   for (size_t i = 0; i < n; i++)
     Y[i] += 0.5 * s->h * (work[i] + S0[i] + S1[i]);
 }

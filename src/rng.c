@@ -22,6 +22,7 @@
  * does not contract a*b+c into FMA: GCC does not in ISO C mode (-std=c17,
  * as configured), but would with -std=gnu17. */
 #include "nrdiff/rng.h"
+#include "nrdiff/simd.h"
 
 #include <math.h>
 #include <string.h>
@@ -37,13 +38,7 @@ enum { CHUNK = 64, TAIL = 8 };
  * on: GCC compiles the hot functions for AVX-512, AVX2 and baseline x86-64
  * and picks one at load time (ifunc).  The clones give identical bits (see
  * above). */
-#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) &&         \
-    defined(__linux__)
-#define NRD_CLONES                                                             \
-  __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
-#else
-#define NRD_CLONES
-#endif
+/* NRD_CLONES: nrdiff/simd.h */
 
 /* The four output words of Philox4x32-10 for the CHUNK counters
  * {j0 + i, step, lo, hi}, stored word-major (w[word][i]). */

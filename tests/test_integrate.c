@@ -369,6 +369,113 @@ static void test_cloning_matches_F_kappa(void **state) {
   ou_free(&op);
 }
 
+/* Multiples of I are found and applied without GEMMs: U = 2 I, g = 0
+ * makes A, F, G and Ln multiples of I; U = 2 I, g = 1 (a rotation) only
+ * Ln; V2's U = diag(1, 4) none.  In every case reverse_sde_step equals
+ * F y + 2 G s + Ln xi (or y + h (A y + 2 s) + sqrt(2h) xi) formed densely
+ * here from the stored matrices, to 1e-14. */
+static void test_step_multiples_of_identity(void **state) {
+  (void)state;
+  enum { D = 4, P = 5 };
+  double U[D * D] = {0}, Qh[D * D];
+  for (int i = 0; i < D; i++)
+    U[i * D + i] = 2.0;
+  assert_int_equal(ou_q_random(D, 3, Qh), NRD_OK);
+  for (int c = 0; c < 3; c++) {
+    ou_op op;
+    if (c < 2) {
+      assert_int_equal(ou_init(&op, D, U, c ? Qh : NULL, c ? 1.0 : 0.0),
+                       NRD_OK);
+    } else {
+      double Ud[D * D] = {0};
+      for (int i = 0; i < D; i++)
+        Ud[i * D + i] = 1.0 + i;
+      assert_int_equal(ou_init(&op, D, Ud, Qh, 0.5), NRD_OK);
+    }
+    for (int scheme = SCHEME_EULER; scheme <= SCHEME_EXPONENTIAL; scheme++) {
+      step_ops s;
+      assert_int_equal(step_ops_init(&s, &op, scheme), NRD_OK);
+      assert_int_equal(step_ops_set_h(&s, &op, 0.01), NRD_OK);
+      assert_int_equal(s.iso_A, c == 0);
+      if (c == 0) assert_true(s.s_A == 2.0);
+      if (scheme == SCHEME_EXPONENTIAL) {
+        assert_int_equal(s.iso_F, c == 0);
+        assert_int_equal(s.iso_G, c == 0);
+        assert_int_equal(s.iso_Ln, c < 2);
+      }
+      double Y[P * D], S[P * D], Xi[P * D], ref[P * D], work[P * D];
+      rng_normals(5, RNG_PURPOSE_INIT, 0, 0, P * D, Y);
+      rng_normals(5, RNG_PURPOSE_STEP, 0, 0, P * D, S);
+      rng_normals(5, RNG_PURPOSE_STEP, 1, 0, P * D, Xi);
+      for (int p = 0; p < P; p++)
+        for (int i = 0; i < D; i++) {
+          double r = 0;
+          const double *y = Y + p * D, *sc = S + p * D, *xi = Xi + p * D;
+          if (scheme == SCHEME_EXPONENTIAL) {
+            for (int j = 0; j < D; j++)
+              r += s.F[i * D + j] * y[j] + 2 * s.G[i * D + j] * sc[j] +
+                   s.Ln[i * D + j] * xi[j];
+          } else {
+            double ay = 0;
+            for (int j = 0; j < D; j++)
+              ay += op.A[i * D + j] * y[j];
+            r = y[i] + 0.01 * (ay + 2 * sc[i]) + sqrt(0.02) * xi[i];
+          }
+          ref[p * D + i] = r;
+        }
+      reverse_sde_step(&s, P, Y, S, Xi, work);
+      for (int k = 0; k < P * D; k++)
+        assert_true(fabs(Y[k] - ref[k]) < 1e-14 * (1 + fabs(ref[k])));
+      step_ops_free(&s);
+    }
+    ou_free(&op);
+  }
+}
+
+/* The element-wise update is split over threads above ~1 M operations:
+ * with A = 2 I (no BLAS call) 1 and 2 threads give the same bits. */
+void openblas_set_num_threads(int num_threads);
+int openblas_get_num_threads(void);
+
+static void test_step_thread_independent(void **state) {
+  (void)state;
+  enum { D = 64, P = 5000 };
+  double *U = calloc(D * D, sizeof *U);
+  for (int i = 0; i < D; i++)
+    U[i * D + i] = 2.0;
+  ou_op op;
+  assert_int_equal(ou_init(&op, D, U, NULL, 0.0), NRD_OK);
+  size_t n = (size_t)P * D;
+  double *Y0 = malloc(n * sizeof *Y0), *S = malloc(n * sizeof *S);
+  double *Xi = malloc(n * sizeof *Xi), *work = malloc(n * sizeof *work);
+  double *Y[2] = {malloc(n * sizeof(double)), malloc(n * sizeof(double))};
+  rng_normals(6, RNG_PURPOSE_INIT, 0, 0, n, Y0);
+  rng_normals(6, RNG_PURPOSE_STEP, 0, 0, n, S);
+  rng_normals(6, RNG_PURPOSE_STEP, 1, 0, n, Xi);
+  int saved = openblas_get_num_threads();
+  for (int scheme = SCHEME_EULER; scheme <= SCHEME_EXPONENTIAL; scheme++) {
+    step_ops s;
+    assert_int_equal(step_ops_init(&s, &op, scheme), NRD_OK);
+    assert_int_equal(step_ops_set_h(&s, &op, 1e-3), NRD_OK);
+    for (int t = 0; t < 2; t++) {
+      memcpy(Y[t], Y0, n * sizeof *Y0);
+      openblas_set_num_threads(t + 1);
+      reverse_sde_step(&s, P, Y[t], S, Xi, work);
+    }
+    openblas_set_num_threads(saved);
+    assert_memory_equal(Y[0], Y[1], n * sizeof(double));
+    step_ops_free(&s);
+  }
+  free(U);
+  free(Y0);
+  free(S);
+  free(Xi);
+  free(work);
+  free(Y[0]);
+  free(Y[1]);
+  ou_free(&op);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_timegrid),
@@ -377,6 +484,8 @@ int main(void) {
       cmocka_unit_test(test_reverse_sde_returns_data_covariance),
       cmocka_unit_test(test_forward_stationarity),
       cmocka_unit_test(test_cloning_matches_F_kappa),
+      cmocka_unit_test(test_step_multiples_of_identity),
+      cmocka_unit_test(test_step_thread_independent),
   };
   return cmocka_run_group_tests_name("integrate", tests, NULL, NULL);
 }

@@ -666,6 +666,276 @@ static void test_empirical_edge_cases(void **state) {
   score_empirical_free(&se);
 }
 
+/* ------------------------------- fast paths and thread-count independence */
+
+/* Delta = delta I (U = u I, any Q): the score module takes the path
+ * without factorisation (se.iso = delta) and still matches the naive
+ * results to 1e-12, for a block size that divides n and one that does
+ * not. */
+static void test_empirical_isotropic_delta(void **state) {
+  (void)state;
+  double a[EN * ED], E[ED * ED], Delta[ED * ED], X[EP * ED];
+  empirical_setup(a, E, Delta, X);
+  for (int i = 0; i < ED * ED; i++)
+    Delta[i] = i % (ED + 1) == 0 ? 0.37 : 0.0;
+  double ns[EP * ED], nl[EP], ny[EP];
+  int nn[EP];
+  naive_out ref = {ns, nl, ny, NULL, nn};
+  naive_empirical(ED, EN, a, E, Delta, EP, X, &ref);
+  int blocks[] = {7, EN};
+  for (int ib = 0; ib < 2; ib++) {
+    score_empirical se;
+    assert_int_equal(score_empirical_init(&se, ED, EN, a, blocks[ib]), NRD_OK);
+    assert_int_equal(score_empirical_set_time(&se, E, Delta), NRD_OK);
+    assert_true(se.iso == 0.37);
+    assert_true(se.L[0] == sqrt(0.37) && se.L[1] == 0);
+    double *work = alloc(score_empirical_work_size(&se, EP));
+    double S[EP * ED], LP[EP], Y2[EP];
+    int NN[EP];
+    assert_int_equal(score_empirical_eval(&se, EP, X, S, LP, Y2, NN, work),
+                     NRD_OK);
+    assert_true(rel_diff(EP * ED, S, ns) < 1e-12);
+    for (int p = 0; p < EP; p++) {
+      assert_true(fabs(LP[p] - nl[p]) < 1e-12 * (1 + fabs(nl[p])));
+      assert_true(fabs(Y2[p] - ny[p]) < 1e-12);
+      assert_int_equal(NN[p], nn[p]);
+    }
+    free(work);
+    score_empirical_free(&se);
+  }
+}
+
+/* OpenBLAS's thread count, which the score's element-wise passes follow
+ * (declared here: cblas.h brings complex.h's I). */
+void openblas_set_num_threads(int num_threads);
+int openblas_get_num_threads(void);
+static int blas_threads_saved;
+static void threads_begin(int n) {
+  blas_threads_saved = openblas_get_num_threads();
+  openblas_set_num_threads(n);
+}
+static void threads_end(void) { openblas_set_num_threads(blas_threads_saved); }
+
+/* Sizes at which the log-sum-exp and the final pass are split over threads
+ * (P x block above ~1 M), for the general and the isotropic Delta: 1 and 2
+ * threads agree to round-off, not bitwise, because OpenBLAS's own GEMMs
+ * round differently on different thread counts (they always did: runs keep
+ * blas_threads fixed).  The row passes themselves are checked bitwise on
+ * the mixture forms below; here the index of the nearest point must be
+ * the same. */
+static void test_empirical_thread_independent(void **state) {
+  (void)state;
+  enum { D = 24, N = 2600, P = 700, B = 1024 };
+  double *a = alloc((size_t)N * D), *X = alloc((size_t)P * D);
+  double E[D * D], Delta[D * D];
+  randn(900, (size_t)N * D, 1.0, a);
+  randn(901, (size_t)P * D, 1.2, X);
+  rand_E_Delta(D, 902, E, Delta);
+  for (int iso = 0; iso < 2; iso++) {
+    if (iso)
+      for (int i = 0; i < D * D; i++)
+        Delta[i] = i % (D + 1) == 0 ? 0.5 : 0.0;
+    score_empirical se;
+    assert_int_equal(score_empirical_init(&se, D, N, a, B), NRD_OK);
+    assert_int_equal(score_empirical_set_time(&se, E, Delta), NRD_OK);
+    assert_true((se.iso > 0) == iso);
+    double *work = alloc(score_empirical_work_size(&se, P));
+    double *S[2], *LP[2], *Y2[2];
+    int *NN[2];
+    for (int t = 0; t < 2; t++) {
+      S[t] = alloc((size_t)P * D), LP[t] = alloc(P), Y2[t] = alloc(P);
+      NN[t] = malloc(P * sizeof(int));
+      threads_begin(t + 1);
+      assert_int_equal(
+          score_empirical_eval(&se, P, X, S[t], LP[t], Y2[t], NN[t], work),
+          NRD_OK);
+      threads_end();
+    }
+    assert_true(rel_diff((size_t)P * D, S[1], S[0]) < 1e-13);
+    for (int p = 0; p < P; p++) {
+      assert_true(fabs(LP[1][p] - LP[0][p]) < 1e-13 * (1 + fabs(LP[0][p])));
+      assert_true(fabs(Y2[1][p] - Y2[0][p]) < 1e-13);
+    }
+    assert_memory_equal(NN[0], NN[1], P * sizeof(int));
+    /* and the batch agrees with one particle at a time (GEMM round-off) */
+    for (int p = 0; p < P; p += 97) {
+      double s1[D], l1;
+      assert_int_equal(score_empirical_eval(&se, 1, X + (size_t)p * D, s1, &l1,
+                                            NULL, NULL, work),
+                       NRD_OK);
+      assert_true(rel_diff(D, s1, S[0] + (size_t)p * D) < 1e-12);
+      assert_true(fabs(l1 - LP[0][p]) < 1e-12 * (1 + fabs(l1)));
+    }
+    for (int t = 0; t < 2; t++) {
+      free(S[t]);
+      free(LP[t]);
+      free(Y2[t]);
+      free(NN[t]);
+    }
+    free(work);
+    score_empirical_free(&se);
+  }
+  free(a);
+  free(X);
+}
+
+/* E = e^{-t} R with R a rotation (U = I, Q != 0), isotropic clusters and
+ * Delta = delta I: Gamma = (sigma^2 e^{-2t} + delta) I up to the round-off
+ * of R R^T, which the score module recognises (iso > 0, no GEMM); against
+ * Gamma formed and inverted densely here: K = 3 (general form) and the
+ * symmetric two-class (tanh) form, 1e-12. */
+static void test_mixture_isotropic_gamma(void **state) {
+  (void)state;
+  enum { D = 5, P = 9 };
+  const double et = exp(-0.4), delta = -expm1(-0.8), sigma2 = 0.3;
+  const double c = cos(0.7), sn = sin(0.7);
+  double E[D * D] = {0}, Delta[D * D] = {0};
+  for (int i = 0; i < D; i++) {
+    E[i * D + i] = et;
+    Delta[i * D + i] = delta;
+  }
+  E[0] = E[D + 1] = et * c; /* rotation in the (0, 1) plane ... */
+  E[1] = -et * sn, E[D] = et * sn;
+  E[2 * D + 2] = et * c, E[3 * D + 3] = et * c; /* ... and in (2, 3) */
+  E[2 * D + 3] = et * sn, E[3 * D + 2] = -et * sn;
+  double w[3] = {0.2, 0.5, 0.3}, mu[3 * D], dir[D], X[P * D];
+  randn(950, 3 * D, 1.5, mu);
+  randn(951, D, 1.0, dir);
+  randn(952, P * D, 1.5, X);
+  mixture mk, m2;
+  assert_int_equal(mixture_general(&mk, D, 3, w, mu, MIX_COV_ISOTROPIC, sigma2,
+                                   NULL, NULL),
+                   NRD_OK);
+  assert_int_equal(mixture_two_class(&m2, D, 1.2, dir, MIX_COV_ISOTROPIC,
+                                     sigma2, NULL, NULL),
+                   NRD_OK);
+  mixture *mixes[2] = {&mk, &m2};
+  for (int im = 0; im < 2; im++) {
+    mixture *mix = mixes[im];
+    int K = mix->K;
+    score_mixture sm;
+    assert_int_equal(score_mixture_init(&sm, mix), NRD_OK);
+    assert_int_equal(score_mixture_set_time(&sm, E, Delta), NRD_OK);
+    for (int k = 0; k < K; k++)
+      assert_true(fabs(sm.iso[k] - (sigma2 * et * et + delta)) < 1e-15);
+    double S[P * D], R[P * 3], LP[P];
+    double *work = alloc(score_mixture_work_size(&sm, P));
+    assert_int_equal(score_mixture_eval(&sm, P, X, S, R, LP, work), NRD_OK);
+    /* reference: Gamma = sigma^2 E E^T + Delta, dense */
+    double Cs[D * D] = {0}, G[D * D], Gi[D * D], ld;
+    for (int i = 0; i < D; i++)
+      Cs[i * D + i] = sigma2;
+    congruence(D, E, Cs, G);
+    for (int i = 0; i < D * D; i++)
+      G[i] += Delta[i];
+    gj_inverse(D, G, Gi, &ld);
+    for (int p = 0; p < P; p++) {
+      const double *x = X + p * D;
+      double l[3], g[3][D], lmax = -INFINITY;
+      for (int k = 0; k < K; k++) {
+        double m[D], r[D];
+        matvec(D, E, mix->means + k * D, m);
+        for (int i = 0; i < D; i++)
+          r[i] = x[i] - m[i];
+        matvec(D, Gi, r, g[k]);
+        double q = 0;
+        for (int i = 0; i < D; i++)
+          q += r[i] * g[k][i];
+        l[k] = log(mix->weights[k]) - 0.5 * ld - 0.5 * q;
+        lmax = fmax(lmax, l[k]);
+      }
+      double Z = 0, ref[D] = {0};
+      for (int k = 0; k < K; k++)
+        Z += exp(l[k] - lmax);
+      for (int k = 0; k < K; k++) {
+        double r = exp(l[k] - lmax) / Z;
+        assert_true(fabs(R[p * K + k] - r) < 1e-12);
+        for (int i = 0; i < D; i++)
+          ref[i] -= r * g[k][i];
+      }
+      double lp = lmax + log(Z) - 0.5 * D * LN_2PI;
+      assert_true(rel_diff(D, S + p * D, ref) < 1e-12);
+      assert_true(fabs(LP[p] - lp) < 1e-12 * (1 + fabs(lp)));
+    }
+    free(work);
+    score_mixture_free(&sm);
+  }
+  mixture_free(&mk);
+  mixture_free(&m2);
+}
+
+/* The mixture's row passes on 1 and 2 threads: with Gamma = g I (no BLAS
+ * call at all) the same bits; with a dense Gamma (tanh and general forms)
+ * the same to round-off, as OpenBLAS's GEMM may round differently on
+ * different thread counts. */
+static void test_mixture_thread_independent(void **state) {
+  (void)state;
+  enum { D = 96, P = 4000 };
+  double *X = alloc((size_t)P * D), *dir = alloc(D);
+  double *E = alloc(D * D), *Delta = alloc(D * D), *C = alloc(D * D);
+  randn(960, (size_t)P * D, 1.5, X);
+  randn(961, D, 1.0, dir);
+  rand_E_Delta(D, 962, E, Delta);
+  rand_spd(D, 964, 0.3, C);
+  mixture mixes[3];
+  assert_int_equal(
+      mixture_two_class(&mixes[0], D, 1.0, dir, MIX_COV_FULL, 0, NULL, C),
+      NRD_OK);
+  assert_int_equal(mixture_two_class(&mixes[1], D, 1.0, dir, MIX_COV_ISOTROPIC,
+                                     0.2, NULL, NULL),
+                   NRD_OK);
+  mixes[2] = mixes[0];
+  mixes[2].symmetric2 = 0; /* the general form, same arrays */
+  for (int im = 0; im < 3; im++) {
+    double *E_use = E, *D_use = Delta, *Ei = NULL, *Di = NULL;
+    if (im == 1) { /* isotropic: E = 0.7 I, Delta = 0.5 I */
+      Ei = calloc(D * D, sizeof *Ei), Di = calloc(D * D, sizeof *Di);
+      for (int i = 0; i < D; i++)
+        Ei[i * D + i] = 0.7, Di[i * D + i] = 0.5;
+      E_use = Ei, D_use = Di;
+    }
+    score_mixture sm;
+    assert_int_equal(score_mixture_init(&sm, &mixes[im]), NRD_OK);
+    assert_int_equal(score_mixture_set_time(&sm, E_use, D_use), NRD_OK);
+    assert_true((sm.iso[0] > 0) == (im == 1));
+    double *work = alloc(score_mixture_work_size(&sm, P));
+    double *S[2], *R[2], *LP[2];
+    for (int t = 0; t < 2; t++) {
+      S[t] = alloc((size_t)P * D), R[t] = alloc(2 * P), LP[t] = alloc(P);
+      threads_begin(t + 1);
+      assert_int_equal(score_mixture_eval(&sm, P, X, S[t], R[t], LP[t], work),
+                       NRD_OK);
+      threads_end();
+    }
+    if (im == 1) {
+      assert_memory_equal(S[0], S[1], (size_t)P * D * sizeof(double));
+      assert_memory_equal(R[0], R[1], 2 * P * sizeof(double));
+      assert_memory_equal(LP[0], LP[1], P * sizeof(double));
+    } else {
+      assert_true(rel_diff((size_t)P * D, S[1], S[0]) < 1e-13);
+      assert_true(rel_diff(2 * P, R[1], R[0]) < 1e-13);
+      for (int p = 0; p < P; p++)
+        assert_true(fabs(LP[1][p] - LP[0][p]) < 1e-13 * (1 + fabs(LP[0][p])));
+    }
+    for (int t = 0; t < 2; t++) {
+      free(S[t]);
+      free(R[t]);
+      free(LP[t]);
+    }
+    free(work);
+    free(Ei);
+    free(Di);
+    score_mixture_free(&sm);
+  }
+  mixture_free(&mixes[0]);
+  mixture_free(&mixes[1]);
+  free(X);
+  free(dir);
+  free(E);
+  free(Delta);
+  free(C);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_mixture_closed_form_d2),
@@ -679,6 +949,10 @@ int main(void) {
       cmocka_unit_test(test_empirical_far_points),
       cmocka_unit_test(test_empirical_tweedie),
       cmocka_unit_test(test_empirical_edge_cases),
+      cmocka_unit_test(test_empirical_isotropic_delta),
+      cmocka_unit_test(test_empirical_thread_independent),
+      cmocka_unit_test(test_mixture_isotropic_gamma),
+      cmocka_unit_test(test_mixture_thread_independent),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

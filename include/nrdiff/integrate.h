@@ -24,6 +24,12 @@ typedef struct {
   double *F;   /* exponential scheme: e^{A h} */
   double *G;   /* exponential scheme: A^{-1}(e^{A h} - I) */
   double *Ln;  /* exponential scheme: Cholesky of e^{Ah} S e^{A^T h} - S */
+  /* Multiples of the identity (to a few d eps relative), found by
+   * step_ops_init (A) and step_ops_set_h (F, G, Ln): iso_X = 1 and the
+   * factor in s_X; the step then scales instead of multiplying.  A, F and G
+   * are multiples of I when U = u I and g = 0; Ln also for g != 0. */
+  int iso_A, iso_F, iso_G, iso_Ln;
+  double s_A, s_F, s_G, s_Ln;
 } step_ops;
 
 int step_ops_init(step_ops *s, const ou_op *op, int scheme);

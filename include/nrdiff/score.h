@@ -19,6 +19,11 @@ typedef struct {
   double *logdet; /* K: ln det Gamma_{k,t} */
   double *Ginv_m; /* K x d: Gamma^{-1} m_t (tanh form) */
   double kappa;   /* m_t^T Gamma^{-1} m_t for symmetric two-class, else 0 */
+  /* K: g when Gamma_{k,t} = g I (to a few d eps relative: U = u I with
+   * isotropic or stationary clusters), else 0.  Then L_k and Ginv_k are
+   * not filled (they would be sqrt(g) I and I/g) and the evaluation needs
+   * no P x d x d product. */
+  double *iso;
 } score_mixture;
 
 int score_mixture_init(score_mixture *s, const mixture *mix);
@@ -39,9 +44,11 @@ typedef struct {
   int block;       /* training points per block (bounds memory) */
   const double *a; /* n x d training set (not owned) */
   double *b;       /* n x d: e^{-At} a_mu */
-  double *beta;    /* n x d: L^{-1} b_mu (whitened) */
-  double *half_b2; /* n: |beta_mu|^2 / 2 */
+  double *c;       /* n x d: Delta_t^{-1} b_mu */
+  double *half_b2; /* n: b_mu^T Delta_t^{-1} b_mu / 2 */
   double *L;       /* d x d lower Cholesky of Delta_t */
+  double *Dinv;    /* d x d Delta_t^{-1} (not filled when iso > 0) */
+  double iso;      /* delta when Delta_t = delta I exactly, else 0 */
   double logdet;   /* ln det(2 pi Delta_t) */
 } score_empirical;
 
@@ -57,5 +64,13 @@ size_t score_empirical_work_size(const score_empirical *s, int P);
 int score_empirical_eval(const score_empirical *s, int P, const double *X,
                          double *score, double *logp, double *y2, int *nearest,
                          double *work);
+
+/* Library-internal, shared with integrate.c: fn(ctx, p0, p1) over the rows
+ * [0, P) in contiguous ranges, one per thread (as many as OpenBLAS uses and
+ * the CPU mask allows; one for less than ~1 M element operations, P times
+ * work_per_row).  fn must treat rows independently, so that results do
+ * not depend on the number of threads. */
+typedef void (*nrd_rows_fn)(void *ctx, int p0, int p1);
+void nrd_par_rows(int P, double work_per_row, nrd_rows_fn fn, void *ctx);
 
 #endif
