@@ -1,26 +1,61 @@
-/* One reverse-SDE step with the exact empirical score (the collapse
- * studies' kernel), against the two bare GEMMs of the same shapes measured
- * in the same run with the same BLAS:
- *   G = Z B^T  (P x d times d x n)  and  V = W B  (P x n times n x d).
- * efficiency = time(two GEMMs) / time(step).  Every figure is the median of
- * `reps` repetitions after one warm-up.
+/* Reverse-SDE steps with exact scores, each against a baseline measured in
+ * the same run with the same BLAS.  Every figure is the median of `reps`
+ * repetitions after one warm-up.  Nothing here asserts a time.
  *
- *   bench_step [P d n reps scheme]   (defaults 4096 512 4096 5 euler)
+ * Empirical score (the collapse studies' kernel), against the two bare
+ * GEMMs of the same shapes, G = Y C^T (P x d by d x n) and V = G C
+ * (P x n by n x d):  efficiency = time(two GEMMs) / time(step).
  *
- * Prints one CSV line: kernel,P,d,n,scheme,step_ms,gemm_ms,normals_ms,
- * efficiency. */
+ *   bench_step [P d n reps scheme]          (defaults 4096 512 4096 5 euler)
+ *       one line: empirical_step,P,d,n,scheme,step_ms,gemm_ms,normals_ms,
+ *       efficiency (the general operator; the line `make bench` prints)
+ *   bench_step emp P d n reps scheme op [block]
+ *       one line (EMP_HEADER below).  op: general (U geometric in [1, 4],
+ *       Q random, g = 1: Delta_t and A dense), isoq (U = I, Q random,
+ *       g = 1: Delta_t = delta I, A dense), iso (U = I, g = 0: everything a
+ *       multiple of I).  block: particles per score evaluation and step
+ *       (default P; the run plan's ensemble.block_size, default 256).
+ *   bench_step mix P d reps scheme [block]
+ *       the exact two-class mixture step (isotropic clusters, U = I,
+ *       g = 0), against drawing the step's P x d normals (MIX_HEADER).
+ *   bench_step info
+ *       OpenBLAS's kernel set (core name), OPENBLAS_CORETYPE, threads.
+ *   bench_step dump P d n dir
+ *       write the general empirical problem (b, Delta^{-1}, A, Y and the
+ *       score at Y) as raw float64 files for bench/peers.py.
+ *
+ * OpenBLAS's kernels are chosen as nrdiff chooses them (blaskernel.h:
+ * NRDIFF_BLAS_KERNEL, OPENBLAS_CORETYPE, else auto); `bench_step info`
+ * says which.
+ *
+ * The step is what a run does per block and time step: the score
+ * evaluation, the normals (one Philox stream per particle, as in run.c) and
+ * reverse_sde_step.  score_*_set_time runs once per time step for all
+ * blocks; it is timed apart (set_ms). */
 #define _POSIX_C_SOURCE 200809L
 #include <cblas.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
+#include "nrdiff/blaskernel.h"
 #include "nrdiff/integrate.h"
+#include "nrdiff/mixture.h"
 #include "nrdiff/ou.h"
 #include "nrdiff/params.h"
 #include "nrdiff/rng.h"
 #include "nrdiff/score.h"
+
+#define EMP_HEADER                                                             \
+  "kernel,op,scheme,threads,P,d,n,block,step_ms,score_ms,normals_ms,"          \
+  "update_ms,set_ms,gemm_ms,gemm_gflops,efficiency,efficiency_with_set"
+#define MIX_HEADER                                                             \
+  "kernel,op,scheme,threads,P,d,block,step_ms,score_ms,normals_ms,"            \
+  "update_ms,set_ms,step_over_normals,score_update_over_normals"
+
+enum { MAX_REPS = 100 };
 
 static double now(void) {
   struct timespec ts;
@@ -33,13 +68,15 @@ static int cmp(const void *a, const void *b) {
   return (x > y) - (x < y);
 }
 
-static double median(int n, double *v) {
-  qsort(v, (size_t)n, sizeof *v, cmp);
-  return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
+static double median(int n, const double *v) {
+  double w[MAX_REPS];
+  memcpy(w, v, (size_t)n * sizeof *w);
+  qsort(w, (size_t)n, sizeof *w, cmp);
+  return n % 2 ? w[n / 2] : 0.5 * (w[n / 2 - 1] + w[n / 2]);
 }
 
 static void *xmalloc(size_t n) {
-  void *p = malloc(n);
+  void *p = malloc(n ? n : 1);
   if (!p) {
     fprintf(stderr, "bench_step: out of memory\n");
     exit(1);
@@ -47,65 +84,348 @@ static void *xmalloc(size_t n) {
   return p;
 }
 
+static void die(const char *what) {
+  fprintf(stderr, "bench_step: %s failed\n", what);
+  exit(1);
+}
+
+/* The step's normals as run.c draws them: one stream per particle. */
+static void step_normals(int first, int P, int d, uint32_t k, double *Xi) {
+  for (int i = 0; i < P; i++)
+    rng_normals(1, RNG_PURPOSE_STEP, (uint64_t)(first + i), k, (size_t)d,
+                Xi + (size_t)i * d);
+}
+
+static int scheme_of(const char *name) {
+  return strcmp(name, "exponential") == 0 ? SCHEME_EXPONENTIAL : SCHEME_EULER;
+}
+
+/* ------------------------------------------------------ empirical score */
+
+typedef struct {
+  int P, d, n, block, scheme;
+  ou_op op;
+  double *E, *D, *a, *Y;
+  score_empirical se;
+  step_ops ops;
+} emp_problem;
+
+/* op: "general", "isoq" or "iso" (see the header); t = 0.5, h = 1e-3. */
+static void emp_setup(emp_problem *e, int P, int d, int n, int block,
+                      int scheme, const char *opname) {
+  memset(e, 0, sizeof *e);
+  e->P = P, e->d = d, e->n = n, e->block = block, e->scheme = scheme;
+  size_t dd = (size_t)d * d;
+  double *U = xmalloc(dd * sizeof *U), *Q = xmalloc(dd * sizeof *Q);
+  double g = 1.0;
+  if (strcmp(opname, "general") == 0)
+    ou_u_geometric(d, 1.0, 4.0, U);
+  else
+    ou_u_isotropic(d, 1.0, U);
+  if (strcmp(opname, "iso") == 0) g = 0.0;
+  ou_q_random(d, 7, Q);
+  if (ou_init(&e->op, d, U, g != 0 ? Q : NULL, g) != 0) die("ou_init");
+  free(U);
+  free(Q);
+  e->E = xmalloc(dd * sizeof *e->E);
+  e->D = xmalloc(dd * sizeof *e->D);
+  if (ou_propagator(&e->op, 0.5, e->E) != 0 ||
+      ou_noise_cov(&e->op, 0.5, e->D) != 0)
+    die("ou_propagator/ou_noise_cov");
+  e->a = xmalloc((size_t)n * d * sizeof *e->a);
+  rng_normals(1, RNG_PURPOSE_TRAIN, 0, 0, (size_t)n * d, e->a);
+  if (score_empirical_init(&e->se, d, n, e->a, 1024) != 0 ||
+      score_empirical_set_time(&e->se, e->E, e->D) != 0)
+    die("score_empirical_init/set_time");
+  if (step_ops_init(&e->ops, &e->op, scheme) != 0 ||
+      step_ops_set_h(&e->ops, &e->op, 1e-3) != 0)
+    die("step_ops");
+  e->Y = xmalloc((size_t)P * d * sizeof *e->Y);
+  rng_normals(1, RNG_PURPOSE_INIT, 0, 0, (size_t)P * d, e->Y);
+}
+
+static void emp_free(emp_problem *e) {
+  score_empirical_free(&e->se);
+  step_ops_free(&e->ops);
+  ou_free(&e->op);
+  free(e->E);
+  free(e->D);
+  free(e->a);
+  free(e->Y);
+}
+
+typedef struct {
+  double step, score, normals, update, set, gemm, normals_alone;
+} emp_times;
+
+static void emp_measure(emp_problem *e, int reps, emp_times *out) {
+  int P = e->P, d = e->d, n = e->n, bs = e->block;
+  size_t Pd = (size_t)P * d, bd = (size_t)bs * d;
+  double *S = xmalloc(bd * sizeof *S), *Xi = xmalloc(bd * sizeof *Xi);
+  double *tmp = xmalloc(bd * sizeof *tmp);
+  double *work = xmalloc(score_empirical_work_size(&e->se, bs) * sizeof *work);
+  double *G = xmalloc((size_t)P * n * sizeof *G), *V = xmalloc(Pd * sizeof *V);
+  double *XiAll = xmalloc(Pd * sizeof *XiAll);
+  double ts[MAX_REPS], tsc[MAX_REPS], tn[MAX_REPS], tu[MAX_REPS],
+      tset[MAX_REPS], tg[MAX_REPS], tna[MAX_REPS];
+  for (int r = -1; r < reps; r++) {
+    double sc = 0, no = 0, up = 0;
+    uint32_t k = (uint32_t)(r + 1);
+    double t0 = now();
+    for (int f = 0; f < P; f += bs) {
+      int c = P - f < bs ? P - f : bs;
+      double *Yb = e->Y + (size_t)f * d;
+      double a0 = now();
+      score_empirical_eval(&e->se, c, Yb, S, NULL, NULL, NULL, work);
+      double a1 = now();
+      step_normals(f, c, d, k, Xi);
+      double a2 = now();
+      reverse_sde_step(&e->ops, c, Yb, S, Xi, tmp);
+      double a3 = now();
+      sc += a1 - a0, no += a2 - a1, up += a3 - a2;
+    }
+    double t1 = now();
+    score_empirical_set_time(&e->se, e->E, e->D);
+    double t2 = now();
+    cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasTrans, P, n, d, 1.0, e->Y, d,
+                e->se.c, d, 0.0, G, n);
+    cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, P, d, n, 1.0, G, n,
+                e->se.c, d, 0.0, V, d);
+    double t3 = now();
+    step_normals(0, P, d, k, XiAll);
+    double t4 = now();
+    if (r >= 0) {
+      ts[r] = t1 - t0, tsc[r] = sc, tn[r] = no, tu[r] = up;
+      tset[r] = t2 - t1, tg[r] = t3 - t2, tna[r] = t4 - t3;
+    }
+  }
+  out->step = median(reps, ts), out->score = median(reps, tsc);
+  out->normals = median(reps, tn), out->update = median(reps, tu);
+  out->set = median(reps, tset), out->gemm = median(reps, tg);
+  out->normals_alone = median(reps, tna);
+  free(S);
+  free(Xi);
+  free(tmp);
+  free(work);
+  free(G);
+  free(V);
+  free(XiAll);
+}
+
+static int run_emp(int P, int d, int n, int reps, const char *scheme_name,
+                   const char *opname, int block) {
+  emp_problem e;
+  emp_setup(&e, P, d, n, block, scheme_of(scheme_name), opname);
+  emp_times t;
+  emp_measure(&e, reps, &t);
+  double gf = 4.0 * P * (double)n * d / t.gemm * 1e-9;
+  printf("empirical_step,%s,%s,%d,%d,%d,%d,%d,%.2f,%.2f,%.2f,%.2f,%.2f,%.2f,"
+         "%.1f,%.3f,%.3f\n",
+         opname, scheme_name, openblas_get_num_threads(), P, d, n, block,
+         t.step * 1e3, t.score * 1e3, t.normals * 1e3, t.update * 1e3,
+         t.set * 1e3, t.gemm * 1e3, gf, t.gemm / t.step,
+         t.gemm / (t.step + t.set));
+  emp_free(&e);
+  return 0;
+}
+
+/* The line the Makefile's bench target prints (general operator, one
+ * block of P). */
+static int run_legacy(int P, int d, int n, int reps, const char *scheme_name) {
+  emp_problem e;
+  emp_setup(&e, P, d, n, P, scheme_of(scheme_name), "general");
+  emp_times t;
+  emp_measure(&e, reps, &t);
+  printf("empirical_step,%d,%d,%d,%s,%.2f,%.2f,%.2f,%.3f\n", P, d, n,
+         scheme_name, t.step * 1e3, t.gemm * 1e3, t.normals_alone * 1e3,
+         t.gemm / t.step);
+  emp_free(&e);
+  return 0;
+}
+
+static void write_raw(const char *dir, const char *name, size_t n,
+                      const double *x) {
+  char path[4096];
+  snprintf(path, sizeof path, "%s/%s", dir, name);
+  FILE *f = fopen(path, "wb");
+  if (!f || fwrite(x, sizeof *x, n, f) != n || fclose(f) != 0) die(path);
+}
+
+/* Inputs of the peers' step and nrdiff's score at Y for their check. */
+static int run_dump(int P, int d, int n, const char *dir) {
+  emp_problem e;
+  emp_setup(&e, P, d, n, P, SCHEME_EULER, "general");
+  size_t Pd = (size_t)P * d, dd = (size_t)d * d;
+  double *S = xmalloc(Pd * sizeof *S);
+  double *work = xmalloc(score_empirical_work_size(&e.se, P) * sizeof *work);
+  score_empirical_eval(&e.se, P, e.Y, S, NULL, NULL, NULL, work);
+  /* Delta^{-1} from the score module's Cholesky factor, densely */
+  double *Di = xmalloc(dd * sizeof *Di);
+  if (e.se.iso > 0) {
+    memset(Di, 0, dd * sizeof *Di);
+    for (int i = 0; i < d; i++)
+      Di[(size_t)i * d + i] = 1.0 / e.se.iso;
+  } else {
+    memcpy(Di, e.se.Dinv, dd * sizeof *Di);
+  }
+  write_raw(dir, "b.f64", (size_t)n * d, e.se.b);
+  write_raw(dir, "Dinv.f64", dd, Di);
+  write_raw(dir, "A.f64", dd, e.op.A);
+  write_raw(dir, "Y.f64", Pd, e.Y);
+  write_raw(dir, "S.f64", Pd, S);
+  free(S);
+  free(work);
+  free(Di);
+  emp_free(&e);
+  return 0;
+}
+
+/* -------------------------------------------------------- mixture score */
+
+static int run_mix(int P, int d, int reps, const char *scheme_name,
+                   int block) {
+  int scheme = scheme_of(scheme_name), bs = block;
+  size_t dd = (size_t)d * d, Pd = (size_t)P * d, bd = (size_t)bs * d;
+  double *U = xmalloc(dd * sizeof *U);
+  ou_u_isotropic(d, 1.0, U);
+  ou_op op;
+  if (ou_init(&op, d, U, NULL, 0.0) != 0) die("ou_init");
+  free(U);
+  /* E and Delta at t = 0.5 as ou_propagator / ou_noise_cov give them for
+   * U = I, g = 0 (e^{-t} I and (1 - e^{-2t}) I), built directly: their
+   * O(d^3) matrix exponential at d = 4096 is not the score's cost. */
+  double *E = calloc(dd, sizeof *E), *D = calloc(dd, sizeof *D);
+  if (!E || !D) die("calloc");
+  for (int i = 0; i < d; i++) {
+    E[(size_t)i * d + i] = exp(-0.5);
+    D[(size_t)i * d + i] = -expm1(-1.0);
+  }
+  double *dir = xmalloc((size_t)d * sizeof *dir);
+  for (int i = 0; i < d; i++)
+    dir[i] = i == 0 ? 1.0 : 0.0;
+  mixture mix;
+  if (mixture_two_class(&mix, d, 4.0, dir, MIX_COV_ISOTROPIC, 0.25, NULL,
+                        NULL) != 0)
+    die("mixture_two_class");
+  score_mixture sm;
+  if (score_mixture_init(&sm, &mix) != 0 ||
+      score_mixture_set_time(&sm, E, D) != 0)
+    die("score_mixture");
+  step_ops ops;
+  if (step_ops_init(&ops, &op, scheme) != 0 ||
+      step_ops_set_h(&ops, &op, 1e-3) != 0)
+    die("step_ops");
+  double *Y = xmalloc(Pd * sizeof *Y), *S = xmalloc(bd * sizeof *S);
+  double *Xi = xmalloc(bd * sizeof *Xi), *tmp = xmalloc(bd * sizeof *tmp);
+  double *XiAll = xmalloc(Pd * sizeof *XiAll);
+  /* not touched by the two-class form; allocated as run.c does */
+  double *work = xmalloc(score_mixture_work_size(&sm, bs) * sizeof *work);
+  rng_normals(1, RNG_PURPOSE_INIT, 0, 0, Pd, Y);
+  double ts[MAX_REPS], tsc[MAX_REPS], tn[MAX_REPS], tu[MAX_REPS],
+      tset[MAX_REPS], tna[MAX_REPS];
+  for (int r = -1; r < reps; r++) {
+    double sc = 0, no = 0, up = 0;
+    uint32_t k = (uint32_t)(r + 1);
+    double t0 = now();
+    for (int f = 0; f < P; f += bs) {
+      int c = P - f < bs ? P - f : bs;
+      double *Yb = Y + (size_t)f * d;
+      double a0 = now();
+      score_mixture_eval(&sm, c, Yb, S, NULL, NULL, work);
+      double a1 = now();
+      step_normals(f, c, d, k, Xi);
+      double a2 = now();
+      reverse_sde_step(&ops, c, Yb, S, Xi, tmp);
+      double a3 = now();
+      sc += a1 - a0, no += a2 - a1, up += a3 - a2;
+    }
+    double t1 = now();
+    score_mixture_set_time(&sm, E, D);
+    double t2 = now();
+    step_normals(0, P, d, k, XiAll);
+    double t3 = now();
+    if (r >= 0) {
+      ts[r] = t1 - t0, tsc[r] = sc, tn[r] = no, tu[r] = up;
+      tset[r] = t2 - t1, tna[r] = t3 - t2;
+    }
+  }
+  double step = median(reps, ts), sc = median(reps, tsc);
+  double no = median(reps, tn), up = median(reps, tu);
+  double set = median(reps, tset), na = median(reps, tna);
+  printf("mixture_step,iso,%s,%d,%d,%d,%d,%.2f,%.2f,%.2f,%.2f,%.2f,%.3f,%.3f\n",
+         scheme_name, openblas_get_num_threads(), P, d, bs, step * 1e3,
+         sc * 1e3, no * 1e3, up * 1e3, set * 1e3, step / na, (sc + up) / na);
+  score_mixture_free(&sm);
+  mixture_free(&mix);
+  step_ops_free(&ops);
+  ou_free(&op);
+  free(E);
+  free(D);
+  free(dir);
+  free(Y);
+  free(S);
+  free(Xi);
+  free(tmp);
+  free(XiAll);
+  free(work);
+  return 0;
+}
+
+/* What the run measures with: OpenBLAS's kernels (chosen as nrdiff
+ * chooses them, blaskernel.h) and threads. */
+static int run_info(void) {
+  printf("openblas_core=%s,threads=%d,choice=%s,config=%s\n",
+         openblas_get_corename(), openblas_get_num_threads(),
+         blas_kernel_reason(), openblas_get_config());
+  return 0;
+}
+
+static int usage(void) {
+  fprintf(stderr,
+          "usage: bench_step [P d n reps euler|exponential]\n"
+          "       bench_step emp P d n reps scheme general|isoq|iso [block]\n"
+          "       bench_step mix P d reps scheme [block]\n"
+          "       bench_step dump P d n dir\n"
+          "       bench_step header emp|mix\n"
+          "       bench_step info\n");
+  return 2;
+}
+
 int main(int argc, char **argv) {
+  /* the kernels nrdiff itself would run with (may re-execute; honours
+   * NRDIFF_BLAS_KERNEL and an OPENBLAS_CORETYPE already set) */
+  blas_kernel_select(&argc, argv);
+  if (argc > 1 && strcmp(argv[1], "info") == 0) return run_info();
+  if (argc > 1 && strcmp(argv[1], "header") == 0) {
+    if (argc < 3) return usage();
+    puts(strcmp(argv[2], "mix") == 0 ? MIX_HEADER : EMP_HEADER);
+    return 0;
+  }
+  if (argc > 1 && strcmp(argv[1], "emp") == 0) {
+    if (argc < 8) return usage();
+    int P = atoi(argv[2]), d = atoi(argv[3]), n = atoi(argv[4]);
+    int reps = atoi(argv[5]), block = argc > 8 ? atoi(argv[8]) : P;
+    if (P < 1 || d < 1 || n < 1 || reps < 1 || reps > MAX_REPS || block < 1)
+      return usage();
+    return run_emp(P, d, n, reps, argv[6], argv[7], block);
+  }
+  if (argc > 1 && strcmp(argv[1], "mix") == 0) {
+    if (argc < 6) return usage();
+    int P = atoi(argv[2]), d = atoi(argv[3]), reps = atoi(argv[4]);
+    int block = argc > 6 ? atoi(argv[6]) : P;
+    if (P < 1 || d < 1 || reps < 1 || reps > MAX_REPS || block < 1)
+      return usage();
+    return run_mix(P, d, reps, argv[5], block);
+  }
+  if (argc > 1 && strcmp(argv[1], "dump") == 0) {
+    if (argc < 6) return usage();
+    int P = atoi(argv[2]), d = atoi(argv[3]), n = atoi(argv[4]);
+    if (P < 1 || d < 1 || n < 1) return usage();
+    return run_dump(P, d, n, argv[5]);
+  }
   int P = argc > 1 ? atoi(argv[1]) : 4096, d = argc > 2 ? atoi(argv[2]) : 512;
   int n = argc > 3 ? atoi(argv[3]) : 4096, reps = argc > 4 ? atoi(argv[4]) : 5;
   const char *scheme_name = argc > 5 ? argv[5] : "euler";
-  int scheme = strcmp(scheme_name, "exponential") == 0 ? SCHEME_EXPONENTIAL
-                                                       : SCHEME_EULER;
-  if (P < 1 || d < 1 || n < 1 || reps < 1 || reps > 100) {
-    fprintf(stderr, "usage: bench_step [P d n reps euler|exponential]\n");
-    return 2;
-  }
-  size_t Pd = (size_t)P * d, nd = (size_t)n * d, Pn = (size_t)P * n;
-  /* a non-reversible operator on an anisotropic U (the general code path) */
-  double *U = xmalloc((size_t)d * d * sizeof *U);
-  double *Q = xmalloc((size_t)d * d * sizeof *Q);
-  ou_u_geometric(d, 1.0, 4.0, U);
-  ou_q_random(d, 7, Q);
-  ou_op op;
-  if (ou_init(&op, d, U, Q, 1.0) != 0) return 1;
-  double *E = xmalloc((size_t)d * d * sizeof *E);
-  double *D = xmalloc((size_t)d * d * sizeof *D);
-  ou_propagator(&op, 0.5, E);
-  ou_noise_cov(&op, 0.5, D);
-  double *a = xmalloc(nd * sizeof *a);
-  rng_normals(1, RNG_PURPOSE_TRAIN, 0, 0, nd, a);
-  score_empirical se;
-  if (score_empirical_init(&se, d, n, a, 1024) != 0 ||
-      score_empirical_set_time(&se, E, D) != 0)
-    return 1;
-  step_ops ops;
-  step_ops_init(&ops, &op, scheme);
-  step_ops_set_h(&ops, &op, 1e-3);
-  double *Y = xmalloc(Pd * sizeof *Y), *S = xmalloc(Pd * sizeof *S);
-  double *Xi = xmalloc(Pd * sizeof *Xi), *tmp = xmalloc(Pd * sizeof *tmp);
-  double *work = xmalloc(score_empirical_work_size(&se, P) * sizeof *work);
-  rng_normals(1, RNG_PURPOSE_INIT, 0, 0, Pd, Y);
-  double *G = xmalloc(Pn * sizeof *G), *V = xmalloc(Pd * sizeof *V);
-  double t_step[100], t_gemm[100], t_norm[100];
-  for (int r = -1; r < reps; r++) {
-    double t0 = now();
-    score_empirical_eval(&se, P, Y, S, NULL, NULL, NULL, work);
-    rng_normals(1, RNG_PURPOSE_STEP, 0, (uint32_t)(r + 1), Pd, Xi);
-    reverse_sde_step(&ops, P, Y, S, Xi, tmp);
-    double t1 = now();
-    cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasTrans, P, n, d, 1.0, Y, d,
-                se.beta, d, 0.0, G, n);
-    cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, P, d, n, 1.0, G, n,
-                se.b, d, 0.0, V, d);
-    double t2 = now();
-    rng_normals(1, RNG_PURPOSE_STEP, 0, (uint32_t)(r + 1), Pd, Xi);
-    double t3 = now();
-    if (r >= 0) {
-      t_step[r] = t1 - t0;
-      t_gemm[r] = t2 - t1;
-      t_norm[r] = t3 - t2;
-    }
-  }
-  double ms = median(reps, t_step) * 1e3, mg = median(reps, t_gemm) * 1e3;
-  double mn = median(reps, t_norm) * 1e3;
-  printf("empirical_step,%d,%d,%d,%s,%.2f,%.2f,%.2f,%.3f\n", P, d, n,
-         scheme_name, ms, mg, mn, mg / ms);
-  return 0;
+  if (P < 1 || d < 1 || n < 1 || reps < 1 || reps > MAX_REPS) return usage();
+  return run_legacy(P, d, n, reps, scheme_name);
 }
