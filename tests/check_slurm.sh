@@ -106,21 +106,23 @@ st=$(wait_job "$again" 60)
   || { cat "$work/single/nrdiff-$again.out"; ko "resubmitted complete run ($st)"; }
 
 # ---------------------------------------------------------------- chain
-# A run of ~45 s on 2 ranks, in segments with a 1-minute limit and USR1 45 s
-# before it: Slurm (which checks limits about every 30 s) signals each
-# segment 15-45 s in, so the run cannot finish in one segment.
+# A run of 60-90 s on 2 quiet cores (longer while other tests share them),
+# in segments with a 1-minute limit and USR1 45 s before it: Slurm (which
+# checks limits about every 30 s) signals each segment 15-45 s in, so the
+# run cannot finish in one segment; up to 12 segments are allowed for a
+# busy machine.
 long=(-P grid.strength=[0,0.75,2] -P ensemble.particles=40000 -P ensemble.block_size=1000
       -P time.steps=10000 -P output.every=50 -P output.file=chain.h5 -P output.overwrite=false
       -P checkpoint.interval=0 -P "experiment.protocol=[generate]")
 mkdir "$work/chain"
 (cd "$work/chain" && SBATCH_OPTIONS="--time=1 --signal=B:USR1@45" \
-   "$jobs_dir/nrdiff-chain.sh" -m 6 "$input" "${long[@]}" >submit.out 2>&1)
+   "$jobs_dir/nrdiff-chain.sh" -m 12 "$input" "${long[@]}" >submit.out 2>&1)
 first=$(sed -n 's/.*submitted as job \([0-9]*\).*/\1/p' "$work/chain/submit.out")
 if [ -n "$first" ]; then
   ok "chain submitted (job $first)"
   t=0
   while [ ! -e "$work/chain/chain.h5.done" ] && [ ! -e "$work/chain/chain.h5.chain-failed" ] \
-        && [ $t -lt 400 ]; do sleep 2; t=$((t + 2)); done
+        && [ $t -lt 900 ]; do sleep 2; t=$((t + 2)); done
   segments=$(ls "$work/chain"/nrdiff-chain-*.out 2>/dev/null | wc -l)
   if [ -e "$work/chain/chain.h5.done" ] && [ "$segments" -ge 2 ]; then
     ok "chain complete after $segments segments (time limits hit mid-run)"
