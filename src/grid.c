@@ -3,7 +3,6 @@
 #include "nrdiff/error.h"
 
 #include <stdlib.h>
-#include <string.h>
 
 /* Rough estimates, good to a factor of two: they size allocations in the
  * dry-run report and balance work, nothing depends on them numerically. */
@@ -19,14 +18,10 @@ static void estimate(const nrd_params *p, const grid_point *g, long block,
   double mat = 12.0 * d * d + 2.0 * K * d * d;
   /* protocols: trajectories carried per particle (clones and U-turns, each
    * alive from its time down to t_min) and their share of the run */
-  int spec = 0, coll = 0, ut = 0, fwd = 0;
-  for (int k = 0; k < p->experiment.protocol.n; k++) {
-    const char *w = p->experiment.protocol.v[k];
-    spec |= !strcmp(w, "speciation");
-    coll |= !strcmp(w, "collapse") && g->n_train > 0;
-    ut |= !strcmp(w, "uturn");
-    fwd |= !strcmp(w, "forward");
-  }
+  int spec = params_has_protocol(p, "speciation");
+  int coll = params_has_protocol(p, "collapse") && g->n_train > 0;
+  int ut = params_has_protocol(p, "uturn");
+  int fwd = params_has_protocol(p, "forward");
   double span = p->time.T - p->time.t_min, rows = 1, alive = 1;
   const nrd_dlist *bt = &p->experiment.branch_times;
   const nrd_dlist *uts = &p->experiment.uturn_times;

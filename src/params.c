@@ -1403,10 +1403,10 @@ static int blame(const combination_ctx *c, const char *key, const char *fmt,
   return NRD_ERR_INPUT;
 }
 
-static bool has_protocol(const nrd_params *p, const char *word) {
+int params_has_protocol(const nrd_params *p, const char *word) {
   for (int k = 0; k < p->experiment.protocol.n; k++)
-    if (strcmp(p->experiment.protocol.v[k], word) == 0) return true;
-  return false;
+    if (strcmp(p->experiment.protocol.v[k], word) == 0) return 1;
+  return 0;
 }
 
 static int check_forward(const combination_ctx *c) {
@@ -1487,7 +1487,7 @@ static int check_data(const combination_ctx *c) {
 static int check_experiment(const combination_ctx *c) {
   const nrd_params *p = c->p;
   const nrd_dlist *bt = &p->experiment.branch_times;
-  if (has_protocol(p, "speciation")) {
+  if (params_has_protocol(p, "speciation")) {
     if (bt->n == 0) {
       if (set_later(c, "experiment.branch_times", "experiment.protocol"))
         return blame(c, "experiment.branch_times",
@@ -1514,8 +1514,8 @@ static int check_experiment(const combination_ctx *c) {
                    b <= p->time.t_min ? ">" : "<=", limit_key, ls, bs);
     }
   }
-  if (has_protocol(p, "collapse") && bt->n > 0 &&
-      !has_protocol(p, "speciation")) {
+  if (params_has_protocol(p, "collapse") && bt->n > 0 &&
+      !params_has_protocol(p, "speciation")) {
     for (int k = 0; k < bt->n; k++) {
       double b = bt->v[k];
       if (b > p->time.t_min && b <= p->time.T) continue;
@@ -1528,7 +1528,7 @@ static int check_experiment(const combination_ctx *c) {
   }
   static const char *const stochastic[] = {"speciation", "collapse", "uturn"};
   for (int k = 0; k < 3; k++) {
-    if (!has_protocol(p, stochastic[k]) ||
+    if (!params_has_protocol(p, stochastic[k]) ||
         p->integrator.scheme != SCHEME_ODE_HEUN)
       continue;
     if (set_later(c, "integrator.scheme", "experiment.protocol"))
@@ -1543,7 +1543,7 @@ static int check_experiment(const combination_ctx *c) {
                  stochastic[k]);
   }
   const nrd_dlist *ut = &p->experiment.uturn_times;
-  if (has_protocol(p, "uturn")) {
+  if (params_has_protocol(p, "uturn")) {
     if (ut->n == 0)
       return blame(c, "experiment.protocol",
                    "'uturn' needs experiment.uturn_times, the noising times "
@@ -1566,7 +1566,7 @@ static int check_experiment(const combination_ctx *c) {
                      k + 1, nt->v[k]);
   }
   const nrd_dlist *rt = &p->experiment.reference_times;
-  for (int k = 0; has_protocol(p, "forward") && k < rt->n; k++) {
+  for (int k = 0; params_has_protocol(p, "forward") && k < rt->n; k++) {
     double s = rt->v[k];
     if (s >= p->time.t_min && s < p->time.T) continue;
     char ss[32];
@@ -1575,7 +1575,7 @@ static int check_experiment(const combination_ctx *c) {
                  "element %d must be in [time.t_min, time.T) (got %s)", k + 1,
                  ss);
   }
-  if (has_protocol(p, "collapse")) {
+  if (params_has_protocol(p, "collapse")) {
     const nrd_ilist *nt = &p->grid.n_train;
     for (int k = 0; k < nt->n; k++) {
       if (nt->v[k] > 0) continue;

@@ -429,25 +429,17 @@ static void measure_final(hid_t pg, row *r, curve_list *cv) {
     den = NULL;
   }
   if (has_coll && off[3] + 2 <= F) { /* freezing: mean and spread */
-    double *s = xmalloc((size_t)B * 3 * sizeof *s);
-    double tot[3] = {0}, mean = 0, ss = 0;
+    double *sum = xmalloc((size_t)B * sizeof *sum), *cnt = xmalloc((size_t)B * sizeof *cnt);
+    double sq = 0, n = 0;
     for (long b = 0; b < B; b++) {
-      s[3 * b] = fin[b * F + off[3]];
-      s[3 * b + 1] = fin[b * F + off[3] + 1];
-      s[3 * b + 2] = fin[b * F + off[0]];
-      for (int k = 0; k < 3; k++)
-        tot[k] += s[3 * b + k];
+      sum[b] = fin[b * F + off[3]];
+      cnt[b] = fin[b * F + off[0]];
+      sq += fin[b * F + off[3] + 1];
+      n += cnt[b];
     }
-    r->t_freeze = tot[0] / tot[2];
-    r->t_freeze_spread = sqrt(fmax(tot[1] / tot[2] - r->t_freeze * r->t_freeze, 0));
-    for (long b = 0; b < B; b++)
-      mean += (tot[0] - s[3 * b]) / (tot[2] - s[3 * b + 2]) / B;
-    for (long b = 0; b < B; b++) {
-      double e = (tot[0] - s[3 * b]) / (tot[2] - s[3 * b + 2]) - mean;
-      ss += e * e;
-    }
-    r->t_freeze_err = B > 1 ? sqrt(ss * (B - 1) / B) : NAN;
-    free(s);
+    an_ratio_curve(1, B, sum, cnt, &r->t_freeze, &r->t_freeze_err);
+    r->t_freeze_spread = sqrt(fmax(sq / n - r->t_freeze * r->t_freeze, 0));
+    free(sum), free(cnt);
   }
   free(fin);
 }

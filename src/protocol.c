@@ -11,12 +11,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-static int has(const nrd_params *p, const char *word) {
-  for (int k = 0; k < p->experiment.protocol.n; k++)
-    if (strcmp(p->experiment.protocol.v[k], word) == 0) return 1;
-  return 0;
-}
-
 #define LN_2PI 1.83787706640934548356 /* ln(2 pi) */
 
 /* Index k in [lo, hi] of the grid time t[k] nearest to s (t decreasing). */
@@ -42,10 +36,10 @@ int proto_layout_init(proto_layout *X, const nrd_params *p,
   X->K = K;
   X->steps = steps;
   X->n_train = g->n_train;
-  X->speciation = has(p, "speciation");
-  X->collapse = has(p, "collapse") && g->n_train > 0;
-  X->uturn = has(p, "uturn");
-  X->forward = has(p, "forward");
+  X->speciation = params_has_protocol(p, "speciation");
+  X->collapse = params_has_protocol(p, "collapse") && g->n_train > 0;
+  X->uturn = params_has_protocol(p, "uturn");
+  X->forward = params_has_protocol(p, "forward");
   const nrd_dlist *bt = &p->experiment.branch_times;
   if (X->speciation || X->collapse) X->n_branch = bt->n;
   if (X->uturn) X->n_uturn = p->experiment.uturn_times.n;
@@ -489,8 +483,11 @@ static int finish(proto_run *R, score_model *cur, const proto_block *b) {
   double *f = b->rec_final;
   f[X->f_count] += (double)n;
   if (X->speciation && X->n_branch > 0) rc = classify(R, n, b->main, R->cls_main);
-  if (rc == NRD_OK && X->collapse && X->n_branch > 0)
-    rc = nearest_point(R, cur, b->score_ok, n, b->main, R->near_main);
+  const int *near_main = b->main_nearest; /* evaluated with the score */
+  if (rc == NRD_OK && X->collapse && X->n_branch > 0 && !near_main) {
+    rc = nearest_point(R, cur, 0, n, b->main, R->near_main);
+    near_main = R->near_main;
+  }
   for (int s = 0; rc == NRD_OK && s < X->n_branch; s++) {
     gather(W, d, n, b->state, X->off_clone + s * d, R->X);
     if (X->speciation) {
@@ -501,7 +498,7 @@ static int finish(proto_run *R, score_model *cur, const proto_block *b) {
     if (rc == NRD_OK && X->collapse) {
       rc = nearest_point(R, cur, b->score_ok, n, R->X, R->near_now);
       for (long i = 0; rc == NRD_OK && i < n; i++)
-        f[X->f_nearest + s] += R->near_now[i] == R->near_main[i];
+        f[X->f_nearest + s] += R->near_now[i] == near_main[i];
     }
   }
   if (X->collapse)

@@ -116,6 +116,9 @@ void params_free(nrd_params *p);
 int params_load(nrd_params *p, const char *path, int n_overrides,
                 char *const *overrides, char *err, size_t errlen);
 
+/* Whether experiment.protocol lists `word` ("speciation", ...). */
+int params_has_protocol(const nrd_params *p, const char *word);
+
 /* A complete, valid parameter file with every key at its default and a
  * comment per key (meaning, unit, allowed range). */
 void params_print_defaults(FILE *out);
