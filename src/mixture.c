@@ -10,6 +10,7 @@
 #include <lapacke.h>
 
 #include "nrdiff/error.h"
+#include "nrdiff/linalg.h"
 #include "nrdiff/rng.h"
 
 /* Weights must sum to 1 up to round-off of a sum of K doubles. */
@@ -49,13 +50,6 @@ static int cov_factor(int d, const double *C, double *F, int *lower) {
   free(w);
   free(V);
   return rc;
-}
-
-static int is_diagonal(int d, const double *F) {
-  for (int i = 0; i < d; i++)
-    for (int j = 0; j < d; j++)
-      if (i != j && F[(size_t)i * d + j] != 0) return 0;
-  return 1;
 }
 
 /* Fill cov (from kind), detect shared covariances and symmetric2, and build
@@ -100,7 +94,7 @@ static int finish(mixture *m, mix_cov_kind kind, double sigma2, const double *S,
     int rc = cov_factor(d, m->cov + (size_t)k * dd, F, &lower);
     if (rc != NRD_OK) return rc;
     all_lower &= lower;
-    all_diag &= is_diagonal(d, F);
+    all_diag &= la_is_diagonal(d, F);
   }
   /* Stationary clusters with diagonal U sample in O(d), not O(d^2). */
   m->cov_factor_form = all_diag    ? MIX_FACTOR_DIAGONAL

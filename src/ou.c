@@ -38,13 +38,6 @@ static double max_abs(size_t n, const double *x) {
   return m;
 }
 
-static int is_diagonal(int d, const double *M) {
-  for (int i = 0; i < d; i++)
-    for (int j = 0; j < d; j++)
-      if (i != j && M[(size_t)i * d + j] != 0.0) return 0;
-  return 1;
-}
-
 /* Copy a symmetric (sign = +1) or antisymmetric (sign = -1) matrix, removing
  * round-off asymmetry so that downstream identities hold exactly; refuse
  * anything off by more than OU_SYM_TOL relative to the largest entry. */
@@ -87,7 +80,7 @@ void ou_free(ou_op *op) {
  * diagonal, which is the common case and exact). */
 static int roots(int d, const double *U, double *S, double *Uh, double *Umh) {
   size_t n = sq(d);
-  if (is_diagonal(d, U)) {
+  if (la_is_diagonal(d, U)) {
     memset(S, 0, n * sizeof *S);
     memset(Uh, 0, n * sizeof *Uh);
     memset(Umh, 0, n * sizeof *Umh);
@@ -153,7 +146,7 @@ int ou_init(ou_op *op, int d, const double *U, const double *Qhat, double g) {
   }
   for (size_t k = 0; k < n; k++)
     op->Q[k] = g * op->Qhat[k];
-  int diag = is_diagonal(d, op->U);
+  int diag = la_is_diagonal(d, op->U);
   if (diag) {
     /* A = U + Q U and B = U + Uh Q Uh entrywise: O(d^2) for large d */
     for (int i = 0; i < d; i++)
@@ -192,7 +185,7 @@ int ou_init(ou_op *op, int d, const double *U, const double *Qhat, double g) {
 static int unwhiten(const ou_op *op, const double *L, const double *X,
                     const double *R, double *E) {
   int d = op->d;
-  if (is_diagonal(d, op->U)) {
+  if (la_is_diagonal(d, op->U)) {
     for (int i = 0; i < d; i++)
       for (int j = 0; j < d; j++)
         E[(size_t)i * d + j] =
@@ -207,6 +200,14 @@ static int unwhiten(const ou_op *op, const double *L, const double *X,
   return NRD_OK;
 }
 
+/* Q == 0 (g = 0 or no direction): the operator is a pure contraction */
+static int no_rotation(const ou_op *op) {
+  size_t n = sq(op->d);
+  for (size_t k = 0; k < n; k++)
+    if (op->Q[k] != 0.0) return 0;
+  return 1;
+}
+
 int ou_propagator(const ou_op *op, double t, double *E) {
   if (!isfinite(t)) return NRD_ERR_INPUT;
   int d = op->d;
@@ -215,7 +216,14 @@ int ou_propagator(const ou_op *op, double t, double *E) {
   double *X = malloc(n * sizeof *X);
   int rc = NRD_ERR_NOMEM;
   if (M && X) {
-    if (op->isotropic) {
+    if (op->isotropic && no_rotation(op)) {
+      /* e^{-ut} I: what the expm of the zero matrix below gives, bit for bit,
+       * without its O(d^3) cost (8.5 s per time at d = 4096) */
+      memset(E, 0, n * sizeof *E);
+      for (int i = 0; i < d; i++)
+        E[(size_t)i * d + i] = exp(-op->U[0] * t);
+      rc = NRD_OK;
+    } else if (op->isotropic) {
       /* e^{-At} = e^{-ut} e^{-uQt}: the rotation stays exactly separate */
       double u = op->U[0];
       for (size_t k = 0; k < n; k++)
@@ -409,7 +417,7 @@ double ou_entropy_production(const ou_op *op) {
   int d = op->d;
   size_t n = sq(d);
   double s = 0.0;
-  if (is_diagonal(d, op->U)) {
+  if (la_is_diagonal(d, op->U)) {
     for (int i = 0; i < d; i++)
       for (int j = 0; j < d; j++) {
         double q = op->Q[(size_t)i * d + j];
@@ -669,7 +677,7 @@ static int q_optimal_hadamard(int d, const double *u, const double *lam,
 int ou_q_optimal(int d, const double *U, const double *lambda, double *J) {
   if (d <= 0 || !U || !J) return NRD_ERR_INPUT;
   int pow2 = d >= 2 && (d & (d - 1)) == 0;
-  if (!pow2 || !is_diagonal(d, U)) return ou_q_optimal_generic(d, U, lambda, J);
+  if (!pow2 || !la_is_diagonal(d, U)) return ou_q_optimal_generic(d, U, lambda, J);
   double *u = malloc((size_t)d * sizeof *u);
   double *lam = malloc((size_t)d * sizeof *lam);
   int rc = (u && lam) ? get_lambda(d, lambda, lam) : NRD_ERR_NOMEM;

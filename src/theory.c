@@ -96,6 +96,7 @@ typedef struct {
   const ou_op *op;
   int d;
   double *E, *Delta, *G, *M, *L, *W, *w, *V, *x;
+  int L_diagonal; /* L = chol(G) is diagonal: solves are divisions */
 } moments;
 
 static int moments_init(moments *mo, const ou_op *op) {
@@ -141,11 +142,22 @@ static int moments_at(moments *mo, double t, const double *C) {
   return NRD_OK;
 }
 
-/* Solve L y = b in place (L lower triangular, row-major). */
-static void forward_subst(int d, const double *L, double *b) {
+/* L = chol(G), noting whether it is diagonal (E, Delta and the data
+ * covariance all diagonal: A = U diagonal, Q = 0), which turns the O(d^2)
+ * solves below into d divisions with the same results. */
+static int cholesky_G(moments *mo) {
+  int rc = la_cholesky(mo->d, mo->G, mo->L);
+  mo->L_diagonal = rc == NRD_OK && la_is_diagonal(mo->d, mo->L);
+  return rc;
+}
+
+/* Solve L y = b in place (L = chol(G), lower triangular, row-major). */
+static void forward_subst(const moments *mo, double *b) {
+  int d = mo->d;
+  const double *L = mo->L;
   for (int i = 0; i < d; i++) {
     double s = b[i];
-    for (int j = 0; j < i; j++)
+    for (int j = 0; !mo->L_diagonal && j < i; j++)
       s -= L[(size_t)i * d + j] * b[j];
     b[i] = s / L[(size_t)i * d + i];
   }
@@ -154,21 +166,21 @@ static void forward_subst(int d, const double *L, double *b) {
 /* Eigenvalues (ascending, in mo->w) of L^{-1} E X E^T L^{-T} with L the
  * Cholesky factor of mo->G: the spectrum of G^{-1/2} E X E^T G^{-1/2}. */
 static int whitened_spectrum(moments *mo, const double *X) {
-  int d = mo->d, rc = la_cholesky(d, mo->G, mo->L);
+  int d = mo->d, rc = cholesky_G(mo);
   if (rc != NRD_OK) return rc;
   la_congruence(d, mo->E, X, mo->M, mo->W); /* M = E X E^T */
   /* W = L^{-1} M L^{-T}: whiten the columns, transpose, whiten again */
   for (int j = 0; j < d; j++) {
     for (int i = 0; i < d; i++)
       mo->x[i] = mo->M[(size_t)i * d + j];
-    forward_subst(d, mo->L, mo->x);
+    forward_subst(mo, mo->x);
     for (int i = 0; i < d; i++)
       mo->W[(size_t)j * d + i] = mo->x[i]; /* W^T = (L^{-1} M) */
   }
   for (int j = 0; j < d; j++) {
     for (int i = 0; i < d; i++)
       mo->x[i] = mo->W[(size_t)i * d + j];
-    forward_subst(d, mo->L, mo->x);
+    forward_subst(mo, mo->x);
     for (int i = 0; i < d; i++)
       mo->M[(size_t)i * d + j] = mo->x[i];
   }
@@ -179,10 +191,10 @@ static int whitened_spectrum(moments *mo, const double *X) {
 static int kappa_at(moments *mo, const double *mu, const double *C, double t,
                     double *kappa) {
   int rc = moments_at(mo, t, C);
-  if (rc == NRD_OK) rc = la_cholesky(mo->d, mo->G, mo->L);
+  if (rc == NRD_OK) rc = cholesky_G(mo);
   if (rc != NRD_OK) return rc == NRD_ERR_NUMERIC && t == 0 ? NRD_ERR_INPUT : rc;
   la_matvec(mo->d, mo->E, mu, mo->x);
-  forward_subst(mo->d, mo->L, mo->x);
+  forward_subst(mo, mo->x);
   double k = 0;
   for (int i = 0; i < mo->d; i++)
     k += mo->x[i] * mo->x[i];
@@ -340,7 +352,7 @@ int theory_cuturn_gaussian(const ou_op *op, const double *Sigma0, double T,
   moments mo;
   int rc = moments_init(&mo, op);
   if (rc == NRD_OK) rc = moments_at(&mo, T, Sigma0); /* G = Sigma_T */
-  if (rc == NRD_OK) rc = la_cholesky(d, mo.G, mo.L);
+  if (rc == NRD_OK) rc = cholesky_G(&mo);
   if (rc == NRD_OK) {
     /* tr(N^T Sigma_T^{-1} N) = |L^{-1} N|_F^2 with N = E Sigma0 */
     la_matmul(d, mo.E, Sigma0, mo.M);
@@ -348,7 +360,7 @@ int theory_cuturn_gaussian(const ou_op *op, const double *Sigma0, double T,
     for (int j = 0; j < d; j++) {
       for (int i = 0; i < d; i++)
         mo.x[i] = mo.M[(size_t)i * d + j];
-      forward_subst(d, mo.L, mo.x);
+      forward_subst(&mo, mo.x);
       for (int i = 0; i < d; i++)
         s += mo.x[i] * mo.x[i];
     }

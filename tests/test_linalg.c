@@ -11,6 +11,10 @@
 #include <math.h>
 #include <string.h>
 
+#include <cblas.h>
+#include <lapacke.h>
+#undef I /* complex.h's, via lapacke.h: the tests name identities I */
+
 #include "nrdiff/error.h"
 #include "nrdiff/linalg.h"
 
@@ -360,15 +364,68 @@ static void test_expm_errors(void **state) {
   assert_int_equal(la_expm(2, M, E), NRD_ERR_INPUT);
   assert_int_equal(la_expm(0, M, E), NRD_ERR_INPUT);
   /* the zero matrix gives exactly I */
-  double Z[9] = {0}, I[9];
-  assert_int_equal(la_expm(3, Z, I), NRD_OK);
+  double Z[9] = {0}, Id[9];
+  assert_int_equal(la_expm(3, Z, Id), NRD_OK);
   for (int k = 0; k < 9; k++)
-    assert_true(I[k] == (k % 4 == 0));
+    assert_true(Id[k] == (k % 4 == 0));
   /* E may alias M (linalg.h): in place, scaled case, same bits */
   double R[4] = {0, 7, -7, 0}, Rc[4];
   assert_int_equal(la_expm(2, R, Rc), NRD_OK);
   assert_int_equal(la_expm(2, R, R), NRD_OK);
   assert_true(memcmp(R, Rc, sizeof R) == 0);
+}
+
+/* The O(d^2) paths for diagonal factors give what the BLAS/LAPACK calls they
+ * replace give, bit for bit (the runs' outputs must not depend on which path
+ * a configuration takes); a diagonal with one negative entry fails as
+ * dpotrf does. */
+static void test_diagonal_shortcuts(void **state) {
+  (void)state;
+  enum { d = 9 };
+  double D[d * d] = {0}, B[d * d], S[d * d], R[d * d], C[d * d], x[d], y[d];
+  fill(d * d, 31, B);
+  fill(d, 32, x);
+  for (int i = 0; i < d; i++)
+    D[i * d + i] = 1.5 + prand(&(uint64_t){(uint64_t)i + 7});
+  D[4 * d + 4] = D[2 * d + 2]; /* a tie for the eigenvalue order */
+  assert_true(la_is_diagonal(d, D));
+  assert_false(la_is_diagonal(d, B));
+  const double *AB[2][2] = {{D, B}, {B, D}};
+  for (int c = 0; c < 2; c++) {
+    la_matmul(d, AB[c][0], AB[c][1], R);
+    cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, d, d, d, 1.0,
+                AB[c][0], d, AB[c][1], d, 0.0, C, d);
+    assert_memory_equal(R, C, sizeof R);
+    la_matmul_nt(d, AB[c][0], AB[c][1], R);
+    cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasTrans, d, d, d, 1.0,
+                AB[c][0], d, AB[c][1], d, 0.0, C, d);
+    assert_memory_equal(R, C, sizeof R);
+  }
+  la_matvec(d, D, x, y);
+  double z[d];
+  cblas_dgemv(CblasRowMajor, CblasNoTrans, d, d, 1.0, D, d, x, 1, 0.0, z, 1);
+  assert_memory_equal(y, z, sizeof y);
+
+  assert_int_equal(la_cholesky(d, D, R), NRD_OK);
+  memcpy(C, D, sizeof C);
+  assert_int_equal(LAPACKE_dpotrf(LAPACK_ROW_MAJOR, 'L', d, C, d), 0);
+  for (int i = 0; i < d; i++)
+    for (int j = i + 1; j < d; j++)
+      C[i * d + j] = 0.0;
+  assert_memory_equal(R, C, sizeof R);
+
+  double w[d], w2[d];
+  assert_int_equal(la_sym_eig(d, D, w, R), NRD_OK);
+  memcpy(S, D, sizeof S);
+  assert_int_equal(LAPACKE_dsyevd(LAPACK_ROW_MAJOR, 'V', 'U', d, S, d, w2), 0);
+  assert_memory_equal(w, w2, sizeof w);
+  la_matmul(d, D, R, C); /* eigenvectors: D V = V diag(w) */
+  for (int i = 0; i < d; i++)
+    for (int k = 0; k < d; k++)
+      assert_true(C[i * d + k] == R[i * d + k] * w[k]);
+
+  D[3 * d + 3] = -0.5;
+  assert_int_equal(la_cholesky(d, D, R), NRD_ERR_NUMERIC);
 }
 
 int main(void) {
@@ -385,6 +442,7 @@ int main(void) {
       cmocka_unit_test(test_expm_degrees_taylor),
       cmocka_unit_test(test_expm_large),
       cmocka_unit_test(test_expm_errors),
+      cmocka_unit_test(test_diagonal_shortcuts),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -511,6 +511,16 @@ static void test_isotropic_control(void **state) {
     assert_int_equal(ou_noise_cov(&op, t, D), NRD_OK);
     assert_int_equal(ou_noise_cov(&op0, t, D0), NRD_OK);
     assert_true(max_diff(d * d, D, D0) == 0.0);
+    /* Q = 0: the shortcut e^{-ut} I is what e^{-ut} expm(0) gives, bit
+     * for bit (the zero rotation goes through la_expm as above) */
+    double Z[d * d], E0[d * d];
+    for (int k = 0; k < d * d; k++)
+      Z[k] = -u * t * op0.Q[k];
+    assert_int_equal(la_expm(d, Z, R), NRD_OK);
+    assert_int_equal(ou_propagator(&op0, t, E0), NRD_OK);
+    for (int k = 0; k < d * d; k++)
+      assert_true(memcmp(&E0[k], &(double){R[k] * exp(-u * t)},
+                         sizeof(double)) == 0);
   }
   assert_int_equal(ou_propagator(&op, 1.0, E), NRD_OK);
   assert_int_equal(ou_noise_cov(&op, 1.0, D), NRD_OK);

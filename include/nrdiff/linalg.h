@@ -6,6 +6,9 @@
 
 #include <stddef.h>
 
+/* 1 if every off-diagonal entry is exactly zero. */
+int la_is_diagonal(int d, const double *M);
+
 /* C = A * B (all d x d). C must not alias A or B. */
 void la_matmul(int d, const double *A, const double *B, double *C);
 /* C = A * B^T */
