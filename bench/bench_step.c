@@ -18,6 +18,11 @@
  *   bench_step mix P d reps scheme [block]
  *       the exact two-class mixture step (isotropic clusters, U = I,
  *       g = 0), against drawing the step's P x d normals (MIX_HEADER).
+ *   bench_step single P d n reps scheme op [block]
+ *       run.precision float32 against float64 in the same process: both
+ *       steps, both pairs of bare GEMMs (DGEMM, SGEMM) and the largest
+ *       relative difference of the two scores on the first block
+ *       (SINGLE_HEADER).
  *   bench_step info
  *       OpenBLAS's kernel set (core name), OPENBLAS_CORETYPE, threads.
  *   bench_step dump P d n dir
@@ -51,6 +56,9 @@
 #define EMP_HEADER                                                             \
   "kernel,op,scheme,threads,P,d,n,block,step_ms,score_ms,normals_ms,"          \
   "update_ms,set_ms,gemm_ms,gemm_gflops,efficiency,efficiency_with_set"
+#define SINGLE_HEADER                                                          \
+  "kernel,op,scheme,threads,P,d,n,block,step64_ms,step32_ms,speedup,"         \
+  "dgemm_ms,sgemm_ms,efficiency32,score_maxrel"
 #define MIX_HEADER                                                             \
   "kernel,op,scheme,threads,P,d,block,step_ms,score_ms,normals_ms,"            \
   "update_ms,set_ms,step_over_normals,score_update_over_normals"
@@ -229,6 +237,69 @@ static int run_emp(int P, int d, int n, int reps, const char *scheme_name,
   return 0;
 }
 
+/* The two bare SGEMMs of the step's shapes (the float32 baseline). */
+static double sgemm_pair(const emp_problem *e, int reps) {
+  int P = e->P, d = e->d, n = e->n;
+  size_t Pd = (size_t)P * d, nd = (size_t)n * d;
+  float *Y = xmalloc(Pd * sizeof *Y), *C = xmalloc(nd * sizeof *C);
+  float *G = xmalloc((size_t)P * n * sizeof *G), *V = xmalloc(Pd * sizeof *V);
+  for (size_t i = 0; i < Pd; i++)
+    Y[i] = (float)e->Y[i];
+  for (size_t i = 0; i < nd; i++)
+    C[i] = (float)e->se.c[i];
+  double t[MAX_REPS];
+  for (int r = -1; r < reps; r++) {
+    double t0 = now();
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, P, n, d, 1.0f, Y, d,
+                C, d, 0.0f, G, n);
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, P, d, n, 1.0f, G, n,
+                C, d, 0.0f, V, d);
+    if (r >= 0) t[r] = now() - t0;
+  }
+  free(Y);
+  free(C);
+  free(G);
+  free(V);
+  return median(reps, t);
+}
+
+static int run_single(int P, int d, int n, int reps, const char *scheme_name,
+                      const char *opname, int block) {
+  emp_problem e;
+  emp_setup(&e, P, d, n, block, scheme_of(scheme_name), opname);
+  size_t bd = (size_t)block * d;
+  double *S64 = xmalloc(bd * sizeof *S64), *S32 = xmalloc(bd * sizeof *S32);
+  /* both scores at the same Y first (the timed steps move the particles) */
+  if (score_empirical_set_single(&e.se, 1) != 0) die("set_single");
+  double *work = xmalloc(score_empirical_work_size(&e.se, block) * sizeof *work);
+  score_empirical_set_single(&e.se, 0);
+  score_empirical_eval(&e.se, block, e.Y, S64, NULL, NULL, NULL, work);
+  score_empirical_set_single(&e.se, 1);
+  score_empirical_set_time(&e.se, e.E, e.D);
+  score_empirical_eval(&e.se, block, e.Y, S32, NULL, NULL, NULL, work);
+  emp_times t64, t32;
+  emp_measure(&e, reps, &t32);
+  score_empirical_set_single(&e.se, 0);
+  emp_measure(&e, reps, &t64);
+  score_empirical_set_single(&e.se, 1);
+  score_empirical_set_time(&e.se, e.E, e.D);
+  double ts = sgemm_pair(&e, reps), smax = 0, rel = 0;
+  for (size_t i = 0; i < bd; i++)
+    smax = fmax(smax, fabs(S64[i]));
+  for (size_t i = 0; i < bd; i++)
+    rel = fmax(rel, fabs(S32[i] - S64[i]) / smax);
+  printf("single_step,%s,%s,%d,%d,%d,%d,%d,%.2f,%.2f,%.3f,%.2f,%.2f,%.3f,"
+         "%.2e\n",
+         opname, scheme_name, openblas_get_num_threads(), P, d, n, block,
+         t64.step * 1e3, t32.step * 1e3, t64.step / t32.step, t64.gemm * 1e3,
+         ts * 1e3, ts / t32.step, rel);
+  free(S64);
+  free(S32);
+  free(work);
+  emp_free(&e);
+  return 0;
+}
+
 /* The line the Makefile's bench target prints (general operator, one
  * block of P). */
 static int run_legacy(int P, int d, int n, int reps, const char *scheme_name) {
@@ -384,9 +455,10 @@ static int usage(void) {
   fprintf(stderr,
           "usage: bench_step [P d n reps euler|exponential]\n"
           "       bench_step emp P d n reps scheme general|isoq|iso [block]\n"
+          "       bench_step single P d n reps scheme general|isoq|iso [block]\n"
           "       bench_step mix P d reps scheme [block]\n"
           "       bench_step dump P d n dir\n"
-          "       bench_step header emp|mix\n"
+          "       bench_step header emp|mix|single\n"
           "       bench_step info\n");
   return 2;
 }
@@ -398,7 +470,9 @@ int main(int argc, char **argv) {
   if (argc > 1 && strcmp(argv[1], "info") == 0) return run_info();
   if (argc > 1 && strcmp(argv[1], "header") == 0) {
     if (argc < 3) return usage();
-    puts(strcmp(argv[2], "mix") == 0 ? MIX_HEADER : EMP_HEADER);
+    puts(strcmp(argv[2], "mix") == 0      ? MIX_HEADER
+         : strcmp(argv[2], "single") == 0 ? SINGLE_HEADER
+                                          : EMP_HEADER);
     return 0;
   }
   if (argc > 1 && strcmp(argv[1], "emp") == 0) {
@@ -408,6 +482,15 @@ int main(int argc, char **argv) {
     if (P < 1 || d < 1 || n < 1 || reps < 1 || reps > MAX_REPS || block < 1)
       return usage();
     return run_emp(P, d, n, reps, argv[6], argv[7], block);
+  }
+  if (argc > 1 && strcmp(argv[1], "single") == 0) {
+    if (argc < 8) return usage();
+    int P = atoi(argv[2]), d = atoi(argv[3]), n = atoi(argv[4]);
+    int reps = atoi(argv[5]), block = argc > 8 ? atoi(argv[8]) : P;
+    if (P < 1 || d < 1 || n < 1 || reps < 1 || reps > MAX_REPS || block < 1 ||
+        block > P)
+      return usage();
+    return run_single(P, d, n, reps, argv[6], argv[7], block);
   }
   if (argc > 1 && strcmp(argv[1], "mix") == 0) {
     if (argc < 6) return usage();

@@ -9,6 +9,8 @@
 #      particles;
 #   2. the NumPy and PyTorch peers of the same step (bench/peers.py, Debian's
 #      /usr/bin/python3, 2 threads), ratio peer / nrdiff in the same run;
+#  2b. run.precision float32 against float64, in one process (bench_step
+#      single: both steps, DGEMM and SGEMM baselines, score difference);
 #   3. the exact two-class mixture step at d = 4096, P = 10000 against
 #      drawing its normals;
 #   4. cost scaling with d, n and P (three sizes each);
@@ -21,7 +23,7 @@
 # with the same kernels (OPENBLAS_CORETYPE set for them if nrdiff's choice
 # differs from OpenBLAS's own).
 #
-#   bench/run.sh [quick]     quick: sections 1 (2 threads) and 2 only
+#   bench/run.sh [quick]     quick: sections 1 (2 threads), 2 and 2b only
 #
 # Environment: BENCH_STEP (default bench/bench_step), BENCH_REPS (default
 # 5), BENCH_RESULTS (default bench/results.csv), PYTHON (default
@@ -54,13 +56,14 @@ emit() {
       key = ct "," v["kernel"] "," v["op"] "," v["scheme"] "," v["threads"] "," \
             v["P"] "," v["d"] "," v["n"] "," v["block"]
       for (i = 1; i <= NF; i++)
-        if (h[i] ~ /_ms$|efficiency|gflops|over_normals|ratio|maxrel/)
+        if (h[i] ~ /_ms$|efficiency|gflops|over_normals|ratio|maxrel|speedup/)
           print key "," h[i] "," $i
     }' >>"$out"
 }
 
 emp_header=$("$bench" header emp)
 mix_header=$("$bench" header mix)
+single_header=$("$bench" header single)
 peer_header="kernel,op,scheme,threads,P,d,n,block,step_ms,gemm_ms,score_maxrel,nrdiff_step_ms,ratio_peer_over_nrdiff"
 
 # emp CORETYPE THREADS P d n scheme op [block] -> prints the line, sets $last
@@ -97,6 +100,7 @@ peers() {
       printf "peer_%s,general,euler,%s,%s,%s,%s,%s,%s,%s,%s,%s,%.3f\n",
         $1, $3, $4, $5, $6, $4, $7, $8, $9, r, $7 / r }')
     emit "$ct" "$wide" "$peer_header"
+    eval "peer_${p}_ms=$(field 9 "$wide")"
   done
 }
 
@@ -131,7 +135,25 @@ emp auto 2 4096 512 4096 euler general 256
 
 echo "== 2. peers of the general euler step (ratio = peer step / nrdiff step, same run)"
 echo "$peer_header"
+peer_numpy_ms= peer_torch_ms=
 peers auto "$ref"
+
+echo "== 2b. run.precision float32 against float64 (same process; efficiency32 = sgemm_ms / step32_ms)"
+echo "$single_header"
+for op in general iso; do
+  line=$(OPENBLAS_NUM_THREADS=2 "$bench" single 4096 512 4096 "$reps" euler "$op")
+  emit auto "$line" "$single_header"
+  if [ "$op" = general ]; then
+    s32=$(field 10 "$line")
+    for p in numpy torch; do
+      eval "pm=\${peer_${p}_ms:-}"
+      [ -n "$pm" ] && awk -v p="$p" -v a="$pm" -v b="$s32" \
+        'BEGIN { printf "   %s step / nrdiff float32 step = %.3f (float64 peer)\n", p, a / b }'
+    done
+  fi
+done
+line=$(OPENBLAS_NUM_THREADS=2 "$bench" single 4096 512 4096 "$reps" euler general 256)
+emit auto "$line" "$single_header"
 [ "$mode" = quick ] && { echo "wrote $out"; exit 0; }
 
 echo "== 3. two-class mixture step, U = I, g = 0, d = 4096, P = 10000 (vs its normals)"

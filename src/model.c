@@ -174,6 +174,7 @@ int model_build(model *m, const nrd_params *p, const grid_point *g, char *err,
   m->point = *g;
   m->d = (int)g->dimension;
   m->seed = (uint32_t)p->run.seed;
+  m->single = p->run.precision == PRECISION_FLOAT32;
   m->n_train = g->n_train;
   int d = m->d;
   size_t dd = (size_t)d * d;
@@ -227,9 +228,12 @@ int score_model_init(score_model *s, const model *m) {
   s->E = malloc(dd * sizeof *s->E);
   s->Delta = malloc(dd * sizeof *s->Delta);
   if (!s->E || !s->Delta) return NRD_ERR_NOMEM;
-  if (m->n_train > 0)
-    return score_empirical_init(&s->empirical, m->d, (int)m->n_train, m->train,
-                                1024);
+  if (m->n_train > 0) {
+    int rc = score_empirical_init(&s->empirical, m->d, (int)m->n_train,
+                                  m->train, 1024);
+    return rc == NRD_OK ? score_empirical_set_single(&s->empirical, m->single)
+                        : rc;
+  }
   return score_mixture_init(&s->mixture, &m->mix);
 }
 

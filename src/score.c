@@ -27,6 +27,7 @@
 #include <lapacke.h>
 
 #include "nrdiff/error.h"
+#include "nrdiff/linalg.h"
 
 #define LN_2PI 1.83787706640934548356
 #define LN_2 0.69314718055994530942
@@ -72,13 +73,6 @@ static void symmetrized(int d, const double *M, double *S) {
 }
 
 /* 1 if every off-diagonal entry of M is exactly 0. */
-static int is_diagonal(int d, const double *M) {
-  for (int i = 0; i < d; i++)
-    for (int j = 0; j < d; j++)
-      if (i != j && M[(size_t)i * d + j] != 0) return 0;
-  return 1;
-}
-
 /* gamma = M_00 > 0 if the symmetric matrix M (lower triangle read) is
  * gamma I to within tol relative (every off-diagonal |M_ij| and every
  * |M_ii - gamma| at most tol gamma), else 0.  tol = 0 asks for exactly
@@ -471,7 +465,7 @@ static void gamma_k(const mixture *mix, int k, const double *E, int E_diag,
   }
   const double *F = mix->cov_factor + (mix->cov_shared ? 0 : (size_t)k * dd);
   if (E_diag &&
-      (mix->cov_factor_form == MIX_FACTOR_DIAGONAL || is_diagonal(d, F))) {
+      (mix->cov_factor_form == MIX_FACTOR_DIAGONAL || la_is_diagonal(d, F))) {
     for (int i = 0; i < d; i++) {
       double t = E[(size_t)i * d + i] * F[(size_t)i * d + i];
       G[(size_t)i * d + i] += t * t;
@@ -500,7 +494,7 @@ static int gamma_k_diagonal(const mixture *mix, int k, const double *E,
   const double *F = NULL;
   if (mix->cov_kind != MIX_COV_ISOTROPIC) {
     F = mix->cov_factor + (mix->cov_shared ? 0 : (size_t)k * dd);
-    if (mix->cov_factor_form != MIX_FACTOR_DIAGONAL && !is_diagonal(d, F))
+    if (mix->cov_factor_form != MIX_FACTOR_DIAGONAL && !la_is_diagonal(d, F))
       return 0;
   }
   for (int i = 0; i < d; i++) {
@@ -521,7 +515,7 @@ int score_mixture_set_time(score_mixture *s, const double *E,
   const mixture *mix = s->mix;
   int d = s->d, K = s->K;
   size_t dd = (size_t)d * d;
-  int E_diag = is_diagonal(d, E), diag = E_diag && is_diagonal(d, Delta);
+  int E_diag = la_is_diagonal(d, E), diag = E_diag && la_is_diagonal(d, Delta);
   double *gd = diag ? malloc((size_t)d * sizeof *gd) : NULL;
   double *Dsym = NULL, *T = NULL; /* the dense path's, when first needed */
   int rc = !diag || gd ? NRD_OK : NRD_ERR_NOMEM;
@@ -788,7 +782,16 @@ void score_empirical_free(score_empirical *s) {
   free(s->half_b2);
   free(s->L);
   free(s->Dinv);
+  free(s->cf);
   memset(s, 0, sizeof *s);
+}
+
+int score_empirical_set_single(score_empirical *s, int single) {
+  free(s->cf);
+  s->cf = NULL;
+  if (single && !(s->cf = malloc((size_t)s->n * s->d * sizeof *s->cf)))
+    return NRD_ERR_NOMEM;
+  return NRD_OK;
 }
 
 /* Everything that depends on the time but not on the particles, once:
@@ -801,7 +804,7 @@ int score_empirical_set_time(score_empirical *s, const double *E,
   int d = s->d, n = s->n;
   /* b_mu = E a_mu for all mu at once: b = a E^T (E diagonal, as for Q = 0
    * and a diagonal U: a scaling). */
-  if (is_diagonal(d, E))
+  if (la_is_diagonal(d, E))
     for (int mu = 0; mu < n; mu++)
       for (int j = 0; j < d; j++)
         s->b[(size_t)mu * d + j] = s->a[(size_t)mu * d + j] * E[(size_t)j * d + j];
@@ -830,6 +833,9 @@ int score_empirical_set_time(score_empirical *s, const double *E,
   for (int mu = 0; mu < n; mu++)
     s->half_b2[mu] =
         0.5 * dot8(d, s->b + (size_t)mu * d, s->c + (size_t)mu * d);
+  if (s->cf)
+    for (size_t i = 0; i < (size_t)n * d; i++)
+      s->cf[i] = (float)s->c[i];
   return NRD_OK;
 }
 
@@ -840,7 +846,9 @@ int score_empirical_set_time(score_empirical *s, const double *E,
  * GEMMs lost 8 % of their rate, more than the log-sum-exp gained). */
 size_t score_empirical_work_size(const score_empirical *s, int P) {
   size_t p = P > 0 ? (size_t)P : 0;
-  return p * s->d + p * s->block + 3 * p;
+  /* single precision: X, the block's V and its logits also in floats */
+  size_t single = p * s->d + (p * s->block + 1) / 2;
+  return p * s->d + p * s->block + 3 * p + (s->cf ? single : 0);
 }
 
 typedef struct {
@@ -849,17 +857,15 @@ typedef struct {
   const double *X;
   double *G, *V, *M, *S0, *S2, *score, *logp, *y2;
   int *nearest;
+  float *Gf, *Vf; /* single precision: logits/weights and the block's V */
 } emp_ctx;
 
-/* One block of logits, rows [p0, p1) of the chunk: shift by -half_b2, new
- * running maximum (rescaling what was summed), weights e^{l - M} in place
- * and their sums. */
-static void emp_lse_rows(void *vc, int p0, int p1) {
-  const emp_ctx *c = vc;
+/* One row p of a block of logits g: shift by -half_b2, new running maximum
+ * (rescaling what was summed), weights e^{l - M} in place and their sums. */
+static void emp_lse_row(const emp_ctx *c, int p, double *g) {
   int d = c->s->d, nb = c->nb, mu0 = c->mu0;
   const double *hb = c->s->half_b2 + mu0;
-  for (int p = p0; p < p1; p++) {
-    double *g = c->G + (size_t)p * nb;
+  {
     double bmax = shift_max(nb, g, hb);
     if (bmax > c->M[p]) { /* new running maximum: rescale the sums */
       double f = exp(c->M[p] - bmax);
@@ -880,6 +886,37 @@ static void emp_lse_rows(void *vc, int p0, int p1) {
     c->S0[p] += exp_shifted_sum((size_t)nb, g, c->M[p], c->y2 ? &s2 : NULL);
     c->S2[p] += s2;
   }
+}
+
+static void emp_lse_rows(void *vc, int p0, int p1) {
+  const emp_ctx *c = vc;
+  for (int p = p0; p < p1; p++)
+    emp_lse_row(c, p, c->G + (size_t)p * c->nb);
+}
+
+/* Single precision: the same row work in double on the float logits copied
+ * into G; weights below FLT_MIN (relative to the row's largest, 1) are
+ * flushed to 0, which keeps subnormals out of the next SGEMM. */
+static void emp_lse_rows_single(void *vc, int p0, int p1) {
+  const emp_ctx *c = vc;
+  int nb = c->nb;
+  for (int p = p0; p < p1; p++) {
+    float *gf = c->Gf + (size_t)p * nb;
+    double *g = c->G + (size_t)p * nb;
+    for (int j = 0; j < nb; j++)
+      g[j] = gf[j];
+    emp_lse_row(c, p, g);
+    for (int j = 0; j < nb; j++)
+      gf[j] = g[j] >= FLT_MIN ? (float)g[j] : 0.0f;
+  }
+}
+
+/* V (double) = V + the block's single-precision weighted sum */
+static void emp_accumulate_rows(void *vc, int p0, int p1) {
+  const emp_ctx *c = vc;
+  size_t d = (size_t)c->s->d;
+  for (size_t i = (size_t)p0 * d; i < (size_t)p1 * d; i++)
+    c->V[i] = c->mu0 > 0 ? c->V[i] + c->Vf[i] : c->Vf[i];
 }
 
 /* score = V/S0 - Delta^{-1} x (the latter already in score unless Delta is
@@ -924,11 +961,16 @@ int score_empirical_eval(const score_empirical *s, int P, const double *X,
     M[p] = -INFINITY;
     S0[p] = S2[p] = 0;
   }
+  /* single precision (run.precision float32): the two big products in
+   * SGEMM on float copies of X and c, everything else in double */
+  float *Xf = s->cf ? (float *)(S2 + P) : NULL, *Vf = Xf ? Xf + Pd : NULL;
+  float *Gf = Xf ? Vf + Pd : NULL;
+  if (Xf)
+    for (size_t i = 0; i < Pd; i++)
+      Xf[i] = (float)X[i];
   for (int mu0 = 0; mu0 < n; mu0 += B) {
     int nb = n - mu0 < B ? n - mu0 : B;
     const double *cb = s->c + (size_t)mu0 * d;
-    cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasTrans, P, nb, d, 1.0, X, d,
-                cb, d, 0.0, G, nb);
     emp_ctx c = {.s = s,
                  .nb = nb,
                  .mu0 = mu0,
@@ -939,7 +981,21 @@ int score_empirical_eval(const score_empirical *s, int P, const double *X,
                  .S0 = S0,
                  .S2 = S2,
                  .y2 = y2,
-                 .nearest = nearest};
+                 .nearest = nearest,
+                 .Gf = Gf,
+                 .Vf = Vf};
+    if (Xf) {
+      const float *cfb = s->cf + (size_t)mu0 * d;
+      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, P, nb, d, 1.0f, Xf,
+                  d, cfb, d, 0.0f, c.Gf, nb);
+      nrd_par_rows(P, 10.0 * nb, emp_lse_rows_single, &c);
+      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, P, d, nb, 1.0f,
+                  c.Gf, nb, cfb, d, 0.0f, Vf, d);
+      nrd_par_rows(P, d, emp_accumulate_rows, &c);
+      continue;
+    }
+    cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasTrans, P, nb, d, 1.0, X, d,
+                cb, d, 0.0, G, nb);
     nrd_par_rows(P, 8.0 * nb, emp_lse_rows, &c); /* exp: ~8 flops */
     cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, P, d, nb, 1.0, G, nb,
                 cb, d, mu0 > 0 ? 1.0 : 0.0, V, d);

@@ -219,7 +219,7 @@ static void test_value_yaml(void **state) {
 
 static void test_schema_accessors(void **state) {
   (void)state;
-  assert_int_equal(params_schema_size(), 42);
+  assert_int_equal(params_schema_size(), 43);
   const char *restartable[] = {"run.max_wall_time",   "run.blas_threads",
                                "output.overwrite",    "checkpoint.every",
                                "checkpoint.interval", "checkpoint.stop_file"};

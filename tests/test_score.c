@@ -537,6 +537,66 @@ static void test_empirical_vs_naive_blocks(void **state) {
   }
 }
 
+/* run.precision float32: the two large products in SGEMM.  Error model: a
+ * logit l = x.c - b.c/2 computed from x, c rounded to float and summed in
+ * float carries |dl| <= (d + 2) u |x|.|c| (u = 2^-24, |x|.|c| the sum of
+ * |x_i c_i|, largest over mu); a weight then moves by ~2 dl relative, and
+ * the score's mean part V/S0 = sum w c / sum w by 2 dl max|c| plus the
+ * float rounding of c and of the block sums, (nb + 2) u max|c|.  The test
+ * allows 4 times these first-order bounds, and checks that the single path
+ * was taken (differences above double round-off). */
+static void test_empirical_single_precision(void **state) {
+  (void)state;
+  double a[EN * ED], E[ED * ED], Delta[ED * ED], X[EP * ED];
+  empirical_setup(a, E, Delta, X);
+  double ns[EP * ED], nl[EP], ny[EP];
+  int nn[EP];
+  naive_out ref = {ns, nl, ny, NULL, nn};
+  naive_empirical(ED, EN, a, E, Delta, EP, X, &ref);
+  const double u = 0x1.0p-24;
+  int blocks[] = {7, EN};
+  for (int ib = 0; ib < 2; ib++) {
+    score_empirical se;
+    assert_int_equal(score_empirical_init(&se, ED, EN, a, blocks[ib]), NRD_OK);
+    assert_int_equal(score_empirical_set_single(&se, 1), NRD_OK);
+    assert_int_equal(score_empirical_set_time(&se, E, Delta), NRD_OK);
+    double cmax = max_abs((size_t)EN * ED, se.c);
+    size_t wsz = score_empirical_work_size(&se, EP);
+    double *work = alloc(wsz);
+    for (size_t i = 0; i < wsz; i++)
+      work[i] = NAN; /* must not be read */
+    double S[EP * ED], LP[EP], Y2[EP];
+    int NN[EP];
+    assert_int_equal(score_empirical_eval(&se, EP, X, S, LP, Y2, NN, work),
+                     NRD_OK);
+    double worst = 0;
+    for (int p = 0; p < EP; p++) {
+      double xc = 0;
+      for (int mu = 0; mu < EN; mu++) {
+        double t = 0;
+        for (int i = 0; i < ED; i++)
+          t += fabs(X[p * ED + i] * se.c[mu * ED + i]);
+        xc = fmax(xc, t);
+      }
+      double dl = (ED + 2) * u * xc;
+      double tol = 4 * (2 * dl + (blocks[ib] + 2) * u) * cmax;
+      for (int i = 0; i < ED; i++) {
+        double err = fabs(S[p * ED + i] - ns[p * ED + i]);
+        assert_true(err <= tol);
+        worst = fmax(worst, err / (1 + fabs(ns[p * ED + i])));
+      }
+      assert_true(fabs(LP[p] - nl[p]) <= 4 * dl + 1e-12 * fabs(nl[p]));
+      assert_true(fabs(Y2[p] - ny[p]) <= 4 * 4 * dl * ny[p] + 1e-15);
+      assert_int_equal(NN[p], nn[p]); /* the setup's nearest points are clear */
+    }
+    assert_true(worst > 1e-12); /* single precision was used */
+    assert_int_equal(score_empirical_set_single(&se, 0), NRD_OK);
+    assert_null(se.cf);
+    free(work);
+    score_empirical_free(&se);
+  }
+}
+
 /* The empirical score is the gradient of its ln p (central differences,
  * h = 1e-5, tolerance 1e-7: see the header). */
 static void test_empirical_score_is_gradient(void **state) {
@@ -945,6 +1005,7 @@ int main(void) {
       cmocka_unit_test(test_stationary_compatible),
       cmocka_unit_test(test_mixture_edge_cases),
       cmocka_unit_test(test_empirical_vs_naive_blocks),
+      cmocka_unit_test(test_empirical_single_precision),
       cmocka_unit_test(test_empirical_score_is_gradient),
       cmocka_unit_test(test_empirical_far_points),
       cmocka_unit_test(test_empirical_tweedie),

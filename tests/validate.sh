@@ -37,15 +37,20 @@ for dir in slowest fastest; do
     -P output.file="nr_speciation_$dir.h5" "$in/nonreversible-speciation.yml"
 done
 # Collapse: Biroli's mixture at d = 32 with 500 training points; the
-# non-reversible collapse input at d = 16, n = 2000, g = 0 and 2.
-step biroli_collapse -P grid.dimension=[32] -P grid.n_train=[500] \
-  -P ensemble.particles=2000 -P ensemble.block_size=100 -P time.steps=400 \
-  -P output.every=20 -P "experiment.branch_times=[0.4, 0.8, 1.2, 1.6]" \
-  -P output.file=biroli_collapse.h5 "$in/biroli-collapse.yml"
-step nr_collapse -P grid.dimension=[16] -P grid.n_train=[2000] -P grid.strength=[0,2] \
-  -P ensemble.particles=2000 -P ensemble.block_size=100 -P time.steps=400 \
-  -P output.every=2 -P "experiment.branch_times=[0.09, 0.15, 0.3, 0.48]" \
-  -P output.file=nr_collapse.h5 "$in/nonreversible-collapse.yml"
+# non-reversible collapse input at d = 16, n = 2000, g = 0 and 2; both also
+# with run.precision float32 (SGEMM in the empirical score), which must pass
+# the same tests and agree with float64.
+for prec in float64 float32; do
+  sfx=; [ $prec = float32 ] && sfx=_f32
+  step biroli_collapse$sfx -P grid.dimension=[32] -P grid.n_train=[500] \
+    -P ensemble.particles=2000 -P ensemble.block_size=100 -P time.steps=400 \
+    -P output.every=20 -P "experiment.branch_times=[0.4, 0.8, 1.2, 1.6]" \
+    -P run.precision=$prec -P output.file=biroli_collapse$sfx.h5 "$in/biroli-collapse.yml"
+  step nr_collapse$sfx -P grid.dimension=[16] -P grid.n_train=[2000] -P grid.strength=[0,2] \
+    -P ensemble.particles=2000 -P ensemble.block_size=100 -P time.steps=400 \
+    -P output.every=2 -P "experiment.branch_times=[0.09, 0.15, 0.3, 0.48]" \
+    -P run.precision=$prec -P output.file=nr_collapse$sfx.h5 "$in/nonreversible-collapse.yml"
+done
 # U-turns: d = 4, Gaussian and mixture data, g = 0 and 2.
 step uturn -P grid.dimension=[4] -P ensemble.particles=4000 -P ensemble.block_size=200 \
   -P time.steps=600 -P output.file=uturn.h5 "$in/uturn.yml"
@@ -63,7 +68,7 @@ def F(kappa):
     return np.array([0.5 * (1 + (w * np.tanh(k + np.sqrt(k) * x)).sum() / w.sum())
                      for k in np.atleast_1d(kappa)])
 
-def check(name, measured, exact, sigma, show=True):
+def check(name, measured, exact, sigma, show=True, ref="theory"):
     global fails
     m, e, s = (np.atleast_1d(np.asarray(a, float)) for a in (measured, exact, sigma))
     diff = np.abs(m - e)
@@ -73,7 +78,7 @@ def check(name, measured, exact, sigma, show=True):
     print(("FAIL" if bad.any() else "ok  ") + f" - {name}: max |z| = {np.nanmax(z):.2f}")
     if show or bad.any():
         for a, b, c, d in zip(m, e, s, z):
-            print(f"         measured {a:9.5f} +- {c:.5f}   theory {b:9.5f}   z = {d:5.2f}")
+            print(f"         measured {a:9.5f} +- {c:.5f}   {ref} {b:9.5f}   z = {d:5.2f}")
     fails += bad.any()
 
 def rows(name):
@@ -120,7 +125,7 @@ for d in ("slowest", "fastest"):
 
 # --- collapse: phi_C = E[Y2] (exact identity), f^e -> alpha at large t;
 #     t_C beside the REM theory (asymptotic: printed)
-for name in ("biroli_collapse", "nr_collapse"):
+for name in ("biroli_collapse", "nr_collapse", "biroli_collapse_f32", "nr_collapse_f32"):
     with h5py.File(name + ".h5", "r") as f:
         for pt in f["points"]:
             p = f["points"][pt]
@@ -142,6 +147,14 @@ for name in ("biroli_collapse", "nr_collapse"):
         print(f"         {name} g = {r['strength']}: t_C (phi_C) = {r['t_C']} +- {r['t_C_err']}, "
               f"Y2 {r['t_C_Y2']}, freezing {r['t_freeze']}, f^e zero {r['t_C_fe']}; "
               f"REM theory {r['t_C_theory']} (n, d -> infinity)")
+
+# --- float32 against float64: the same seed and particles, so the collapse
+#     times must agree well within one error (compared at Z errors)
+for name in ("biroli_collapse", "nr_collapse"):
+    r64, r32 = rows(name), rows(name + "_f32")
+    for k, e in (("t_C", "t_C_err"), ("t_C_Y2", "t_C_Y2_err"), ("t_freeze", "t_freeze_err")):
+        check(f"{name}: {k} at float32 = float64", [num(r, k) for r in r32],
+              [num(r, k) for r in r64], [num(r, e) for r in r64], ref="float64")
 
 # --- U-turns: Gaussian data = closed form; mixture: the Gaussian test
 with h5py.File("uturn.h5", "r") as f:

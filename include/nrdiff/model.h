@@ -22,6 +22,7 @@ typedef struct {
   long n_train;      /* 0: exact mixture score */
   double *train;     /* n_train x d training points */
   int *train_label;  /* their mixture components */
+  int single;        /* run.precision float32: SGEMM in the empirical score */
 } model;
 
 /* Build the model of grid point g.  Matrices read from HDF5 files

@@ -23,6 +23,7 @@ enum nrd_spacing { SPACING_UNIFORM, SPACING_LOG };
 enum nrd_scheme { SCHEME_EULER, SCHEME_EXPONENTIAL, SCHEME_ODE_HEUN };
 enum nrd_start { START_STATIONARY, START_EXACT };
 enum nrd_uturn_data { UTURN_MIXTURE, UTURN_TRAIN };
+enum nrd_precision { PRECISION_FLOAT64, PRECISION_FLOAT32 };
 
 /* Where a value came from (written into outputs for provenance). */
 typedef enum { PSRC_DEFAULT = 0, PSRC_FILE, PSRC_OVERRIDE } nrd_param_source;
@@ -32,6 +33,7 @@ typedef struct nrd_params {
     long seed;            /* [0, 2^32-1] Philox key */
     double max_wall_time; /* seconds, 0 = unlimited */
     long blas_threads;    /* OpenBLAS threads per rank */
+    int precision;        /* enum nrd_precision: the empirical score's GEMMs */
   } run;
   struct {
     nrd_ilist dimension;  /* d >= 1 */

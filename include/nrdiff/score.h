@@ -50,11 +50,15 @@ typedef struct {
   double *Dinv;    /* d x d Delta_t^{-1} (not filled when iso > 0) */
   double iso;      /* delta when Delta_t = delta I exactly, else 0 */
   double logdet;   /* ln det(2 pi Delta_t) */
+  float *cf;       /* n x d: c in single precision, or NULL (double) */
 } score_empirical;
 
 int score_empirical_init(score_empirical *s, int d, int n, const double *a,
                          int block);
 void score_empirical_free(score_empirical *s);
+/* single = 1: the two large products (logits and weighted means) in
+ * single precision (SGEMM), the rest in double; call before set_time. */
+int score_empirical_set_single(score_empirical *s, int single);
 int score_empirical_set_time(score_empirical *s, const double *E,
                              const double *Delta);
 /* Score (P x d).  Optional outputs (NULL to skip): logp (P) ln p^e_t(x),
