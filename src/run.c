@@ -210,6 +210,13 @@ static void theory_for_point(const run_ctx *c, const model *m,
     for (int j = 0; j < d; j++)
       mean[j] += mx->weights[k] * mx->means[(size_t)k * d + j];
   double *E = xcalloc((size_t)d * d, sizeof *E), *Em = xcalloc((size_t)d, sizeof *Em);
+  double *M2 = NULL, *EM2 = NULL; /* second moment of the training set */
+  if (th->empirical) {
+    M2 = xcalloc((size_t)d * d, sizeof *M2);
+    EM2 = xcalloc((size_t)d * d, sizeof *EM2);
+    cblas_dgemm(CblasRowMajor, CblasTrans, CblasNoTrans, d, d, (int)m->n_train,
+                1.0 / (double)m->n_train, m->train, d, m->train, d, 0.0, M2, d);
+  }
   for (long i = 0; i < c->n_out; i++) {
     th->norm2_theory[i] = NAN;
     if (ou_marginal_cov(&m->op, c->out_time[i], S0, St) != NRD_OK ||
@@ -219,13 +226,11 @@ static void theory_for_point(const run_ctx *c, const model *m,
     mean2 = 0;
     if (th->empirical) {
       /* p^e_t = mean over mu of N(e^{-At} a_mu, Delta_t): tr Delta_t plus
-       * the mean of |e^{-At} a_mu|^2 (Delta_t = Sigma_t - E Sigma0 E^T) */
+       * the mean of |e^{-At} a_mu|^2 = tr(E M2 E^T), M2 = mean a a^T */
       if (ou_noise_cov(&m->op, c->out_time[i], St) != NRD_OK) continue;
-      for (long mu = 0; mu < m->n_train; mu++) {
-        la_matvec(d, E, m->train + (size_t)mu * d, Em);
-        for (int j = 0; j < d; j++)
-          mean2 += Em[j] * Em[j] / (double)m->n_train;
-      }
+      la_matmul(d, E, M2, EM2);
+      for (size_t k = 0; k < (size_t)d * d; k++)
+        mean2 += EM2[k] * E[k];
     } else {
       la_matvec(d, E, mean, Em);
       for (int j = 0; j < d; j++)
@@ -240,6 +245,8 @@ static void theory_for_point(const run_ctx *c, const model *m,
   free(mean);
   free(E);
   free(Em);
+  free(M2);
+  free(EM2);
   for (long i = 0; i < c->n_out; i++) {
     double kap = NAN;
     th->phi_theory[i] = NAN;
