@@ -37,14 +37,25 @@ static void estimate(const nrd_params *p, const grid_point *g, long block,
    * block x n logits */
   double emp = n > 0 ? 3.0 * n * d + blk * (n < 4096 ? n : 4096) : 0.0;
   *bytes = 8.0 * (mat + part + emp);
-  /* per step: exact-time moments (a matrix exponential, ~30 d^3), the score
-   * (mixture: K Gamma^{-1} products; empirical: two GEMMs) */
-  double per_step = 30.0 * d * d * d;
+  /* per step: the exact-time moments (a matrix exponential, ~30 d^3; O(d^2)
+   * when the operator is diagonal: U diagonal, no rotation), the score
+   * (mixture: K Gamma^{-1} products; empirical: two GEMMs) and the update
+   * (d x d maps; scalings when U = u I without rotation), plus the
+   * memory-bound work per particle and step (normals, observables,
+   * bookkeeping), in GEMM-flop equivalents calibrated on the default job
+   * (d = 2) and the two-class mixture benchmark (d = 4096) */
+  int rot = p->forward.q != Q_NONE && g->strength != 0;
+  int diag = p->forward.u != U_FILE && !rot;
+  int scalar = p->forward.u == U_ISOTROPIC && !rot;
+  double moments = diag ? 50.0 * d * d : 30.0 * d * d * d;
+  double maps = p->integrator.scheme == SCHEME_EXPONENTIAL ? 4.0 : 1.0;
+  double per_step = P * (2000.0 + 150.0 * d);
+  if (!scalar) per_step += 2.0 * maps * P * d * d;
   if (n > 0)
-    per_step += 4.0 * P * n * d + 2.0 * P * d * d;
-  else
+    per_step += 4.0 * P * n * d + (p->forward.u == U_ISOTROPIC ? 0 : 2.0 * P * d * d);
+  else if (!scalar)
     per_step += 2.0 * P * K * d * d;
-  per_step = 30.0 * d * d * d + (per_step - 30.0 * d * d * d) * alive;
+  per_step = moments + per_step * alive;
   if (fwd) per_step += 4.0 * P * d * d; /* two exact forward transitions */
   *flops = steps * per_step;
 }
