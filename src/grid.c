@@ -189,13 +189,28 @@ int plan_assign(const run_plan *plan, int nranks, int only_point, int *owner,
       plan_block_range(plan, b, &first, &count);
       items[n++] = (work_item){plan->flops[i] * count / plan->particles, i, b};
     }
+  /* points in descending cost (blocks of a point in order, the last one may
+   * be smaller: sort on the point's cost, not the item's) */
+  for (long k = 0; k < n; k++)
+    items[k].cost = plan->flops[items[k].point];
   qsort(items, (size_t)n, sizeof *items, by_cost);
+  double total = 0;
   for (long k = 0; k < n; k++) {
-    int r = 0;
-    for (int q = 1; q < nranks; q++)
-      if (ld[q] < ld[r]) r = q;
+    long first, count;
+    plan_block_range(plan, items[k].block, &first, &count);
+    items[k].cost *= (double)count / plan->particles;
+    total += items[k].cost;
+  }
+  /* cut the sequence into nranks contiguous shares: an item goes to the
+   * rank whose share [r, r + 1) fair contains the item's midpoint */
+  double fair = total / nranks, before = 0;
+  for (long k = 0; k < n; k++) {
+    double mid = before + 0.5 * items[k].cost;
+    int r = fair > 0 ? (int)(mid / fair) : 0;
+    if (r > nranks - 1) r = nranks - 1;
     owner[(size_t)items[k].point * B + items[k].block] = r;
     ld[r] += items[k].cost;
+    before += items[k].cost;
   }
   if (load)
     for (int q = 0; q < nranks; q++)

@@ -86,9 +86,11 @@ static void test_costs_grow(void **state) {
 }
 
 /* plan_assign: every selected block has exactly one owner in [0, nranks),
- * the load is balanced to within one work item (LPT's guarantee is 4/3 of
- * the optimum; with many items the spread is at most the largest item), one
- * rank gets everything, and only_point leaves the other points unowned. */
+ * every load is within one work item of the fair share (grid.h), points
+ * are split only between consecutive shares (at most n_points + nranks - 1
+ * (point, rank) pairs; a round-robin of blocks would give n_points x
+ * nranks), one rank gets everything, and only_point leaves the other points
+ * unowned. */
 static void test_assign(void **state) {
   (void)state;
   nrd_params p;
@@ -114,7 +116,18 @@ static void test_assign(void **state) {
       sum += load[q];
     }
     assert_true(fabs(sum - total) <= 1e-9 * total);
-    assert_true(hi - lo <= biggest * (1 + 1e-12));
+    assert_true(hi - lo <= 2 * biggest * (1 + 1e-12));
+    for (int q = 0; q < nr; q++)
+      assert_true(fabs(load[q] - total / nr) <= biggest * (1 + 1e-12));
+    int pairs = 0;
+    for (int i = 0; i < plan.n_points; i++)
+      for (int q = 0; q < nr; q++) {
+        int holds = 0;
+        for (long b = 0; b < B; b++)
+          holds |= owner[i * B + b] == q;
+        pairs += holds;
+      }
+    assert_true(pairs <= plan.n_points + nr - 1);
   }
   assert_int_equal(plan_assign(&plan, 3, 2, owner, NULL), NRD_OK);
   for (int i = 0; i < plan.n_points; i++)

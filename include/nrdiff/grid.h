@@ -40,10 +40,13 @@ void plan_block_range(const run_plan *plan, long b, long *first, long *count);
 
 /* Work assignment: owner[i * n_blocks + b] is the rank that runs block b of
  * grid point i (-1: not run, when only_point >= 0 selects a single point).
- * Greedy longest-processing-time over (point, block) work items, each
- * costing its share of the point's estimated flops: the most expensive
- * item goes to the least loaded rank (ties: lowest rank).  A point may span
- * several ranks and a rank may hold several points.  A pure function of the
+ * Work items (point, block) cost their share of the point's estimated
+ * flops.  Points are taken in descending cost, their blocks in order, and
+ * the sequence is cut into nranks contiguous shares of the total (an item
+ * goes to the share holding its midpoint).  So at most nranks - 1 points
+ * are split over two ranks, which keeps the per-time work of a point (its
+ * moments, the score's set-up) on one rank, and loads differ from the fair
+ * share by at most one item's cost.  A pure function of the
  * plan, nranks and only_point: every rank computes the same table, and no
  * result depends on it (sums are kept per block).  load (nranks, may be
  * NULL) receives each rank's estimated flops. */
