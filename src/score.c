@@ -72,7 +72,6 @@ static void symmetrized(int d, const double *M, double *S) {
           0.5 * (M[(size_t)i * d + j] + M[(size_t)j * d + i]);
 }
 
-/* 1 if every off-diagonal entry of M is exactly 0. */
 /* gamma = M_00 > 0 if the symmetric matrix M (lower triangle read) is
  * gamma I to within tol relative (every off-diagonal |M_ij| and every
  * |M_ii - gamma| at most tol gamma), else 0.  tol = 0 asks for exactly
@@ -865,27 +864,25 @@ typedef struct {
 static void emp_lse_row(const emp_ctx *c, int p, double *g) {
   int d = c->s->d, nb = c->nb, mu0 = c->mu0;
   const double *hb = c->s->half_b2 + mu0;
-  {
-    double bmax = shift_max(nb, g, hb);
-    if (bmax > c->M[p]) { /* new running maximum: rescale the sums */
-      double f = exp(c->M[p] - bmax);
-      c->S0[p] *= f;
-      c->S2[p] *= f * f;
-      if (mu0 > 0) { /* else V is not set yet */
-        scale(d, c->V + (size_t)p * d, f);
-      }
-      c->M[p] = bmax;
-      if (c->nearest) { /* first index of the maximum */
-        int arg = 0;
-        while (arg < nb - 1 && g[arg] != bmax)
-          arg++;
-        c->nearest[p] = mu0 + arg;
-      }
+  double bmax = shift_max(nb, g, hb);
+  if (bmax > c->M[p]) { /* new running maximum: rescale the sums */
+    double f = exp(c->M[p] - bmax);
+    c->S0[p] *= f;
+    c->S2[p] *= f * f;
+    if (mu0 > 0) { /* else V is not set yet */
+      scale(d, c->V + (size_t)p * d, f);
     }
-    double s2 = 0;
-    c->S0[p] += exp_shifted_sum((size_t)nb, g, c->M[p], c->y2 ? &s2 : NULL);
-    c->S2[p] += s2;
+    c->M[p] = bmax;
+    if (c->nearest) { /* first index of the maximum */
+      int arg = 0;
+      while (arg < nb - 1 && g[arg] != bmax)
+        arg++;
+      c->nearest[p] = mu0 + arg;
+    }
   }
+  double s2 = 0;
+  c->S0[p] += exp_shifted_sum((size_t)nb, g, c->M[p], c->y2 ? &s2 : NULL);
+  c->S2[p] += s2;
 }
 
 static void emp_lse_rows(void *vc, int p0, int p1) {
