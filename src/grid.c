@@ -43,14 +43,14 @@ static void estimate(const nrd_params *p, const grid_point *g, long block,
    * (mixture: K Gamma^{-1} products; empirical: two GEMMs) and the update
    * (d x d maps; scalings when U = u I without rotation), plus the
    * memory-bound work per particle and step (normals, observables,
-   * bookkeeping), in GEMM-flop equivalents calibrated on the default job
-   * (d = 2) and the two-class mixture benchmark (d = 4096) */
+   * bookkeeping, clones), in GEMM-flop equivalents calibrated on the default
+   * job (d = 2) and Biroli's speciation input at d = 256 and 1024 */
   int rot = p->forward.q != Q_NONE && g->strength != 0;
   int diag = p->forward.u != U_FILE && !rot;
   int scalar = p->forward.u == U_ISOTROPIC && !rot;
   double moments = diag ? 50.0 * d * d : 120.0 * d * d * d;
   double maps = p->integrator.scheme == SCHEME_EXPONENTIAL ? 4.0 : 1.0;
-  double per_step = P * (2000.0 + 150.0 * d);
+  double per_step = P * (2000.0 + 350.0 * d);
   if (!scalar) per_step += 2.0 * maps * P * d * d;
   if (n > 0)
     per_step += 4.0 * P * n * d + (p->forward.u == U_ISOTROPIC ? 0 : 2.0 * P * d * d);
