@@ -205,6 +205,7 @@ int plan_assign(const run_plan *plan, int nranks, int only_point, int *owner,
   /* cut the sequence into nranks contiguous shares: an item goes to the
    * rank whose share [r, r + 1) fair contains the item's midpoint */
   double fair = total / nranks, before = 0;
+  int split = 0;
   for (long k = 0; k < n; k++) {
     double mid = before + 0.5 * items[k].cost;
     int r = fair > 0 ? (int)(mid / fair) : 0;
@@ -212,6 +213,25 @@ int plan_assign(const run_plan *plan, int nranks, int only_point, int *owner,
     owner[(size_t)items[k].point * B + items[k].block] = r;
     ld[r] += items[k].cost;
     before += items[k].cost;
+    split |= k > 0 && items[k].point == items[k - 1].point &&
+             r != owner[(size_t)items[k - 1].point * B + items[k - 1].block];
+  }
+  /* Ranks step in lockstep (one agreement per step), so a split point,
+   * whose blocks are fewer on each rank than a whole point's, leaves the
+   * other rank waiting at every step of that phase (3 points on 2 ranks:
+   * 20 % slower).  Then deal the items instead: longest first to the least
+   * loaded rank, which gives every rank a share of every point. */
+  if (split) {
+    qsort(items, (size_t)n, sizeof *items, by_cost);
+    for (int q = 0; q < nranks; q++)
+      ld[q] = 0;
+    for (long k = 0; k < n; k++) {
+      int r = 0;
+      for (int q = 1; q < nranks; q++)
+        if (ld[q] < ld[r]) r = q;
+      owner[(size_t)items[k].point * B + items[k].block] = r;
+      ld[r] += items[k].cost;
+    }
   }
   if (load)
     for (int q = 0; q < nranks; q++)

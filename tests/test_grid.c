@@ -86,11 +86,8 @@ static void test_costs_grow(void **state) {
 }
 
 /* plan_assign: every selected block has exactly one owner in [0, nranks),
- * every load is within one work item of the fair share (grid.h), points
- * are split only between consecutive shares (at most n_points + nranks - 1
- * (point, rank) pairs; a round-robin of blocks would give n_points x
- * nranks), one rank gets everything, and only_point leaves the other points
- * unowned. */
+ * every load is within one work item of the fair share (grid.h), one rank
+ * gets everything, and only_point leaves the other points unowned. */
 static void test_assign(void **state) {
   (void)state;
   nrd_params p;
@@ -119,15 +116,6 @@ static void test_assign(void **state) {
     assert_true(hi - lo <= 2 * biggest * (1 + 1e-12));
     for (int q = 0; q < nr; q++)
       assert_true(fabs(load[q] - total / nr) <= biggest * (1 + 1e-12));
-    int pairs = 0;
-    for (int i = 0; i < plan.n_points; i++)
-      for (int q = 0; q < nr; q++) {
-        int holds = 0;
-        for (long b = 0; b < B; b++)
-          holds |= owner[i * B + b] == q;
-        pairs += holds;
-      }
-    assert_true(pairs <= plan.n_points + nr - 1);
   }
   assert_int_equal(plan_assign(&plan, 3, 2, owner, NULL), NRD_OK);
   for (int i = 0; i < plan.n_points; i++)
@@ -138,12 +126,52 @@ static void test_assign(void **state) {
   params_free(&p);
 }
 
+/* Number of ranks holding blocks of point i. */
+static int holders(const run_plan *plan, const int *owner, int i, int nr) {
+  int h = 0;
+  for (int q = 0; q < nr; q++) {
+    int holds = 0;
+    for (long b = 0; b < plan->n_blocks; b++)
+      holds |= owner[i * plan->n_blocks + b] == q;
+    h += holds;
+  }
+  return h;
+}
+
+/* Equal points: 4 on 2 ranks go whole to one rank each (their per-time
+ * work is not repeated); 3 on 2 ranks cannot, so every point is dealt over
+ * both ranks (ranks step in lockstep: equal work per step). */
+static void test_assign_whole_points(void **state) {
+  (void)state;
+  const char *strengths[] = {"grid.strength=[0, 0, 0, 0]",
+                             "grid.strength=[0, 0, 0]"};
+  for (int c = 0; c < 2; c++) {
+    char err[512];
+    char *over[] = {"grid.dimension=[8]", (char *)strengths[c],
+                    "ensemble.particles=1000", "ensemble.block_size=100"};
+    nrd_params p;
+    params_init_defaults(&p);
+    assert_int_equal(params_load(&p, NULL, 4, over, err, sizeof err), NRD_OK);
+    run_plan plan;
+    assert_int_equal(plan_build(&p, &plan), NRD_OK);
+    int owner[4 * 10];
+    double load[2];
+    assert_int_equal(plan_assign(&plan, 2, -1, owner, load), NRD_OK);
+    for (int i = 0; i < plan.n_points; i++)
+      assert_int_equal(holders(&plan, owner, i, 2), c == 0 ? 1 : 2);
+    assert_true(fabs(load[0] - load[1]) <= 1e-9 * load[0]);
+    plan_free(&plan);
+    params_free(&p);
+  }
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_product_order),
       cmocka_unit_test(test_blocks),
       cmocka_unit_test(test_costs_grow),
       cmocka_unit_test(test_assign),
+      cmocka_unit_test(test_assign_whole_points),
   };
   return cmocka_run_group_tests_name("grid", tests, NULL, NULL);
 }

@@ -43,10 +43,12 @@ void plan_block_range(const run_plan *plan, long b, long *first, long *count);
  * Work items (point, block) cost their share of the point's estimated
  * flops.  Points are taken in descending cost, their blocks in order, and
  * the sequence is cut into nranks contiguous shares of the total (an item
- * goes to the share holding its midpoint).  So at most nranks - 1 points
- * are split over two ranks, which keeps the per-time work of a point (its
- * moments, the score's set-up) on one rank, and loads differ from the fair
- * share by at most one item's cost.  A pure function of the
+ * goes to the share holding its midpoint): when no point is split, each
+ * point's per-time work (its moments, the score's set-up) runs on one
+ * rank only.  When a point would be split, the items are dealt instead
+ * (longest first to the least loaded rank, ties: lowest rank), so that
+ * ranks stepping in lockstep do the same work per step.  Either way loads
+ * differ by at most two items' cost.  A pure function of the
  * plan, nranks and only_point: every rank computes the same table, and no
  * result depends on it (sums are kept per block).  load (nranks, may be
  * NULL) receives each rank's estimated flops. */
