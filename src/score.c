@@ -471,14 +471,7 @@ static void gamma_k(const mixture *mix, int k, const double *E, int E_diag,
     }
     return;
   }
-  if (mix->cov_factor_form == MIX_FACTOR_DIAGONAL) {
-    for (int i = 0; i < d; i++)
-      for (int j = 0; j < d; j++)
-        T[(size_t)i * d + j] = E[(size_t)i * d + j] * F[(size_t)j * d + j];
-  } else {
-    cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, d, d, d, 1.0, E, d,
-                F, d, 0.0, T, d);
-  }
+  la_matmul(d, E, F, T); /* a scaling of columns when F is diagonal */
   cblas_dsyrk(CblasRowMajor, CblasLower, CblasNoTrans, d, d, 1.0, T, d, 1.0, G,
               d);
 }

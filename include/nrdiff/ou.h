@@ -20,6 +20,7 @@ typedef struct {
   double *Umh;   /* U^{-1/2} */
   double *B;     /* U + K, K = U^{1/2} Q U^{1/2}:  A = Umh B Uh */
   int isotropic; /* U = u I and so e^{-At} = e^{-ut} R_t exactly */
+  int rotates;   /* Q != 0 */
 } ou_op;
 
 /* Build the operator.  Copies U and Qhat (Qhat may be NULL = no perturbation).
