@@ -36,7 +36,11 @@
  * The step is what a run does per block and time step: the score
  * evaluation, the normals (one Philox stream per particle, as in run.c) and
  * reverse_sde_step.  score_*_set_time runs once per time step for all
- * blocks; it is timed apart (set_ms). */
+ * blocks; it is timed apart (set_ms).  For the empirical score, step_ms is
+ * a step without output (run.c folds the score's -Delta^{-1} y into the
+ * update: score_empirical_eval_nonlinear + reverse_sde_step_folded, the
+ * fold's matrix set with the time, in set_ms) and full_step_ms a step with
+ * output (the whole score, which the observables need). */
 #define _POSIX_C_SOURCE 200809L
 #include <cblas.h>
 #include <math.h>
@@ -55,7 +59,8 @@
 
 #define EMP_HEADER                                                             \
   "kernel,op,scheme,threads,P,d,n,block,step_ms,score_ms,normals_ms,"          \
-  "update_ms,set_ms,gemm_ms,gemm_gflops,efficiency,efficiency_with_set"
+  "update_ms,set_ms,gemm_ms,gemm_gflops,efficiency,efficiency_with_set,"       \
+  "full_step_ms,efficiency_full"
 #define SINGLE_HEADER                                                          \
   "kernel,op,scheme,threads,P,d,n,block,step64_ms,step32_ms,speedup,"         \
   "dgemm_ms,sgemm_ms,efficiency32,score_maxrel"
@@ -142,9 +147,12 @@ static void emp_setup(emp_problem *e, int P, int d, int n, int block,
     die("ou_propagator/ou_noise_cov");
   e->a = xmalloc((size_t)n * d * sizeof *e->a);
   rng_normals(1, RNG_PURPOSE_TRAIN, 0, 0, (size_t)n * d, e->a);
-  if (score_empirical_init(&e->se, d, n, e->a, 1024) != 0 ||
-      score_empirical_set_time(&e->se, e->E, e->D) != 0)
-    die("score_empirical_init/set_time");
+  if (score_empirical_init(&e->se, d, n, e->a, NRD_SCORE_BLOCK) != 0)
+    die("score_empirical_init");
+  /* the training-point blocks as model.c sets them for runs */
+  score_empirical_set_max_logits(&e->se, NRD_SCORE_MAX_LOGITS);
+  if (score_empirical_set_time(&e->se, e->E, e->D) != 0)
+    die("score_empirical_set_time");
   if (step_ops_init(&e->ops, &e->op, scheme) != 0 ||
       step_ops_set_h(&e->ops, &e->op, 1e-3) != 0)
     die("step_ops");
@@ -163,7 +171,7 @@ static void emp_free(emp_problem *e) {
 }
 
 typedef struct {
-  double step, score, normals, update, set, gemm, normals_alone;
+  double step, score, normals, update, set, gemm, normals_alone, full;
 } emp_times;
 
 static void emp_measure(emp_problem *e, int reps, emp_times *out) {
@@ -175,25 +183,34 @@ static void emp_measure(emp_problem *e, int reps, emp_times *out) {
   double *G = xmalloc((size_t)P * n * sizeof *G), *V = xmalloc(Pd * sizeof *V);
   double *XiAll = xmalloc(Pd * sizeof *XiAll);
   double ts[MAX_REPS], tsc[MAX_REPS], tn[MAX_REPS], tu[MAX_REPS],
-      tset[MAX_REPS], tg[MAX_REPS], tna[MAX_REPS];
+      tset[MAX_REPS], tg[MAX_REPS], tna[MAX_REPS], tf[MAX_REPS];
+  step_fold fold;
+  if (step_fold_init(&fold, d) != 0) die("step_fold_init");
+  double inv;
+  const double *dinv = score_empirical_dinv(&e->se, &inv);
+  step_fold_set(&fold, &e->ops, dinv, inv);
   for (int r = -1; r < reps; r++) {
     double sc = 0, no = 0, up = 0;
     uint32_t k = (uint32_t)(r + 1);
+    /* a step without output, as run.c does most steps: the score's
+     * -Delta^{-1} y folded into the update's map */
     double t0 = now();
     for (int f = 0; f < P; f += bs) {
       int c = P - f < bs ? P - f : bs;
       double *Yb = e->Y + (size_t)f * d;
       double a0 = now();
-      score_empirical_eval(&e->se, c, Yb, S, NULL, NULL, NULL, work);
+      score_empirical_eval_nonlinear(&e->se, c, Yb, S, NULL, NULL, work);
       double a1 = now();
       step_normals(f, c, d, k, Xi);
       double a2 = now();
-      reverse_sde_step(&e->ops, c, Yb, S, Xi, tmp);
+      reverse_sde_step_folded(&e->ops, &fold, c, Yb, S, Xi, tmp);
       double a3 = now();
       sc += a1 - a0, no += a2 - a1, up += a3 - a2;
     }
     double t1 = now();
     score_empirical_set_time(&e->se, e->E, e->D);
+    dinv = score_empirical_dinv(&e->se, &inv);
+    step_fold_set(&fold, &e->ops, dinv, inv);
     double t2 = now();
     cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasTrans, P, n, d, 1.0, e->Y, d,
                 e->se.c, d, 0.0, G, n);
@@ -202,11 +219,22 @@ static void emp_measure(emp_problem *e, int reps, emp_times *out) {
     double t3 = now();
     step_normals(0, P, d, k, XiAll);
     double t4 = now();
+    /* a step with output: the whole score (the observables need it) */
+    for (int f = 0; f < P; f += bs) {
+      int c = P - f < bs ? P - f : bs;
+      double *Yb = e->Y + (size_t)f * d;
+      score_empirical_eval(&e->se, c, Yb, S, NULL, NULL, NULL, work);
+      step_normals(f, c, d, k, Xi);
+      reverse_sde_step(&e->ops, c, Yb, S, Xi, tmp);
+    }
+    double t5 = now();
     if (r >= 0) {
       ts[r] = t1 - t0, tsc[r] = sc, tn[r] = no, tu[r] = up;
-      tset[r] = t2 - t1, tg[r] = t3 - t2, tna[r] = t4 - t3;
+      tset[r] = t2 - t1, tg[r] = t3 - t2, tna[r] = t4 - t3, tf[r] = t5 - t4;
     }
   }
+  step_fold_free(&fold);
+  out->full = median(reps, tf);
   out->step = median(reps, ts), out->score = median(reps, tsc);
   out->normals = median(reps, tn), out->update = median(reps, tu);
   out->set = median(reps, tset), out->gemm = median(reps, tg);
@@ -228,11 +256,11 @@ static int run_emp(int P, int d, int n, int reps, const char *scheme_name,
   emp_measure(&e, reps, &t);
   double gf = 4.0 * P * (double)n * d / t.gemm * 1e-9;
   printf("empirical_step,%s,%s,%d,%d,%d,%d,%d,%.2f,%.2f,%.2f,%.2f,%.2f,%.2f,"
-         "%.1f,%.3f,%.3f\n",
+         "%.1f,%.3f,%.3f,%.2f,%.3f\n",
          opname, scheme_name, openblas_get_num_threads(), P, d, n, block,
          t.step * 1e3, t.score * 1e3, t.normals * 1e3, t.update * 1e3,
          t.set * 1e3, t.gemm * 1e3, gf, t.gemm / t.step,
-         t.gemm / (t.step + t.set));
+         t.gemm / (t.step + t.set), t.full * 1e3, t.gemm / t.full);
   emp_free(&e);
   return 0;
 }

@@ -1,6 +1,7 @@
 /* Run plan: grid points, blocks, and cost/memory estimates (see grid.h). */
 #include "nrdiff/grid.h"
 #include "nrdiff/error.h"
+#include "nrdiff/score.h"
 
 #include <stdlib.h>
 
@@ -34,8 +35,12 @@ static void estimate(const nrd_params *p, const grid_point *g, long block,
   /* particles (state rows, score, noise) and per-block scratch */
   double part = (rows + 3.0) * P * d + 4.0 * blk * d;
   /* empirical score: training set, its image and whitened image, and the
-   * block x n logits */
-  double emp = n > 0 ? 3.0 * n * d + blk * (n < 4096 ? n : 4096) : 0.0;
+   * logits of a block (score.h: all n, or at least NRD_SCORE_BLOCK training
+   * points at a time, within NRD_SCORE_MAX_LOGITS) */
+  double logits = blk * NRD_SCORE_BLOCK;
+  if (logits < (double)NRD_SCORE_MAX_LOGITS) logits = (double)NRD_SCORE_MAX_LOGITS;
+  if (logits > blk * n) logits = blk * n;
+  double emp = n > 0 ? 3.0 * n * d + logits : 0.0;
   *bytes = 8.0 * (mat + part + emp);
   /* per step: the exact-time moments (e^{-At}, and Delta_t from a 2d x 2d
    * Van Loan exponential: ~120 d^3 measured at d = 512; O(d^2) when the
@@ -52,8 +57,8 @@ static void estimate(const nrd_params *p, const grid_point *g, long block,
   double maps = p->integrator.scheme == SCHEME_EXPONENTIAL ? 4.0 : 1.0;
   double per_step = P * (2000.0 + 350.0 * d);
   if (!scalar) per_step += 2.0 * maps * P * d * d;
-  if (n > 0)
-    per_step += 4.0 * P * n * d + (p->forward.u == U_ISOTROPIC ? 0 : 2.0 * P * d * d);
+  if (n > 0) /* its -Delta^{-1} y rides on the update's map (step_fold) */
+    per_step += 4.0 * P * n * d;
   else if (!scalar)
     per_step += 2.0 * P * K * d * d;
   per_step = moments + per_step * alive;

@@ -259,6 +259,70 @@ void reverse_sde_step(const step_ops *s, int P, double *Y, const double *S,
   nrd_par_rows(P, 4.0 * d, upd_rows, &c);
 }
 
+int step_fold_init(step_fold *f, int d) {
+  memset(f, 0, sizeof *f);
+  f->d = d;
+  f->M = malloc((size_t)d * d * sizeof *f->M);
+  return f->M ? NRD_OK : NRD_ERR_NOMEM;
+}
+
+void step_fold_free(step_fold *f) {
+  free(f->M);
+  memset(f, 0, sizeof *f);
+}
+
+/* out = c I or the matrix M (d x d). */
+static void full_matrix(int d, int iso, double c, const double *M,
+                        double *out) {
+  if (!iso) {
+    memcpy(out, M, (size_t)d * d * sizeof *out);
+    return;
+  }
+  memset(out, 0, (size_t)d * d * sizeof *out);
+  for (int i = 0; i < d; i++)
+    out[(size_t)i * d + i] = c;
+}
+
+void step_fold_set(step_fold *f, const step_ops *s, const double *Dinv,
+                   double dinv_iso) {
+  int d = s->d, exp_scheme = s->scheme == SCHEME_EXPONENTIAL;
+  /* M = B - 2 C Dinv: B = A, C = I (Euler) or B = F, C = G (exponential) */
+  int iso_B = exp_scheme ? s->iso_F : s->iso_A;
+  double s_B = exp_scheme ? s->s_F : s->s_A;
+  int iso_C = exp_scheme ? s->iso_G : 1;
+  double s_C = exp_scheme ? s->s_G : 1.0;
+  f->iso = iso_B && iso_C && !Dinv;
+  if (f->iso) {
+    f->s = s_B - 2.0 * s_C * dinv_iso;
+    return;
+  }
+  size_t dd = (size_t)d * d;
+  full_matrix(d, iso_B, s_B, exp_scheme ? s->F : s->A, f->M);
+  if (Dinv && !iso_C) /* M -= 2 G Dinv */
+    cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, d, d, d, -2.0,
+                s->G, d, Dinv, d, 1.0, f->M, d);
+  else if (Dinv) /* M -= 2 g Dinv */
+    for (size_t i = 0; i < dd; i++)
+      f->M[i] -= 2.0 * s_C * Dinv[i];
+  else if (!iso_C) /* M -= 2 (1/delta) G */
+    for (size_t i = 0; i < dd; i++)
+      f->M[i] -= 2.0 * dinv_iso * s->G[i];
+  else /* M -= 2 g (1/delta) I */
+    for (int i = 0; i < d; i++)
+      f->M[(size_t)i * d + i] -= 2.0 * s_C * dinv_iso;
+}
+
+void reverse_sde_step_folded(const step_ops *s, const step_fold *f, int P,
+                             double *Y, const double *R, const double *Xi,
+                             double *work) {
+  step_ops t = *s; /* the step with M in place of A or F */
+  if (s->scheme == SCHEME_EXPONENTIAL)
+    t.F = f->M, t.iso_F = f->iso, t.s_F = f->s;
+  else
+    t.A = f->M, t.iso_A = f->iso, t.s_A = f->s;
+  reverse_sde_step(&t, P, Y, R, Xi, work);
+}
+
 /* out = X A^T (P x d), by a GEMM or a scaling. */
 static void times_A(const step_ops *s, int P, const double *X, double *out) {
   int d = s->d;

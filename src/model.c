@@ -230,7 +230,8 @@ int score_model_init(score_model *s, const model *m) {
   if (!s->E || !s->Delta) return NRD_ERR_NOMEM;
   if (m->n_train > 0) {
     int rc = score_empirical_init(&s->empirical, m->d, (int)m->n_train,
-                                  m->train, 1024);
+                                  m->train, NRD_SCORE_BLOCK);
+    score_empirical_set_max_logits(&s->empirical, NRD_SCORE_MAX_LOGITS);
     return rc == NRD_OK ? score_empirical_set_single(&s->empirical, m->single)
                         : rc;
   }
@@ -277,4 +278,18 @@ int score_model_eval(const score_model *s, int P, const double *X, double *S,
     return score_empirical_eval(&s->empirical, P, X, S, logp, y2, nearest,
                                 work);
   return score_mixture_eval(&s->mixture, P, X, S, resp, logp, work);
+}
+
+const double *score_model_dinv(const score_model *s, int *split, double *inv) {
+  *split = s->m->n_train > 0;
+  *inv = 0;
+  return *split ? score_empirical_dinv(&s->empirical, inv) : NULL;
+}
+
+int score_model_eval_nonlinear(const score_model *s, int P, const double *X,
+                               double *R, double *y2, int *nearest,
+                               double *work) {
+  if (!(s->m->n_train > 0)) return NRD_ERR_INPUT;
+  return score_empirical_eval_nonlinear(&s->empirical, P, X, R, y2, nearest,
+                                        work);
 }

@@ -381,6 +381,14 @@ static void progress_report(progress *pr, const run_ctx *c, const model *m,
  * (not started, or at its checkpointed step) to the end, synchronising with
  * the other ranks at every step.  Returns NRD_OK (SYNC_STOPPED in
  * c->stopped when a stop was requested) or an error. */
+/* Folding the empirical score's -Delta^{-1} y into the step saves a
+ * P x d x d product per block; the exponential scheme with dense G and
+ * Delta^{-1} pays one d x d x d product per time for G Delta^{-1}. */
+static int fold_pays(const step_ops *ops, const double *dinv, long particles) {
+  if (ops->scheme != SCHEME_EXPONENTIAL || ops->iso_G || !dinv) return 1;
+  return particles > ops->d;
+}
+
 static int run_point(run_ctx *c, const model *m, const obs_layout *L,
                      const proto_layout *X, point_state *w, double point_cost,
                      progress *pr) {
@@ -411,12 +419,17 @@ static int run_point(run_ctx *c, const model *m, const obs_layout *L,
   int *nearest = xcalloc((size_t)bs, sizeof *nearest);
   score_model cur, nxt;
   step_ops ops;
+  step_fold fold;
   proto_run prun;
   memset(&prun, 0, sizeof prun);
   int rc = score_model_init(&cur, m), ops_ok = 0;
   if (rc == NRD_OK) rc = score_model_init(&nxt, m);
   if (rc == NRD_OK) rc = step_ops_init(&ops, &m->op, p->integrator.scheme);
   ops_ok = rc == NRD_OK;
+  if (ops_ok && (rc = step_fold_init(&fold, d)) != NRD_OK) {
+    step_ops_free(&ops);
+    ops_ok = 0;
+  }
   if (rc == NRD_OK && proto_on) rc = proto_run_init(&prun, X, m, &cur, t, bs);
   double *work = xcalloc(
       rc == NRD_OK ? score_model_work_size(&cur, (int)bs) : 1, sizeof *work);
@@ -440,6 +453,16 @@ static int run_point(run_ctx *c, const model *m, const obs_layout *L,
     }
     long out = c->out_index[k], frame = c->frame_index[k];
     if (k < steps) rc = step_ops_set_h(&ops, &m->op, t[k] - t[k + 1]);
+    /* Steps without output let the integrator apply the empirical score's
+     * -Delta^{-1} y with its own map (integrate.h, step_fold); output steps
+     * need the whole score for the observables.  The choice depends only on
+     * the step and the point, never on the rank. */
+    int split = 0;
+    double dinv_iso = 0;
+    const double *dinv = score_model_dinv(&cur, &split, &dinv_iso);
+    int folded = rc == NRD_OK && split && score_ok && !ode && k < steps &&
+                 out < 0 && fold_pays(&ops, dinv, plan->particles);
+    if (folded) step_fold_set(&fold, &ops, dinv, dinv_iso);
     int next_ok = 0;
     if (rc == NRD_OK && ode && k < steps)
       next_ok = score_model_set_time(&nxt, t[k + 1]) == NRD_OK;
@@ -455,7 +478,10 @@ static int run_point(run_ctx *c, const model *m, const obs_layout *L,
       double *Yb = W == d ? Yrow : Ymain;
       for (long i = 0; W != d && i < count; i++)
         memcpy(Yb + i * d, Yrow + i * W, (size_t)d * sizeof *Yb);
-      if (score_ok)
+      if (folded)
+        rc = score_model_eval_nonlinear(&cur, (int)count, Yb, S0, y2, nearest,
+                                        work);
+      else if (score_ok)
         rc = score_model_eval(&cur, (int)count, Yb, S0, resp, NULL, y2, nearest,
                               work);
       if (rc != NRD_OK) break;
@@ -499,7 +525,10 @@ static int run_point(run_ctx *c, const model *m, const obs_layout *L,
         for (long i = 0; i < count; i++)
           rng_normals(m->seed, RNG_PURPOSE_STEP, (uint64_t)(first + i),
                       (uint32_t)k, (size_t)d, Xi + i * d);
-        reverse_sde_step(&ops, (int)count, Yb, S0, Xi, tmp);
+        if (folded)
+          reverse_sde_step_folded(&ops, &fold, (int)count, Yb, S0, Xi, tmp);
+        else
+          reverse_sde_step(&ops, (int)count, Yb, S0, Xi, tmp);
       }
       for (long i = 0; W != d && i < count; i++)
         memcpy(Yrow + i * W, Yb + i * d, (size_t)d * sizeof *Yb);
@@ -520,7 +549,10 @@ static int run_point(run_ctx *c, const model *m, const obs_layout *L,
       progress_report(pr, c, m, k, key_value, obs_describe(key)->name);
     }
   }
-  if (ops_ok) step_ops_free(&ops);
+  if (ops_ok) {
+    step_ops_free(&ops);
+    step_fold_free(&fold);
+  }
   if (proto_on) proto_run_free(&prun);
   free(Ymain);
   score_model_free(&cur);

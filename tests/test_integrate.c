@@ -432,6 +432,66 @@ static void test_step_multiples_of_identity(void **state) {
   }
 }
 
+/* A score s = r - Dinv y (the empirical score's split): the folded step with
+ * r equals the plain step with s to round-off, for the three operators of
+ * the test above, both schemes, Dinv dense and a multiple of I; the fold is
+ * a multiple of I exactly when A (Euler) or F and G (exponential) and Dinv
+ * are. */
+static void test_step_folded(void **state) {
+  (void)state;
+  enum { D = 4, P = 5 };
+  double U[D * D] = {0}, Ud[D * D] = {0}, Qh[D * D], B[D * D], Dd[D * D];
+  for (int i = 0; i < D; i++)
+    U[i * D + i] = 2.0, Ud[i * D + i] = 1.0 + i;
+  assert_int_equal(ou_q_random(D, 3, Qh), NRD_OK);
+  rng_normals(8, RNG_PURPOSE_INIT, 0, 0, D * D, B);
+  for (int i = 0; i < D; i++) /* Dd = B B^T / D + I: SPD */
+    for (int j = 0; j < D; j++) {
+      double x = i == j ? 1.0 : 0.0;
+      for (int k = 0; k < D; k++)
+        x += B[i * D + k] * B[j * D + k] / D;
+      Dd[i * D + j] = x;
+    }
+  for (int c = 0; c < 3; c++) {
+    ou_op op;
+    assert_int_equal(ou_init(&op, D, c < 2 ? U : Ud, c ? Qh : NULL,
+                             c == 0 ? 0.0 : (c == 1 ? 1.0 : 0.5)),
+                     NRD_OK);
+    for (int scheme = SCHEME_EULER; scheme <= SCHEME_EXPONENTIAL; scheme++)
+      for (int dense = 0; dense < 2; dense++) {
+        step_ops s;
+        step_fold f;
+        assert_int_equal(step_ops_init(&s, &op, scheme), NRD_OK);
+        assert_int_equal(step_ops_set_h(&s, &op, 0.01), NRD_OK);
+        assert_int_equal(step_fold_init(&f, D), NRD_OK);
+        const double *Dinv = dense ? Dd : NULL;
+        double inv = dense ? 0.0 : 2.5;
+        step_fold_set(&f, &s, Dinv, inv);
+        assert_int_equal(f.iso, c == 0 && !dense);
+        double Y[P * D], Y2[P * D], R[P * D], S[P * D], Xi[P * D];
+        double work[P * D];
+        rng_normals(9, RNG_PURPOSE_INIT, 0, 0, P * D, Y);
+        rng_normals(9, RNG_PURPOSE_STEP, 0, 0, P * D, R);
+        rng_normals(9, RNG_PURPOSE_STEP, 1, 0, P * D, Xi);
+        for (int p = 0; p < P; p++)
+          for (int i = 0; i < D; i++) {
+            double dy = 0;
+            for (int j = 0; j < D; j++)
+              dy += (dense ? Dd[i * D + j] : (i == j ? inv : 0)) * Y[p * D + j];
+            S[p * D + i] = R[p * D + i] - dy;
+          }
+        memcpy(Y2, Y, sizeof Y);
+        reverse_sde_step(&s, P, Y, S, Xi, work);
+        reverse_sde_step_folded(&s, &f, P, Y2, R, Xi, work);
+        for (int k = 0; k < P * D; k++)
+          assert_true(fabs(Y2[k] - Y[k]) < 1e-14 * (1 + fabs(Y[k])));
+        step_fold_free(&f);
+        step_ops_free(&s);
+      }
+    ou_free(&op);
+  }
+}
+
 /* The element-wise update is split over threads above ~1 M operations:
  * with A = 2 I (no BLAS call) 1 and 2 threads give the same bits. */
 void openblas_set_num_threads(int num_threads);
@@ -485,6 +545,7 @@ int main(void) {
       cmocka_unit_test(test_forward_stationarity),
       cmocka_unit_test(test_cloning_matches_F_kappa),
       cmocka_unit_test(test_step_multiples_of_identity),
+      cmocka_unit_test(test_step_folded),
       cmocka_unit_test(test_step_thread_independent),
   };
   return cmocka_run_group_tests_name("integrate", tests, NULL, NULL);

@@ -497,6 +497,32 @@ static void empirical_setup(double *a, double *E, double *Delta, double *X) {
   }
 }
 
+/* The split s = r - Delta^{-1} x (score_empirical_eval_nonlinear, _dinv):
+ * r minus Delta^{-1} x formed here gives the naive score to 1e-12, with the
+ * same y2 and nearest points; Delta^{-1} is a matrix unless iso_inv > 0. */
+static void check_nonlinear(score_empirical *se, const double *X,
+                            const double *ns, const double *ny, const int *nn,
+                            double iso_inv, double *work) {
+  double R[EP * ED], S[EP * ED], Y2[EP];
+  int NN[EP];
+  assert_int_equal(
+      score_empirical_eval_nonlinear(se, EP, X, R, Y2, NN, work), NRD_OK);
+  double inv = -1;
+  const double *Di = score_empirical_dinv(se, &inv);
+  assert_true(iso_inv > 0 ? (!Di && inv == iso_inv) : (Di && inv == 0));
+  for (int p = 0; p < EP; p++) {
+    for (int i = 0; i < ED; i++) {
+      double dx = 0;
+      for (int j = 0; j < ED; j++)
+        dx += (Di ? Di[i * ED + j] : (i == j ? inv : 0)) * X[p * ED + j];
+      S[p * ED + i] = R[p * ED + i] - dx;
+    }
+    assert_true(fabs(Y2[p] - ny[p]) < 1e-12);
+    assert_int_equal(NN[p], nn[p]);
+  }
+  assert_true(rel_diff(EP * ED, S, ns) < 1e-12);
+}
+
 /* Block sizes 1, 7 (not dividing n), n and > n give the naive results to
  * 1e-12 (score, ln p, y2) and the same nearest point. */
 static void test_empirical_vs_naive_blocks(void **state) {
@@ -532,6 +558,7 @@ static void test_empirical_vs_naive_blocks(void **state) {
     assert_int_equal(
         score_empirical_eval(&se, EP, X, S2, NULL, NULL, NULL, work), NRD_OK);
     assert_true(rel_diff(EP * ED, S2, S) < 1e-14);
+    check_nonlinear(&se, X, ns, ny, nn, 0.0, work);
     free(work);
     score_empirical_free(&se);
   }
@@ -760,6 +787,7 @@ static void test_empirical_isotropic_delta(void **state) {
       assert_true(fabs(Y2[p] - ny[p]) < 1e-12);
       assert_int_equal(NN[p], nn[p]);
     }
+    check_nonlinear(&se, X, ns, ny, nn, 1.0 / 0.37, work);
     free(work);
     score_empirical_free(&se);
   }

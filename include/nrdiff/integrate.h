@@ -48,6 +48,32 @@ void step_ops_free(step_ops *s);
 void reverse_sde_step(const step_ops *s, int P, double *Y, const double *S,
                       const double *Xi, double *work);
 
+/* A score with a linear part, s(y) = r(y) - Dinv y (the empirical score,
+ * Dinv = Delta_t^{-1}), lets the step apply that part together with its own
+ * d x d map:
+ *   euler:        y += h (M y + 2 r) + sqrt(2h) xi,  M = A - 2 Dinv
+ *   exponential:  y  = M y + 2 G r + Ln xi,          M = F - 2 G Dinv
+ * which is one P x d x d product fewer per step than -Dinv y in the score
+ * and the step's own map (the exponential scheme pays a d x d x d product
+ * per time for G Dinv unless G is a multiple of I).  Same step up to
+ * round-off. */
+typedef struct {
+  int d, iso; /* iso: M = s I (not stored) */
+  double s;
+  double *M;
+} step_fold;
+
+int step_fold_init(step_fold *f, int d);
+/* M for the current step size of s (call after step_ops_set_h); Dinv is
+ * d x d, or NULL for dinv_iso I. */
+void step_fold_set(step_fold *f, const step_ops *s, const double *Dinv,
+                   double dinv_iso);
+void step_fold_free(step_fold *f);
+/* reverse_sde_step with the score's remainder R = s + Dinv y (P x d). */
+void reverse_sde_step_folded(const step_ops *s, const step_fold *f, int P,
+                             double *Y, const double *R, const double *Xi,
+                             double *work);
+
 /* Heun step of the probability-flow ODE, in two calls:
  * ode_predict:  Ystar = Y + h (A Y + S0)           (S0 = score at Y, t_k)
  * ode_correct:  Y += h/2 [(A Y + S0) + (A Ystar + S1)]  (S1 at Ystar, t_{k+1})

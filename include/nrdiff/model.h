@@ -53,5 +53,13 @@ size_t score_model_work_size(const score_model *s, int P);
 int score_model_eval(const score_model *s, int P, const double *X, double *S,
                      double *resp, double *logp, double *y2, int *nearest,
                      double *work);
+/* The empirical score's split s = r - Delta_t^{-1} x (score.h): *split = 1
+ * and Delta_t^{-1} (or NULL and *inv = 1/delta) for the empirical score,
+ * *split = 0 for the exact mixture, which has no such split. */
+const double *score_model_dinv(const score_model *s, int *split, double *inv);
+/* r = s + Delta_t^{-1} x (empirical score only), with y2 and nearest. */
+int score_model_eval_nonlinear(const score_model *s, int P, const double *X,
+                               double *R, double *y2, int *nearest,
+                               double *work);
 
 #endif

@@ -38,10 +38,16 @@ size_t score_mixture_work_size(const score_mixture *s, int P);
 int score_mixture_eval(const score_mixture *s, int P, const double *X,
                        double *score, double *resp, double *logp, double *work);
 
+/* The runs' empirical score: training points per block, and at most this
+ * many logits per batch (128 MiB; see score_empirical_set_max_logits). */
+#define NRD_SCORE_BLOCK 1024
+#define NRD_SCORE_MAX_LOGITS ((size_t)1 << 24)
+
 /* Exact empirical score of n training points a_mu (n x d). */
 typedef struct {
   int d, n;
   int block;       /* training points per block (bounds memory) */
+  size_t max_logits; /* 0, or larger blocks while P x block <= max_logits */
   const double *a; /* n x d training set (not owned) */
   double *b;       /* n x d: e^{-At} a_mu */
   double *c;       /* n x d: Delta_t^{-1} b_mu */
@@ -59,6 +65,11 @@ void score_empirical_free(score_empirical *s);
 /* single = 1: the two large products (logits and weighted means) in
  * single precision (SGEMM), the rest in double; call before set_time. */
 int score_empirical_set_single(score_empirical *s, int single);
+/* Let a batch of P particles take up to max_logits / P training points at
+ * a time (at least block): bigger, faster GEMMs for small batches; the
+ * block then depends on P (the same for the same batch).  Call before
+ * score_empirical_work_size. */
+void score_empirical_set_max_logits(score_empirical *s, size_t max_logits);
 int score_empirical_set_time(score_empirical *s, const double *E,
                              const double *Delta);
 /* Score (P x d).  Optional outputs (NULL to skip): logp (P) ln p^e_t(x),
@@ -68,6 +79,16 @@ size_t score_empirical_work_size(const score_empirical *s, int P);
 int score_empirical_eval(const score_empirical *s, int P, const double *X,
                          double *score, double *logp, double *y2, int *nearest,
                          double *work);
+/* The score is affine in x but for its softmax part:
+ *   s(x) = r(x) - Delta_t^{-1} x,   r(x) = Delta_t^{-1} sum_mu w_mu b_mu.
+ * _eval_nonlinear returns r only, for an integrator that applies
+ * -Delta_t^{-1} together with its own d x d map (step_fold: one P x d x d
+ * product fewer per step).  _dinv gives Delta_t^{-1}: the d x d matrix, or
+ * NULL with *inv = 1/delta when Delta_t = delta I. */
+int score_empirical_eval_nonlinear(const score_empirical *s, int P,
+                                   const double *X, double *r, double *y2,
+                                   int *nearest, double *work);
+const double *score_empirical_dinv(const score_empirical *s, double *inv);
 
 /* Library-internal, shared with integrate.c: fn(ctx, p0, p1) over the rows
  * [0, P) in contiguous ranges, one per thread (as many as OpenBLAS uses and
