@@ -564,6 +564,45 @@ static void test_empirical_vs_naive_blocks(void **state) {
   }
 }
 
+/* With max_logits, a batch of P takes max(block, max_logits / P) training
+ * points at a time: 9 particles in blocks of 25, 3 in one block of all 50,
+ * both the naive results to 1e-12, in work sized for the larger batch
+ * (never read beyond: NaN-filled, and the size is nondecreasing in P). */
+static void test_empirical_max_logits(void **state) {
+  (void)state;
+  double a[EN * ED], E[ED * ED], Delta[ED * ED], X[EP * ED];
+  empirical_setup(a, E, Delta, X);
+  double ns[EP * ED], nl[EP], ny[EP];
+  int nn[EP];
+  naive_out ref = {ns, nl, ny, NULL, nn};
+  naive_empirical(ED, EN, a, E, Delta, EP, X, &ref);
+  score_empirical se;
+  assert_int_equal(score_empirical_init(&se, ED, EN, a, 7), NRD_OK);
+  score_empirical_set_max_logits(&se, 25 * EP);
+  assert_int_equal(score_empirical_set_time(&se, E, Delta), NRD_OK);
+  size_t wsz = score_empirical_work_size(&se, EP);
+  for (int p = 1; p < EP; p++)
+    assert_true(score_empirical_work_size(&se, p) <=
+                score_empirical_work_size(&se, p + 1));
+  double *work = alloc(wsz);
+  for (int P = EP; P >= 3; P -= 6) {
+    for (size_t i = 0; i < wsz; i++)
+      work[i] = NAN;
+    double S[EP * ED], LP[EP], Y2[EP];
+    int NN[EP];
+    assert_int_equal(score_empirical_eval(&se, P, X, S, LP, Y2, NN, work),
+                     NRD_OK);
+    assert_true(rel_diff(P * ED, S, ns) < 1e-12);
+    for (int p = 0; p < P; p++) {
+      assert_true(fabs(LP[p] - nl[p]) < 1e-12 * (1 + fabs(nl[p])));
+      assert_true(fabs(Y2[p] - ny[p]) < 1e-12);
+      assert_int_equal(NN[p], nn[p]);
+    }
+  }
+  free(work);
+  score_empirical_free(&se);
+}
+
 /* run.precision float32: the two large products in SGEMM.  Error model: a
  * logit l = x.c - b.c/2 computed from x, c rounded to float and summed in
  * float carries |dl| <= (d + 2) u |x|.|c| (u = 2^-24, |x|.|c| the sum of
@@ -1033,6 +1072,7 @@ int main(void) {
       cmocka_unit_test(test_stationary_compatible),
       cmocka_unit_test(test_mixture_edge_cases),
       cmocka_unit_test(test_empirical_vs_naive_blocks),
+      cmocka_unit_test(test_empirical_max_logits),
       cmocka_unit_test(test_empirical_single_precision),
       cmocka_unit_test(test_empirical_score_is_gradient),
       cmocka_unit_test(test_empirical_far_points),
