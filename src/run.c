@@ -80,7 +80,7 @@ static void point_state_free(point_state *w) {
   memset(w, 0, sizeof *w);
 }
 
-/* Theory and metadata of a grid point, computed by rank 0 up front. */
+/* Theory and metadata of a grid point, computed up front (prepare_theory). */
 typedef struct {
   double rate, entropy;  /* min Re sigma(A), tr(Q^T Q U) */
   double critical;       /* theory t_S or t_C (NaN if undefined) */
@@ -804,26 +804,86 @@ static void ctx_free(run_ctx *c) {
   free(c->proto);
 }
 
-/* Rank 0 builds every selected point's model and theory; a bad input (say,
- * a U file of the wrong shape) is a collective usage error before any
- * simulation or output. */
+/* The numbers of a point's theory as (array, length) pairs, for sending
+ * it whole; the lengths follow from the layout, known on every rank. */
+enum { THEORY_FIELDS = 12 };
+static void theory_fields(point_theory *th, const proto_layout *X, long n_out,
+                          double **ptr, long *len) {
+  proto_theory *pt = &th->proto;
+  long nr = (long)X->n_ref * n_out;
+  double *p[THEORY_FIELDS] = {&th->rate,      &th->entropy,    &th->critical,
+                              th->phi_theory, th->norm2_theory, &pt->alpha,
+                              pt->phi,        pt->cut_gauss,    pt->cut_gm2,
+                              pt->corr_data,  pt->corr_stat,    pt->fe_offset};
+  long l[THEORY_FIELDS] = {1, 1, 1, n_out, n_out, 1, X->n_branch, X->n_uturn,
+                           X->n_uturn, nr, nr, n_out};
+  memcpy(ptr, p, sizeof p);
+  memcpy(len, l, sizeof l);
+}
+
+/* Every selected point's model and theory, the points dealt round-robin
+ * to the ranks (the theory at every output time is d^3 work per time and
+ * was a serial share of runs on rank 0), then broadcast by their owners so
+ * that every rank holds all of it.  A bad input (say, a U file of the wrong
+ * shape) is a collective usage error, reported for the first bad point,
+ * before any simulation or output. */
 static void prepare_theory(const run_ctx *c, int only_point,
                            point_theory *th) {
   char err[1024] = "";
+  int rank = nrd_log_rank(), size = 1, P = c->plan->n_points;
+  MPI_Comm_size(MPI_COMM_WORLD, &size);
+  int *owner = xcalloc((size_t)P, sizeof *owner), n_sel = 0, first_bad = P;
+  for (int i = 0; i < P; i++)
+    owner[i] = c->selected[i] ? n_sel++ % size : -1;
   int status = NRD_OK;
-  for (int i = 0; nrd_log_rank() == 0 && i < c->plan->n_points; i++) {
-    if (only_point >= 0 && i != only_point) continue;
+  for (int i = 0; i < P; i++) {
+    if (owner[i] != rank) continue;
     model m;
     status = model_build(&m, c->p, &c->plan->points[i], err, sizeof err);
-    if (status != NRD_OK) break;
+    if (status != NRD_OK) {
+      first_bad = i;
+      break;
+    }
     theory_for_point(c, &m, &th[i]);
     model_free(&m);
   }
-  NRD_MPI_CHECK(MPI_Bcast(&status, 1, MPI_INT, 0, MPI_COMM_WORLD));
-  NRD_MPI_CHECK(MPI_Bcast(err, sizeof err, MPI_CHAR, 0, MPI_COMM_WORLD));
-  if (status != NRD_OK)
+  int bad = first_bad;
+  NRD_MPI_CHECK(
+      MPI_Allreduce(&first_bad, &bad, 1, MPI_INT, MPI_MIN, MPI_COMM_WORLD));
+  if (bad < P) {
+    NRD_MPI_CHECK(MPI_Bcast(&status, 1, MPI_INT, owner[bad], MPI_COMM_WORLD));
+    NRD_MPI_CHECK(MPI_Bcast(err, sizeof err, MPI_CHAR, owner[bad],
+                            MPI_COMM_WORLD));
     nrd_fatal(status == NRD_ERR_INPUT ? NRD_EXIT_USAGE : NRD_EXIT_RUNTIME,
               "%s", err[0] ? err : nrd_strerror(status));
+  }
+  for (int i = 0; i < P; i++) {
+    if (owner[i] < 0) continue;
+    point_theory *t = &th[i];
+    const proto_layout *X = &c->proto[i];
+    if (owner[i] != rank) { /* room for what the owner sends */
+      t->phi_theory = xcalloc((size_t)c->n_out, sizeof(double));
+      t->norm2_theory = xcalloc((size_t)c->n_out, sizeof(double));
+      long nr = (long)X->n_ref * c->n_out;
+      t->proto.phi = xcalloc((size_t)X->n_branch + 1, sizeof(double));
+      t->proto.cut_gauss = xcalloc((size_t)X->n_uturn + 1, sizeof(double));
+      t->proto.cut_gm2 = xcalloc((size_t)X->n_uturn + 1, sizeof(double));
+      t->proto.corr_data = xcalloc((size_t)nr + 1, sizeof(double));
+      t->proto.corr_stat = xcalloc((size_t)nr + 1, sizeof(double));
+      t->proto.fe_offset = xcalloc((size_t)c->n_out + 1, sizeof(double));
+    }
+    int flags[3] = {t->empirical, t->symmetric2, t->K};
+    NRD_MPI_CHECK(MPI_Bcast(flags, 3, MPI_INT, owner[i], MPI_COMM_WORLD));
+    t->empirical = flags[0], t->symmetric2 = flags[1], t->K = flags[2];
+    double *ptr[THEORY_FIELDS];
+    long len[THEORY_FIELDS];
+    theory_fields(t, X, c->n_out, ptr, len);
+    for (int f = 0; f < THEORY_FIELDS; f++)
+      if (len[f] > 0)
+        NRD_MPI_CHECK(MPI_Bcast(ptr[f], (int)len[f], MPI_DOUBLE, owner[i],
+                                MPI_COMM_WORLD));
+  }
+  free(owner);
 }
 
 int run_simulation(const nrd_params *p, const run_plan *plan, int only_point,
