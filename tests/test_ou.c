@@ -483,6 +483,46 @@ static void test_small_t(void **state) {
   free(Ur);
 }
 
+/* The two methods of ou_noise_cov meet at 2 u_min t = ln 2: the difference
+ * I - X X^T above, Van Loan + doubling below.  The semigroup identity
+ * Delta_t = Delta_{t/2} + E_{t/2} Delta_{t/2} E_{t/2}^T, with t above the
+ * switch and t/2 below it, ties one to the other: 1e-14 relative, for the
+ * V2b system and U = diag(1, 1.5, ..., 3.5) with a random Q at g = 3
+ * (strongly non-normal B; U well conditioned, so that the identity's own
+ * rounding, which grows with cond(U), stays below the tolerance). */
+static void test_noise_cov_methods_agree(void **state) {
+  (void)state;
+  enum { d = 6 };
+  double Ud[d * d], u[d], Qh[d * d], D[d * d], Dh[d * d], E[d * d];
+  double C[d * d], W[d * d];
+  for (int i = 0; i < d; i++)
+    u[i] = 1.0 + 0.5 * i;
+  ou_u_diagonal(d, u, Ud);
+  assert_int_equal(ou_q_random(d, 8, Qh), NRD_OK);
+  const double *Us[2] = {U2, Ud}, *Qs[2] = {J2, Qh};
+  int dims[2] = {2, d};
+  double gs[2] = {2.0, 3.0};
+  for (int s = 0; s < 2; s++) {
+    ou_op op;
+    int n = dims[s];
+    assert_int_equal(ou_init(&op, n, Us[s], Qs[s], gs[s]), NRD_OK);
+    assert_true(op.u_min == 1.0);
+    double tsw = log(2.0) / (2.0 * op.u_min);
+    double fs[3] = {1.01, 1.5, 1.99};
+    for (int c = 0; c < 3; c++) {
+      double t = fs[c] * tsw;
+      assert_int_equal(ou_noise_cov(&op, t, D), NRD_OK);
+      assert_int_equal(ou_noise_cov(&op, t / 2, Dh), NRD_OK);
+      assert_int_equal(ou_propagator(&op, t / 2, E), NRD_OK);
+      la_congruence(n, E, Dh, C, W);
+      for (int k = 0; k < n * n; k++)
+        C[k] += Dh[k];
+      assert_true(max_diff(n * n, D, C) < 1e-14 * max_abs(n * n, D));
+    }
+    ou_free(&op);
+  }
+}
+
 /* physics.md 2, negative control: U = uI gives e^{-At} = e^{-ut} R_t with
  * R_t orthogonal and Delta_t = (1 - e^{-2ut})/u I independent of Q.
  * Orthogonality to 1e-14 (a few ulps of expm of a normal matrix, s <= 3
@@ -697,6 +737,7 @@ int main(void) {
       cmocka_unit_test(test_invariants_random_q),
       cmocka_unit_test(test_lyapunov_ode),
       cmocka_unit_test(test_small_t),
+      cmocka_unit_test(test_noise_cov_methods_agree),
       cmocka_unit_test(test_isotropic_control),
       cmocka_unit_test(test_commuting_control),
       cmocka_unit_test(test_v16_autocorrelation),

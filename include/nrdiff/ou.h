@@ -19,6 +19,7 @@ typedef struct {
   double *Uh;    /* U^{1/2} */
   double *Umh;   /* U^{-1/2} */
   double *B;     /* U + K, K = U^{1/2} Q U^{1/2}:  A = Umh B Uh */
+  double u_min;  /* smallest eigenvalue of U */
   int isotropic; /* U = u I and so e^{-At} = e^{-ut} R_t exactly */
   int rotates;   /* Q != 0 */
 } ou_op;
@@ -33,10 +34,12 @@ void ou_free(ou_op *op);
  * inverse map.  NRD_ERR_INPUT for non-finite t. */
 int ou_propagator(const ou_op *op, double t, double *E);
 /* Delta = Cov[x_t | x_0] = S - e^{-At} S e^{-A^T t}, accurate also for small t:
- * never formed as that difference, but in the whitened frame from Van Loan's
- * block exponential at t/2^k followed by k exact doublings
- * Delta_2t = Delta_t + e^{-At} Delta_t e^{-A^T t}; relative accuracy a few
- * 1e-15 for every t > 0.  Isotropic U: (1 - e^{-2ut})/u I exactly.  t >= 0. */
+ * in the whitened frame W_t = U^{1/2} Delta_t U^{1/2}, for 2 u_min t < ln 2
+ * from Van Loan's block exponential at t/2^k followed by k exact doublings
+ * W_2t = W_t + X_t W_t X_t^T (X_t = e^{-Bt}), never as a difference; later,
+ * where every eigenvalue of W_t is >= 1/2, as I - X_t X_t^T; relative
+ * accuracy a few 1e-15 for every t > 0.  Isotropic U: (1 - e^{-2ut})/u I
+ * exactly.  t >= 0. */
 int ou_noise_cov(const ou_op *op, double t, double *Delta);
 /* Sigma_t = e^{-At} Sigma0 e^{-A^T t} + Delta_t. */
 int ou_marginal_cov(const ou_op *op, double t, const double *Sigma0,
