@@ -42,9 +42,11 @@ static void estimate(const nrd_params *p, const grid_point *g, long block,
   if (logits > blk * n) logits = blk * n;
   double emp = n > 0 ? 3.0 * n * d + logits : 0.0;
   *bytes = 8.0 * (mat + part + emp);
-  /* per step: the exact-time moments (e^{-At}, and Delta_t from a 2d x 2d
-   * Van Loan exponential: ~120 d^3 measured at d = 512; O(d^2) when the
-   * operator is diagonal: U diagonal, no rotation), the score
+  /* per step: the exact-time moments (e^{-At} and Delta_t, each a d x d
+   * expm for most t, plus the mixture's Gamma_t^{-1}: ~60 d^3 measured at
+   * d = 512; O(d^2) when the operator is diagonal: U diagonal, no
+   * rotation; a log grid's exponential scheme adds a 2d x 2d expm per step,
+   * not counted), the score
    * (mixture: K Gamma^{-1} products; empirical: two GEMMs) and the update
    * (d x d maps; scalings when U = u I without rotation), plus the
    * memory-bound work per particle and step (normals, observables,
@@ -53,7 +55,7 @@ static void estimate(const nrd_params *p, const grid_point *g, long block,
   int rot = p->forward.q != Q_NONE && g->strength != 0;
   int diag = p->forward.u != U_FILE && !rot;
   int scalar = p->forward.u == U_ISOTROPIC && !rot;
-  double moments = diag ? 50.0 * d * d : 120.0 * d * d * d;
+  double moments = diag ? 50.0 * d * d : 60.0 * d * d * d;
   double maps = p->integrator.scheme == SCHEME_EXPONENTIAL ? 4.0 : 1.0;
   double per_step = P * (2000.0 + 350.0 * d);
   if (!scalar) per_step += 2.0 * maps * P * d * d;

@@ -452,7 +452,14 @@ static int run_point(run_ctx *c, const model *m, const obs_layout *L,
       break;
     }
     long out = c->out_index[k], frame = c->frame_index[k];
-    if (k < steps) rc = step_ops_set_h(&ops, &m->op, t[k] - t[k + 1]);
+    /* A uniform grid's steps are all the nominal (T - t_min)/steps: the
+     * differences t[k] - t[k+1] vary in their last bits, and each new h
+     * would rebuild the exponential scheme's matrices (a 2d x 2d expm, half
+     * the time of a d = 512 run) */
+    double h = p->time.spacing == SPACING_UNIFORM
+                   ? (p->time.T - p->time.t_min) / (double)steps
+                   : (k < steps ? t[k] - t[k + 1] : 0.0);
+    if (k < steps) rc = step_ops_set_h(&ops, &m->op, h);
     /* Steps without output let the integrator apply the empirical score's
      * -Delta^{-1} y with its own map (integrate.h, step_fold); output steps
      * need the whole score for the observables.  The choice depends only on

@@ -55,4 +55,24 @@ for np in 1 2 3 4; do
   fi
 done
 
+# A bad input at a grid point whose theory another rank builds (the points
+# are dealt round-robin, prepare_theory): with d = 4 and 8 and three
+# strengths, point 3 is the first d = 8 point, rank 1's on 2 ranks.  The run
+# stops before any output with status 2 and names the point.
+if /usr/bin/python3 -c "import h5py" 2>/dev/null; then
+  mkdir "$work/bad"
+  /usr/bin/python3 -c "import h5py, numpy; h5py.File('$work/bad/u4.h5', 'w')['U'] = 2 * numpy.eye(4)"
+  (cd "$work/bad" && "$mpirun" 2 "$nrdiff" -P grid.dimension=[4,8] \
+    -P grid.strength=[0,0.75,2] -P forward.u=file -P forward.u_file=u4.h5 \
+    -P ensemble.particles=10 -P time.steps=5 -P output.file=bad.h5 \
+    "$top_src/input/default.yml" >out 2>err)
+  rc=$?
+  if [ $rc -eq 2 ] && grep -q "grid point 3: forward.u_file" "$work/bad/err" &&
+    [ ! -e "$work/bad/bad.h5" ] && [ ! -e "$work/bad/bad.h5.tmp" ]; then
+    ok "bad input at another rank's grid point: status 2, the point named, no output"
+  else
+    cat "$work/bad/err"; ko "bad input at another rank's grid point (status $rc)"
+  fi
+fi
+
 finish
