@@ -201,37 +201,45 @@ static void theory_for_point(const run_ctx *c, const model *m,
   th->phi_theory = xcalloc((size_t)c->n_out, sizeof *th->phi_theory);
   th->norm2_theory = xcalloc((size_t)c->n_out, sizeof *th->norm2_theory);
   int d = m->d;
-  double *S0 = xcalloc((size_t)d * d, sizeof *S0);
-  double *St = xcalloc((size_t)d * d, sizeof *St);
+  size_t dd = (size_t)d * d;
+  double *S0 = xcalloc(dd, sizeof *S0), *St = xcalloc(dd, sizeof *St);
+  double *W = xcalloc(dd, sizeof *W), *D = xcalloc(dd, sizeof *D);
   mixture_covariance(mx, S0);
   double mean2 = 0; /* |E x_0|^2, carried by e^{-At} */
   double *mean = xcalloc((size_t)d, sizeof *mean);
   for (int k = 0; k < mx->K; k++)
     for (int j = 0; j < d; j++)
       mean[j] += mx->weights[k] * mx->means[(size_t)k * d + j];
-  double *E = xcalloc((size_t)d * d, sizeof *E), *Em = xcalloc((size_t)d, sizeof *Em);
+  double *E = xcalloc(dd, sizeof *E), *Em = xcalloc((size_t)d, sizeof *Em);
   double *M2 = NULL, *EM2 = NULL; /* second moment of the training set */
   if (th->empirical) {
-    M2 = xcalloc((size_t)d * d, sizeof *M2);
-    EM2 = xcalloc((size_t)d * d, sizeof *EM2);
+    M2 = xcalloc(dd, sizeof *M2);
+    EM2 = xcalloc(dd, sizeof *EM2);
     cblas_dgemm(CblasRowMajor, CblasTrans, CblasNoTrans, d, d, (int)m->n_train,
                 1.0 / (double)m->n_train, m->train, d, m->train, d, 0.0, M2, d);
   }
+  /* e^{-At} and Delta_t once per output time (d^3 each for a dense
+   * operator), for E|x_t|^2 and kappa_t alike */
   for (long i = 0; i < c->n_out; i++) {
-    th->norm2_theory[i] = NAN;
-    if (ou_marginal_cov(&m->op, c->out_time[i], S0, St) != NRD_OK ||
-        ou_propagator(&m->op, c->out_time[i], E) != NRD_OK)
+    double t = c->out_time[i];
+    th->norm2_theory[i] = th->phi_theory[i] = NAN;
+    if (ou_propagator(&m->op, t, E) != NRD_OK ||
+        ou_noise_cov(&m->op, t, D) != NRD_OK)
       continue;
     double tr = 0;
     mean2 = 0;
     if (th->empirical) {
       /* p^e_t = mean over mu of N(e^{-At} a_mu, Delta_t): tr Delta_t plus
        * the mean of |e^{-At} a_mu|^2 = tr(E M2 E^T), M2 = mean a a^T */
-      if (ou_noise_cov(&m->op, c->out_time[i], St) != NRD_OK) continue;
+      memcpy(St, D, dd * sizeof *St);
       la_matmul(d, E, M2, EM2);
-      for (size_t k = 0; k < (size_t)d * d; k++)
+      for (size_t k = 0; k < dd; k++)
         mean2 += EM2[k] * E[k];
-    } else {
+    } else { /* Sigma_t = E S0 E^T + Delta_t, as ou_marginal_cov forms it */
+      la_congruence(d, E, S0, St, W);
+      for (size_t k = 0; k < dd; k++)
+        St[k] += D[k];
+      la_symmetrize(d, St);
       la_matvec(d, E, mean, Em);
       for (int j = 0; j < d; j++)
         mean2 += Em[j] * Em[j];
@@ -239,22 +247,20 @@ static void theory_for_point(const run_ctx *c, const model *m,
     for (int j = 0; j < d; j++)
       tr += St[(size_t)j * d + j];
     th->norm2_theory[i] = tr + mean2;
+    double kap = NAN;
+    if (!th->empirical && mx->symmetric2 &&
+        theory_kappa_from(&m->op, E, D, mx->means, mx->cov, &kap) == NRD_OK)
+      th->phi_theory[i] = theory_F(kap);
   }
   free(S0);
   free(St);
+  free(W);
+  free(D);
   free(mean);
   free(E);
   free(Em);
   free(M2);
   free(EM2);
-  for (long i = 0; i < c->n_out; i++) {
-    double kap = NAN;
-    th->phi_theory[i] = NAN;
-    if (!th->empirical && mx->symmetric2 &&
-        theory_kappa(&m->op, mx->means, mx->cov, c->out_time[i], &kap) ==
-            NRD_OK)
-      th->phi_theory[i] = theory_F(kap);
-  }
 }
 
 /* ------------------------------------------------------- local work */
@@ -377,10 +383,6 @@ static void progress_report(progress *pr, const run_ctx *c, const model *m,
            spent * (1 - f) / f);
 }
 
-/* Run this rank's blocks of one grid point from where each block stands
- * (not started, or at its checkpointed step) to the end, synchronising with
- * the other ranks at every step.  Returns NRD_OK (SYNC_STOPPED in
- * c->stopped when a stop was requested) or an error. */
 /* Folding the empirical score's -Delta^{-1} y into the step saves a
  * P x d x d product per block; the exponential scheme with dense G and
  * Delta^{-1} pays one d x d x d product per time for G Delta^{-1}. */
@@ -389,6 +391,10 @@ static int fold_pays(const step_ops *ops, const double *dinv, long particles) {
   return particles > ops->d;
 }
 
+/* Run this rank's blocks of one grid point from where each block stands
+ * (not started, or at its checkpointed step) to the end, synchronising with
+ * the other ranks at every step.  Returns NRD_OK (SYNC_STOPPED in
+ * c->stopped when a stop was requested) or an error. */
 static int run_point(run_ctx *c, const model *m, const obs_layout *L,
                      const proto_layout *X, point_state *w, double point_cost,
                      progress *pr) {
@@ -834,8 +840,7 @@ static void theory_fields(point_theory *th, const proto_layout *X, long n_out,
  * that every rank holds all of it.  A bad input (say, a U file of the wrong
  * shape) is a collective usage error, reported for the first bad point,
  * before any simulation or output. */
-static void prepare_theory(const run_ctx *c, int only_point,
-                           point_theory *th) {
+static void prepare_theory(const run_ctx *c, point_theory *th) {
   char err[1024] = "";
   int rank = nrd_log_rank(), size = 1, P = c->plan->n_points;
   MPI_Comm_size(MPI_COMM_WORLD, &size);
@@ -904,7 +909,7 @@ int run_simulation(const nrd_params *p, const run_plan *plan, int only_point,
   run_ctx c;
   ctx_build(&c, p, plan, t, only_point);
   point_theory *th = xcalloc((size_t)P, sizeof *th);
-  prepare_theory(&c, only_point, th);
+  prepare_theory(&c, th);
 
   /* (2) this rank's work items, point by point, in lockstep with the other
    * ranks (run_sync) so that checkpoints and stops are collective */

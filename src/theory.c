@@ -125,11 +125,8 @@ static void moments_free(moments *mo) {
   free(mo->x);
 }
 
-/* E, Delta at t; G = E C E^T + Delta (C may be NULL: G = Delta). */
-static int moments_at(moments *mo, double t, const double *C) {
-  int rc = ou_propagator(mo->op, t, mo->E);
-  if (rc == NRD_OK) rc = ou_noise_cov(mo->op, t, mo->Delta);
-  if (rc != NRD_OK) return rc;
+/* G = E C E^T + Delta from mo's E and Delta (C may be NULL: G = Delta). */
+static void moments_G(moments *mo, const double *C) {
   size_t dd = (size_t)mo->d * mo->d;
   if (C) {
     la_congruence(mo->d, mo->E, C, mo->G, mo->W);
@@ -139,6 +136,14 @@ static int moments_at(moments *mo, double t, const double *C) {
     memcpy(mo->G, mo->Delta, dd * sizeof *mo->G);
   }
   la_symmetrize(mo->d, mo->G);
+}
+
+/* E, Delta at t; G = E C E^T + Delta (C may be NULL: G = Delta). */
+static int moments_at(moments *mo, double t, const double *C) {
+  int rc = ou_propagator(mo->op, t, mo->E);
+  if (rc == NRD_OK) rc = ou_noise_cov(mo->op, t, mo->Delta);
+  if (rc != NRD_OK) return rc;
+  moments_G(mo, C);
   return NRD_OK;
 }
 
@@ -188,11 +193,10 @@ static int whitened_spectrum(moments *mo, const double *X) {
   return la_sym_eig(d, mo->M, mo->w, mo->V);
 }
 
-static int kappa_at(moments *mo, const double *mu, const double *C, double t,
-                    double *kappa) {
-  int rc = moments_at(mo, t, C);
-  if (rc == NRD_OK) rc = cholesky_G(mo);
-  if (rc != NRD_OK) return rc == NRD_ERR_NUMERIC && t == 0 ? NRD_ERR_INPUT : rc;
+/* kappa from mo's G (and E). */
+static int kappa_of_G(moments *mo, const double *mu, double *kappa) {
+  int rc = cholesky_G(mo);
+  if (rc != NRD_OK) return rc;
   la_matvec(mo->d, mo->E, mu, mo->x);
   forward_subst(mo, mo->x);
   double k = 0;
@@ -202,10 +206,33 @@ static int kappa_at(moments *mo, const double *mu, const double *C, double t,
   return NRD_OK;
 }
 
+static int kappa_at(moments *mo, const double *mu, const double *C, double t,
+                    double *kappa) {
+  int rc = moments_at(mo, t, C);
+  if (rc == NRD_OK) rc = kappa_of_G(mo, mu, kappa);
+  return rc == NRD_ERR_NUMERIC && t == 0 ? NRD_ERR_INPUT : rc;
+}
+
 static int check_sym(int d, const double *M) {
   for (int i = 0; i < d * d; i++)
     if (!isfinite(M[i])) return NRD_ERR_INPUT;
   return NRD_OK;
+}
+
+int theory_kappa_from(const ou_op *op, const double *E, const double *Delta,
+                      const double *mu, const double *C, double *kappa) {
+  if (check_sym(op->d, C) != NRD_OK) return NRD_ERR_INPUT;
+  moments mo;
+  int rc = moments_init(&mo, op);
+  if (rc == NRD_OK) {
+    size_t dd = (size_t)op->d * op->d;
+    memcpy(mo.E, E, dd * sizeof *E);
+    memcpy(mo.Delta, Delta, dd * sizeof *Delta);
+    moments_G(&mo, C);
+    rc = kappa_of_G(&mo, mu, kappa);
+  }
+  moments_free(&mo);
+  return rc;
 }
 
 int theory_kappa(const ou_op *op, const double *mu, const double *C, double t,

@@ -140,6 +140,13 @@ static void test_tS_table_d2(void **state) {
     assert_printed(t, slow[i], 4);
     assert_int_equal(theory_kappa(&op, e1, S2, t, &k), NRD_OK);
     assert_true(fabs(k - 1) < 1e-10);
+    /* from E and Delta at hand (run.c's theory per output time): the same
+     * bits as theory_kappa */
+    double E[4], D[4], kf;
+    assert_int_equal(ou_propagator(&op, t, E), NRD_OK);
+    assert_int_equal(ou_noise_cov(&op, t, D), NRD_OK);
+    assert_int_equal(theory_kappa_from(&op, E, D, e1, S2, &kf), NRD_OK);
+    assert_memory_equal(&kf, &k, sizeof k);
     assert_int_equal(theory_tS_kappa(&op, e2, S2, &t), NRD_OK);
     assert_printed(t, fast[i], 4);
     ou_free(&op);

@@ -30,6 +30,9 @@ double theory_mutual_info(double kappa);
  * +-mu with common covariance C.  t >= 0 (C must be SPD at t = 0). */
 int theory_kappa(const ou_op *op, const double *mu, const double *C, double t,
                  double *kappa);
+/* The same from E = e^{-At} and Delta_t already at hand (the same bits). */
+int theory_kappa_from(const ou_op *op, const double *E, const double *Delta,
+                      const double *mu, const double *C, double *kappa);
 /* t_S from kappa_{t_S} = 1 [I: the project's definition, physics.md 4.2]. */
 int theory_tS_kappa(const ou_op *op, const double *mu, const double *C,
                     double *tS);
