@@ -253,8 +253,7 @@ int score_model_set_time(score_model *s, double t) {
   /* E and Delta are overwritten below even if this call fails: forget the
    * old time so that setting it again recomputes everything. */
   s->t = -1.0;
-  int rc = ou_propagator(&s->m->op, t, s->E);
-  if (rc == NRD_OK) rc = ou_noise_cov(&s->m->op, t, s->Delta);
+  int rc = ou_moments(&s->m->op, t, s->E, s->Delta);
   if (rc != NRD_OK) return rc;
   if (s->m->n_train > 0) {
     if (!(t > 0)) return NRD_ERR_NUMERIC; /* Delta_0 = 0: score singular */

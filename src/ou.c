@@ -207,6 +207,37 @@ static int unwhiten(const ou_op *op, const double *L, const double *X,
   return NRD_OK;
 }
 
+/* Late enough for the difference: the symmetric part of B is U, so
+ * ||X_t||_2 <= e^{-u_min t} <= 1/sqrt(2) once 2 u_min t >= ln 2, every
+ * eigenvalue of W_t = I - X_t X_t^T is then >= 1/2, and its entries, each
+ * rounded to a few eps, are as accurate relative to W as the doubling's.
+ * One d x d expm (X_t, which e^{-At} needs too) instead of a 2d x 2d one
+ * (at d = 512: 540 -> 71 ms). */
+static int noise_by_difference(const ou_op *op, double t) {
+  return !op->isotropic && 2.0 * op->u_min * t >= 0.69314718055994531;
+}
+
+/* X = e^{-Bt} */
+static int whitened_propagator(const ou_op *op, double t, double *X) {
+  size_t n = sq(op->d);
+  double *M = malloc(n * sizeof *M);
+  if (!M) return NRD_ERR_NOMEM;
+  for (size_t k = 0; k < n; k++)
+    M[k] = -t * op->B[k];
+  int rc = la_expm(op->d, M, X);
+  free(M);
+  return rc;
+}
+
+/* W = I - X X^T */
+static void noise_from_X(int d, const double *X, double *W) {
+  cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasTrans, d, d, d, -1.0, X, d, X,
+              d, 0.0, W, d);
+  for (int i = 0; i < d; i++)
+    W[(size_t)i * d + i] += 1.0;
+  la_symmetrize(d, W);
+}
+
 int ou_propagator(const ou_op *op, double t, double *E) {
   if (!isfinite(t)) return NRD_ERR_INPUT;
   int d = op->d;
@@ -233,9 +264,7 @@ int ou_propagator(const ou_op *op, double t, double *E) {
           E[k] *= exp(-u * t);
     } else {
       /* e^{-At} = U^{-1/2} e^{-Bt} U^{1/2} (physics.md 1.2) */
-      for (size_t k = 0; k < n; k++)
-        M[k] = -t * op->B[k];
-      rc = la_expm(d, M, X);
+      rc = whitened_propagator(op, t, X);
       if (rc == NRD_OK) rc = unwhiten(op, op->Umh, X, op->Uh, E);
     }
   }
@@ -245,9 +274,9 @@ int ou_propagator(const ou_op *op, double t, double *E) {
 }
 
 /* Whitened noise covariance W_t = U^{1/2} Delta_t U^{1/2} = I - X_t X_t^T
- * = int_0^t X_s 2U X_s^T ds, X_t = e^{-Bt} (the noise is 2U in this frame),
- * without ever forming the difference I - X X^T (which loses all digits as
- * t -> 0, since W_t ~ 2t U):
+ * = int_0^t X_s 2U X_s^T ds, X_t = e^{-Bt} (the noise is 2U in this frame).
+ * Late (noise_by_difference) as that difference; earlier without forming
+ * it (it loses all digits as t -> 0, since W_t ~ 2t U):
  * 1. base step t0 = t / 2^k with ||B t0||_1, ||B^T t0||_1 <= 1/2: Van Loan's
  *    block exponential exp([[-B t0, U/c], [0, B^T t0]]) = [[X, F], [0, *]],
  *    c = ||U||_1, gives W_t0 = 2 t0 c F X^T with full relative accuracy
@@ -259,26 +288,11 @@ int ou_propagator(const ou_op *op, double t, double *E) {
 static int whitened_noise(const ou_op *op, double t, double *W) {
   int d = op->d, n2 = 2 * d;
   size_t n = sq(d);
-  if (2.0 * op->u_min * t >= 0.69314718055994531) { /* ln 2 */
-    /* Late enough for the difference: the symmetric part of B is U, so
-     * ||X_t||_2 <= e^{-u_min t} <= 1/sqrt(2) and every eigenvalue of
-     * W_t = I - X_t X_t^T is >= 1/2; its entries, each rounded to a few
-     * eps, are then as accurate relative to W as the doubling's.  One d x d
-     * expm instead of a 2d x 2d one (at d = 512: 540 -> 71 ms). */
-    double *X = malloc(n * sizeof *X), *M = malloc(n * sizeof *M);
-    int rc = X && M ? NRD_OK : NRD_ERR_NOMEM;
-    for (size_t k = 0; rc == NRD_OK && k < n; k++)
-      M[k] = -t * op->B[k];
-    if (rc == NRD_OK) rc = la_expm(d, M, X);
-    if (rc == NRD_OK) {
-      cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasTrans, d, d, d, -1.0, X, d,
-                  X, d, 0.0, W, d);
-      for (int i = 0; i < d; i++)
-        W[(size_t)i * d + i] += 1.0;
-      la_symmetrize(d, W);
-    }
+  if (noise_by_difference(op, t)) {
+    double *X = malloc(n * sizeof *X);
+    int rc = X ? whitened_propagator(op, t, X) : NRD_ERR_NOMEM;
+    if (rc == NRD_OK) noise_from_X(d, X, W);
     free(X);
-    free(M);
     return rc;
   }
   /* nb bounds the 1-norms of B and B^T, nu = ||U||_1 */
@@ -362,6 +376,28 @@ int ou_noise_cov(const ou_op *op, double t, double *Delta) {
   int rc = whitened_noise(op, t, W);
   if (rc == NRD_OK) rc = unwhiten(op, op->Umh, W, op->Umh, Delta);
   if (rc == NRD_OK) la_symmetrize(d, Delta);
+  free(W);
+  return rc;
+}
+
+int ou_moments(const ou_op *op, double t, double *E, double *Delta) {
+  if (!(t >= 0) || !isfinite(t)) return NRD_ERR_INPUT;
+  if (!noise_by_difference(op, t)) {
+    int rc = ou_propagator(op, t, E);
+    return rc == NRD_OK ? ou_noise_cov(op, t, Delta) : rc;
+  }
+  /* the steps of ou_propagator and ou_noise_cov, with X = e^{-Bt} once */
+  int d = op->d;
+  size_t n = sq(d);
+  double *X = malloc(n * sizeof *X), *W = malloc(n * sizeof *W);
+  int rc = X && W ? whitened_propagator(op, t, X) : NRD_ERR_NOMEM;
+  if (rc == NRD_OK) rc = unwhiten(op, op->Umh, X, op->Uh, E);
+  if (rc == NRD_OK) {
+    noise_from_X(d, X, W);
+    rc = unwhiten(op, op->Umh, W, op->Umh, Delta);
+  }
+  if (rc == NRD_OK) la_symmetrize(d, Delta);
+  free(X);
   free(W);
   return rc;
 }

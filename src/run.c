@@ -223,9 +223,7 @@ static void theory_for_point(const run_ctx *c, const model *m,
   for (long i = 0; i < c->n_out; i++) {
     double t = c->out_time[i];
     th->norm2_theory[i] = th->phi_theory[i] = NAN;
-    if (ou_propagator(&m->op, t, E) != NRD_OK ||
-        ou_noise_cov(&m->op, t, D) != NRD_OK)
-      continue;
+    if (ou_moments(&m->op, t, E, D) != NRD_OK) continue;
     double tr = 0;
     mean2 = 0;
     if (th->empirical) {

@@ -140,8 +140,7 @@ static void moments_G(moments *mo, const double *C) {
 
 /* E, Delta at t; G = E C E^T + Delta (C may be NULL: G = Delta). */
 static int moments_at(moments *mo, double t, const double *C) {
-  int rc = ou_propagator(mo->op, t, mo->E);
-  if (rc == NRD_OK) rc = ou_noise_cov(mo->op, t, mo->Delta);
+  int rc = ou_moments(mo->op, t, mo->E, mo->Delta);
   if (rc != NRD_OK) return rc;
   moments_G(mo, C);
   return NRD_OK;

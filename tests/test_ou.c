@@ -523,6 +523,35 @@ static void test_noise_cov_methods_agree(void **state) {
   }
 }
 
+/* ou_moments gives the bits of ou_propagator and ou_noise_cov, for a
+ * dense operator on both sides of the switch, an isotropic one and t = 0. */
+static void test_moments_same_bits(void **state) {
+  (void)state;
+  enum { d = 6 };
+  double Ud[d * d], Ui[d * d], u[d], Qh[d * d];
+  double E[d * d], D[d * d], E1[d * d], D1[d * d];
+  for (int i = 0; i < d; i++)
+    u[i] = 1.0 + 0.5 * i;
+  ou_u_diagonal(d, u, Ud);
+  ou_u_isotropic(d, 2.0, Ui);
+  assert_int_equal(ou_q_random(d, 8, Qh), NRD_OK);
+  const double *Us[2] = {Ud, Ui};
+  double ts[5] = {0.0, 1e-3, 0.3, 0.36, 4.0};
+  for (int s = 0; s < 2; s++) {
+    ou_op op;
+    assert_int_equal(ou_init(&op, d, Us[s], Qh, 3.0), NRD_OK);
+    for (int c = 0; c < 5; c++) {
+      assert_int_equal(ou_moments(&op, ts[c], E, D), NRD_OK);
+      assert_int_equal(ou_propagator(&op, ts[c], E1), NRD_OK);
+      assert_int_equal(ou_noise_cov(&op, ts[c], D1), NRD_OK);
+      assert_memory_equal(E, E1, sizeof E);
+      assert_memory_equal(D, D1, sizeof D);
+    }
+    assert_int_equal(ou_moments(&op, -1.0, E, D), NRD_ERR_INPUT);
+    ou_free(&op);
+  }
+}
+
 /* physics.md 2, negative control: U = uI gives e^{-At} = e^{-ut} R_t with
  * R_t orthogonal and Delta_t = (1 - e^{-2ut})/u I independent of Q.
  * Orthogonality to 1e-14 (a few ulps of expm of a normal matrix, s <= 3
@@ -738,6 +767,7 @@ int main(void) {
       cmocka_unit_test(test_lyapunov_ode),
       cmocka_unit_test(test_small_t),
       cmocka_unit_test(test_noise_cov_methods_agree),
+      cmocka_unit_test(test_moments_same_bits),
       cmocka_unit_test(test_isotropic_control),
       cmocka_unit_test(test_commuting_control),
       cmocka_unit_test(test_v16_autocorrelation),

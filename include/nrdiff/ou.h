@@ -41,6 +41,10 @@ int ou_propagator(const ou_op *op, double t, double *E);
  * accuracy a few 1e-15 for every t > 0.  Isotropic U: (1 - e^{-2ut})/u I
  * exactly.  t >= 0. */
 int ou_noise_cov(const ou_op *op, double t, double *Delta);
+/* E = e^{-At} and Delta_t together, the same bits as ou_propagator and
+ * ou_noise_cov, sharing e^{-Bt} where both need it (half the work for a
+ * dense operator at 2 u_min t >= ln 2).  t >= 0. */
+int ou_moments(const ou_op *op, double t, double *E, double *Delta);
 /* Sigma_t = e^{-At} Sigma0 e^{-A^T t} + Delta_t. */
 int ou_marginal_cov(const ou_op *op, double t, const double *Sigma0,
                     double *Sigma_t);
