@@ -142,9 +142,7 @@ static void emp_setup(emp_problem *e, int P, int d, int n, int block,
   free(Q);
   e->E = xmalloc(dd * sizeof *e->E);
   e->D = xmalloc(dd * sizeof *e->D);
-  if (ou_propagator(&e->op, 0.5, e->E) != 0 ||
-      ou_noise_cov(&e->op, 0.5, e->D) != 0)
-    die("ou_propagator/ou_noise_cov");
+  if (ou_moments(&e->op, 0.5, e->E, e->D) != 0) die("ou_moments");
   e->a = xmalloc((size_t)n * d * sizeof *e->a);
   rng_normals(1, RNG_PURPOSE_TRAIN, 0, 0, (size_t)n * d, e->a);
   if (score_empirical_init(&e->se, d, n, e->a, NRD_SCORE_BLOCK) != 0)
@@ -391,8 +389,7 @@ static int run_mix(int P, int d, int reps, const char *scheme_name,
   if (ou_init(&op, d, U, NULL, 0.0) != 0) die("ou_init");
   free(U);
   double *E = xmalloc(dd * sizeof *E), *D = xmalloc(dd * sizeof *D);
-  if (ou_propagator(&op, 0.5, E) != 0 || ou_noise_cov(&op, 0.5, D) != 0)
-    die("ou_propagator/ou_noise_cov");
+  if (ou_moments(&op, 0.5, E, D) != 0) die("ou_moments");
   double *dir = xmalloc((size_t)d * sizeof *dir);
   for (int i = 0; i < d; i++)
     dir[i] = i == 0 ? 1.0 : 0.0;

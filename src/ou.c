@@ -355,6 +355,13 @@ out:
   return rc;
 }
 
+/* Delta = U^{-1/2} W U^{-1/2}, symmetrised */
+static int noise_unwhitened(const ou_op *op, const double *W, double *Delta) {
+  int rc = unwhiten(op, op->Umh, W, op->Umh, Delta);
+  if (rc == NRD_OK) la_symmetrize(op->d, Delta);
+  return rc;
+}
+
 int ou_noise_cov(const ou_op *op, double t, double *Delta) {
   if (!(t >= 0) || !isfinite(t)) return NRD_ERR_INPUT;
   int d = op->d;
@@ -374,8 +381,7 @@ int ou_noise_cov(const ou_op *op, double t, double *Delta) {
   double *W = malloc(n * sizeof *W);
   if (!W) return NRD_ERR_NOMEM;
   int rc = whitened_noise(op, t, W);
-  if (rc == NRD_OK) rc = unwhiten(op, op->Umh, W, op->Umh, Delta);
-  if (rc == NRD_OK) la_symmetrize(d, Delta);
+  if (rc == NRD_OK) rc = noise_unwhitened(op, W, Delta);
   free(W);
   return rc;
 }
@@ -394,12 +400,19 @@ int ou_moments(const ou_op *op, double t, double *E, double *Delta) {
   if (rc == NRD_OK) rc = unwhiten(op, op->Umh, X, op->Uh, E);
   if (rc == NRD_OK) {
     noise_from_X(d, X, W);
-    rc = unwhiten(op, op->Umh, W, op->Umh, Delta);
+    rc = noise_unwhitened(op, W, Delta);
   }
-  if (rc == NRD_OK) la_symmetrize(d, Delta);
   free(X);
   free(W);
   return rc;
+}
+
+void ou_marginal_from(int d, const double *E, const double *Delta,
+                      const double *Sigma0, double *Sigma_t, double *work) {
+  la_congruence(d, E, Sigma0, Sigma_t, work);
+  for (size_t k = 0; k < sq(d); k++)
+    Sigma_t[k] += Delta[k];
+  la_symmetrize(d, Sigma_t);
 }
 
 int ou_marginal_cov(const ou_op *op, double t, const double *Sigma0,
@@ -409,14 +422,8 @@ int ou_marginal_cov(const ou_op *op, double t, const double *Sigma0,
   double *E = malloc(n * sizeof *E);
   double *D = malloc(n * sizeof *D);
   double *T = malloc(n * sizeof *T);
-  int rc = (E && D && T) ? ou_propagator(op, t, E) : NRD_ERR_NOMEM;
-  if (rc == NRD_OK) rc = ou_noise_cov(op, t, D);
-  if (rc == NRD_OK) {
-    la_congruence(d, E, Sigma0, Sigma_t, T);
-    for (size_t k = 0; k < n; k++)
-      Sigma_t[k] += D[k];
-    la_symmetrize(d, Sigma_t);
-  }
+  int rc = (E && D && T) ? ou_moments(op, t, E, D) : NRD_ERR_NOMEM;
+  if (rc == NRD_OK) ou_marginal_from(d, E, D, Sigma0, Sigma_t, T);
   free(E);
   free(D);
   free(T);

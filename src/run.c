@@ -233,11 +233,8 @@ static void theory_for_point(const run_ctx *c, const model *m,
       la_matmul(d, E, M2, EM2);
       for (size_t k = 0; k < dd; k++)
         mean2 += EM2[k] * E[k];
-    } else { /* Sigma_t = E S0 E^T + Delta_t, as ou_marginal_cov forms it */
-      la_congruence(d, E, S0, St, W);
-      for (size_t k = 0; k < dd; k++)
-        St[k] += D[k];
-      la_symmetrize(d, St);
+    } else {
+      ou_marginal_from(d, E, D, S0, St, W);
       la_matvec(d, E, mean, Em);
       for (int j = 0; j < d; j++)
         mean2 += Em[j] * Em[j];
@@ -815,20 +812,21 @@ static void ctx_free(run_ctx *c) {
   free(c->proto);
 }
 
-/* The numbers of a point's theory as (array, length) pairs, for sending
- * it whole; the lengths follow from the layout, known on every rank. */
-enum { THEORY_FIELDS = 12 };
-static void theory_fields(point_theory *th, const proto_layout *X, long n_out,
-                          double **ptr, long *len) {
+/* The arrays of a point's theory (where each pointer is kept, and its
+ * length), for sending it whole; the lengths follow from the layout, known
+ * on every rank. */
+enum { THEORY_ARRAYS = 8 };
+static void theory_arrays(point_theory *th, const proto_layout *X, long n_out,
+                          double ***slot, long *len) {
   proto_theory *pt = &th->proto;
   long nr = (long)X->n_ref * n_out;
-  double *p[THEORY_FIELDS] = {&th->rate,      &th->entropy,    &th->critical,
-                              th->phi_theory, th->norm2_theory, &pt->alpha,
-                              pt->phi,        pt->cut_gauss,    pt->cut_gm2,
-                              pt->corr_data,  pt->corr_stat,    pt->fe_offset};
-  long l[THEORY_FIELDS] = {1, 1, 1, n_out, n_out, 1, X->n_branch, X->n_uturn,
-                           X->n_uturn, nr, nr, n_out};
-  memcpy(ptr, p, sizeof p);
+  double **s[THEORY_ARRAYS] = {&th->phi_theory, &th->norm2_theory,
+                               &pt->phi,        &pt->cut_gauss,
+                               &pt->cut_gm2,    &pt->corr_data,
+                               &pt->corr_stat,  &pt->fe_offset};
+  long l[THEORY_ARRAYS] = {n_out,      n_out, X->n_branch, X->n_uturn,
+                           X->n_uturn, nr,    nr,          n_out};
+  memcpy(slot, s, sizeof s);
   memcpy(len, l, sizeof l);
 }
 
@@ -870,27 +868,21 @@ static void prepare_theory(const run_ctx *c, point_theory *th) {
   for (int i = 0; i < P; i++) {
     if (owner[i] < 0) continue;
     point_theory *t = &th[i];
-    const proto_layout *X = &c->proto[i];
-    if (owner[i] != rank) { /* room for what the owner sends */
-      t->phi_theory = xcalloc((size_t)c->n_out, sizeof(double));
-      t->norm2_theory = xcalloc((size_t)c->n_out, sizeof(double));
-      long nr = (long)X->n_ref * c->n_out;
-      t->proto.phi = xcalloc((size_t)X->n_branch + 1, sizeof(double));
-      t->proto.cut_gauss = xcalloc((size_t)X->n_uturn + 1, sizeof(double));
-      t->proto.cut_gm2 = xcalloc((size_t)X->n_uturn + 1, sizeof(double));
-      t->proto.corr_data = xcalloc((size_t)nr + 1, sizeof(double));
-      t->proto.corr_stat = xcalloc((size_t)nr + 1, sizeof(double));
-      t->proto.fe_offset = xcalloc((size_t)c->n_out + 1, sizeof(double));
-    }
+    double **slot[THEORY_ARRAYS];
+    long len[THEORY_ARRAYS];
+    theory_arrays(t, &c->proto[i], c->n_out, slot, len);
+    for (int f = 0; owner[i] != rank && f < THEORY_ARRAYS; f++)
+      *slot[f] = xcalloc((size_t)len[f] + 1, sizeof(double)); /* room */
     int flags[3] = {t->empirical, t->symmetric2, t->K};
+    double num[4] = {t->rate, t->entropy, t->critical, t->proto.alpha};
     NRD_MPI_CHECK(MPI_Bcast(flags, 3, MPI_INT, owner[i], MPI_COMM_WORLD));
+    NRD_MPI_CHECK(MPI_Bcast(num, 4, MPI_DOUBLE, owner[i], MPI_COMM_WORLD));
     t->empirical = flags[0], t->symmetric2 = flags[1], t->K = flags[2];
-    double *ptr[THEORY_FIELDS];
-    long len[THEORY_FIELDS];
-    theory_fields(t, X, c->n_out, ptr, len);
-    for (int f = 0; f < THEORY_FIELDS; f++)
+    t->rate = num[0], t->entropy = num[1], t->critical = num[2];
+    t->proto.alpha = num[3];
+    for (int f = 0; f < THEORY_ARRAYS; f++)
       if (len[f] > 0)
-        NRD_MPI_CHECK(MPI_Bcast(ptr[f], (int)len[f], MPI_DOUBLE, owner[i],
+        NRD_MPI_CHECK(MPI_Bcast(*slot[f], (int)len[f], MPI_DOUBLE, owner[i],
                                 MPI_COMM_WORLD));
   }
   free(owner);

@@ -127,14 +127,11 @@ static void moments_free(moments *mo) {
 
 /* G = E C E^T + Delta from mo's E and Delta (C may be NULL: G = Delta). */
 static void moments_G(moments *mo, const double *C) {
-  size_t dd = (size_t)mo->d * mo->d;
   if (C) {
-    la_congruence(mo->d, mo->E, C, mo->G, mo->W);
-    for (size_t k = 0; k < dd; k++)
-      mo->G[k] += mo->Delta[k];
-  } else {
-    memcpy(mo->G, mo->Delta, dd * sizeof *mo->G);
+    ou_marginal_from(mo->d, mo->E, mo->Delta, C, mo->G, mo->W);
+    return;
   }
+  memcpy(mo->G, mo->Delta, (size_t)mo->d * mo->d * sizeof *mo->G);
   la_symmetrize(mo->d, mo->G);
 }
 

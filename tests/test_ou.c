@@ -454,6 +454,15 @@ static void series_delta(int d, const double *U, const double *Q, double t,
     D[k] = (double)S[k];
 }
 
+/* The two operators of the small-t and switch tests: s = 0 the V2b system
+ * (d = 2, g = 2), s = 1 a d = 6 operator with the given U and Qhat, g = 3. */
+static void v2b_or_d6(int s, const double *U6, const double *Qh6, ou_op *op) {
+  if (s == 0)
+    assert_int_equal(ou_init(op, 2, U2, J2, 2.0), NRD_OK);
+  else
+    assert_int_equal(ou_init(op, 6, U6, Qh6, 3.0), NRD_OK);
+}
+
 /* Small-t accuracy (ou.h): Delta_t ~ 2t I, so S - e^{-At} S e^{-A^T t}
  * would lose all digits at t = 1e-8; the whitened Van Loan + doubling
  * method must stay at ~1e-15 relative.  Tol 1e-14 relative to max|Delta|
@@ -465,13 +474,10 @@ static void test_small_t(void **state) {
   double *Ur = random_spd(d, 33);
   double Qh[d * d], D[d * d], R[d * d];
   assert_int_equal(ou_q_random(d, 8, Qh), NRD_OK);
-  const double *Us[2] = {U2, Ur}, *Qs[2] = {J2, Qh};
-  int dims[2] = {2, d};
-  double gs[2] = {2.0, 3.0};
   for (int s = 0; s < 2; s++) {
     ou_op op;
-    int n = dims[s];
-    assert_int_equal(ou_init(&op, n, Us[s], Qs[s], gs[s]), NRD_OK);
+    v2b_or_d6(s, Ur, Qh, &op);
+    int n = op.d;
     for (int c = 0; c < 7; c++) {
       assert_int_equal(ou_noise_cov(&op, ts[c], D), NRD_OK);
       series_delta(n, op.U, op.Q, ts[c], R);
@@ -499,13 +505,10 @@ static void test_noise_cov_methods_agree(void **state) {
     u[i] = 1.0 + 0.5 * i;
   ou_u_diagonal(d, u, Ud);
   assert_int_equal(ou_q_random(d, 8, Qh), NRD_OK);
-  const double *Us[2] = {U2, Ud}, *Qs[2] = {J2, Qh};
-  int dims[2] = {2, d};
-  double gs[2] = {2.0, 3.0};
   for (int s = 0; s < 2; s++) {
     ou_op op;
-    int n = dims[s];
-    assert_int_equal(ou_init(&op, n, Us[s], Qs[s], gs[s]), NRD_OK);
+    v2b_or_d6(s, Ud, Qh, &op);
+    int n = op.d;
     assert_true(op.u_min == 1.0);
     double tsw = log(2.0) / (2.0 * op.u_min);
     double fs[3] = {1.01, 1.5, 1.99};

@@ -497,6 +497,23 @@ static void empirical_setup(double *a, double *E, double *Delta, double *X) {
   }
 }
 
+/* score_empirical_eval of the first P particles (score into S) equals the
+ * naive results to 1e-12 (score, ln p, y2) with the same nearest points. */
+static void check_eval_naive(const score_empirical *se, int P, const double *X,
+                             const double *ns, const double *nl,
+                             const double *ny, const int *nn, double *work,
+                             double *S) {
+  double LP[EP], Y2[EP];
+  int NN[EP];
+  assert_int_equal(score_empirical_eval(se, P, X, S, LP, Y2, NN, work), NRD_OK);
+  assert_true(rel_diff(P * ED, S, ns) < 1e-12);
+  for (int p = 0; p < P; p++) {
+    assert_true(fabs(LP[p] - nl[p]) < 1e-12 * (1 + fabs(nl[p])));
+    assert_true(fabs(Y2[p] - ny[p]) < 1e-12);
+    assert_int_equal(NN[p], nn[p]);
+  }
+}
+
 /* The split s = r - Delta^{-1} x (score_empirical_eval_nonlinear, _dinv):
  * r minus Delta^{-1} x formed here gives the naive score to 1e-12, with the
  * same y2 and nearest points; Delta^{-1} is a matrix unless iso_inv > 0. */
@@ -543,16 +560,8 @@ static void test_empirical_vs_naive_blocks(void **state) {
     double *work = alloc(wsz);
     for (size_t i = 0; i < wsz; i++)
       work[i] = NAN; /* must not be read */
-    double S[EP * ED], LP[EP], Y2[EP];
-    int NN[EP];
-    assert_int_equal(score_empirical_eval(&se, EP, X, S, LP, Y2, NN, work),
-                     NRD_OK);
-    assert_true(rel_diff(EP * ED, S, ns) < 1e-12);
-    for (int p = 0; p < EP; p++) {
-      assert_true(fabs(LP[p] - nl[p]) < 1e-12 * (1 + fabs(nl[p])));
-      assert_true(fabs(Y2[p] - ny[p]) < 1e-12);
-      assert_int_equal(NN[p], nn[p]);
-    }
+    double S[EP * ED];
+    check_eval_naive(&se, EP, X, ns, nl, ny, nn, work, S);
     /* only the score requested */
     double S2[EP * ED];
     assert_int_equal(
@@ -588,16 +597,8 @@ static void test_empirical_max_logits(void **state) {
   for (int P = EP; P >= 3; P -= 6) {
     for (size_t i = 0; i < wsz; i++)
       work[i] = NAN;
-    double S[EP * ED], LP[EP], Y2[EP];
-    int NN[EP];
-    assert_int_equal(score_empirical_eval(&se, P, X, S, LP, Y2, NN, work),
-                     NRD_OK);
-    assert_true(rel_diff(P * ED, S, ns) < 1e-12);
-    for (int p = 0; p < P; p++) {
-      assert_true(fabs(LP[p] - nl[p]) < 1e-12 * (1 + fabs(nl[p])));
-      assert_true(fabs(Y2[p] - ny[p]) < 1e-12);
-      assert_int_equal(NN[p], nn[p]);
-    }
+    double S[EP * ED];
+    check_eval_naive(&se, P, X, ns, nl, ny, nn, work, S);
   }
   free(work);
   score_empirical_free(&se);
@@ -816,16 +817,8 @@ static void test_empirical_isotropic_delta(void **state) {
     assert_true(se.iso == 0.37);
     assert_true(se.L[0] == sqrt(0.37) && se.L[1] == 0);
     double *work = alloc(score_empirical_work_size(&se, EP));
-    double S[EP * ED], LP[EP], Y2[EP];
-    int NN[EP];
-    assert_int_equal(score_empirical_eval(&se, EP, X, S, LP, Y2, NN, work),
-                     NRD_OK);
-    assert_true(rel_diff(EP * ED, S, ns) < 1e-12);
-    for (int p = 0; p < EP; p++) {
-      assert_true(fabs(LP[p] - nl[p]) < 1e-12 * (1 + fabs(nl[p])));
-      assert_true(fabs(Y2[p] - ny[p]) < 1e-12);
-      assert_int_equal(NN[p], nn[p]);
-    }
+    double S[EP * ED];
+    check_eval_naive(&se, EP, X, ns, nl, ny, nn, work, S);
     check_nonlinear(&se, X, ns, ny, nn, 1.0 / 0.37, work);
     free(work);
     score_empirical_free(&se);

@@ -45,6 +45,10 @@ int ou_noise_cov(const ou_op *op, double t, double *Delta);
  * ou_noise_cov, sharing e^{-Bt} where both need it (half the work for a
  * dense operator at 2 u_min t >= ln 2).  t >= 0. */
 int ou_moments(const ou_op *op, double t, double *E, double *Delta);
+/* Sigma_t = E Sigma0 E^T + Delta (symmetrised) from E and Delta at hand;
+ * work: d x d scratch. */
+void ou_marginal_from(int d, const double *E, const double *Delta,
+                      const double *Sigma0, double *Sigma_t, double *work);
 /* Sigma_t = e^{-At} Sigma0 e^{-A^T t} + Delta_t. */
 int ou_marginal_cov(const ou_op *op, double t, const double *Sigma0,
                     double *Sigma_t);
