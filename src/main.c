@@ -48,11 +48,14 @@ static void usage(FILE *out) {
       "      --overwrite              replace an existing output and "
       "checkpoints\n"
       "                               (same as -P output.overwrite=true)\n"
-      "      --blas-kernel K          OpenBLAS kernels: auto (default: "
-      "AVX-512 ones on\n"
-      "                               an AVX-512 CPU), default, or a core "
-      "name such as\n"
-      "                               SkylakeX (also NRDIFF_BLAS_KERNEL)\n"
+      "      --blas-kernel K          OpenBLAS kernels: auto (AVX-512 ones on "
+      "an AVX-512\n"
+      "                               CPU), default (OpenBLAS's own choice) "
+      "or a core\n"
+      "                               name such as SkylakeX; precedence: "
+      "this option,\n"
+      "                               NRDIFF_BLAS_KERNEL, OPENBLAS_CORETYPE, "
+      "auto\n"
       "      --grid-index I           run grid point I only (0-based, as in "
       "the\n"
       "                               plan), e.g. one per Slurm array task\n"
@@ -89,7 +92,8 @@ static const char *parse_cli(int argc, char **argv, cli_options *o, char *err,
     OPT_GRID_INDEX,
     OPT_OVERWRITE,
     OPT_AUTO_RESTART,
-    OPT_PRINT_OUTPUT
+    OPT_PRINT_OUTPUT,
+    OPT_BLAS_KERNEL
   };
   static const struct option longopts[] = {
       {"set", required_argument, NULL, 'P'},
@@ -100,6 +104,8 @@ static const char *parse_cli(int argc, char **argv, cli_options *o, char *err,
       {"overwrite", no_argument, NULL, OPT_OVERWRITE},
       {"auto-restart", no_argument, NULL, OPT_AUTO_RESTART},
       {"print-output-file", no_argument, NULL, OPT_PRINT_OUTPUT},
+      /* taken out of argv by blas_kernel_select; left only without a value */
+      {"blas-kernel", required_argument, NULL, OPT_BLAS_KERNEL},
       {"verbose", no_argument, NULL, 'v'},
       {"version", no_argument, NULL, 'V'},
       {"help", no_argument, NULL, 'h'},
@@ -131,6 +137,8 @@ static const char *parse_cli(int argc, char **argv, cli_options *o, char *err,
       break;
     case OPT_PRINT_PARAMS:
       o->print_params = 1;
+      break;
+    case OPT_BLAS_KERNEL:
       break;
     case OPT_GRID_INDEX: {
       char *end;
@@ -225,6 +233,7 @@ int main(int argc, char **argv) {
   char err[1024];
   const char *msg = parse_cli(argc, argv, &o, err, sizeof err);
   nrd_log_init(MPI_COMM_WORLD, o.verbose);
+  if (!msg) msg = blas_kernel_error();
   if (msg) nrd_fatal(NRD_EXIT_USAGE, "%s", msg);
   int rank = nrd_log_rank();
   if (o.help || o.version || o.print_params) {

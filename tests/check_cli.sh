@@ -4,7 +4,7 @@
 set -u
 . "$(dirname "$0")/testlib.sh"
 # failures show the last command's stderr
-ko() { fail=$((fail + 1)); echo "FAIL - $1"; [ -f err ] && sed 's/^/       /' err; }
+ko() { fail=$((fail + 1)); echo "FAIL - $1"; [ -f err ] && sed 's/^/       /' err; rm -f err; }
 cd "$work"
 
 "$nrdiff" --help >out 2>err && grep -q "Usage: nrdiff" out \
@@ -57,19 +57,43 @@ expect_usage_error "override without =" "-P" "$nrdiff" --dry-run -P grid.dimensi
 expect_usage_error "uturn without uturn_times" "experiment.uturn_times" \
   "$nrdiff" --dry-run -P "experiment.protocol=[uturn]" p.yml
 
-# BLAS kernel choice (re-executes before MPI_Init): asked for, by default,
-# and under MPI.
-"$nrdiff" --blas-kernel Haswell -V 2>&1 | grep -q "kernels: Haswell (asked for Haswell)" \
-  && ok "--blas-kernel Haswell: OpenBLAS runs its Haswell kernels, --version says why" \
-  || ko "--blas-kernel"
-NRDIFF_BLAS_KERNEL=default "$nrdiff" -V 2>&1 | grep -q "OpenBLAS's own choice, as asked" \
-  && ok "NRDIFF_BLAS_KERNEL=default: OpenBLAS's own choice" || ko "NRDIFF_BLAS_KERNEL"
-"$nrdiff" -V 2>&1 | grep -q "kernels: .*(auto" \
-  && ok "--version reports the automatic kernel choice" || ko "auto kernel report"
+# BLAS kernel choice (re-executes before MPI_Init).  Who decides, first that
+# applies: --blas-kernel, NRDIFF_BLAS_KERNEL, OPENBLAS_CORETYPE, auto; -V and
+# /code@blas say which (testlib.sh cleared all of them; set here one by one).
+kernels() { "$nrdiff" "$@" -V 2>&1 | sed -n 's/.*kernels: //p'; }
+[ "$(kernels --blas-kernel Haswell)" = "Haswell (--blas-kernel Haswell)" ] \
+  && ok "--blas-kernel Haswell: OpenBLAS runs its Haswell kernels, -V says why" \
+  || { kernels --blas-kernel Haswell; ko "--blas-kernel"; }
+[ "$(NRDIFF_BLAS_KERNEL=Nehalem kernels)" = "Nehalem (NRDIFF_BLAS_KERNEL=Nehalem)" ] \
+  && ok "NRDIFF_BLAS_KERNEL=Nehalem decides" || ko "NRDIFF_BLAS_KERNEL"
+NRDIFF_BLAS_KERNEL=default kernels | grep -q "(NRDIFF_BLAS_KERNEL=default: OpenBLAS's own choice)" \
+  && ok "NRDIFF_BLAS_KERNEL=default: OpenBLAS's own choice" || ko "NRDIFF_BLAS_KERNEL=default"
+kernels | grep -q "(auto" && ok "-V reports the automatic kernel choice" \
+  || ko "auto kernel report"
+[ "$(OPENBLAS_CORETYPE=Nehalem kernels)" = "Nehalem (OPENBLAS_CORETYPE=Nehalem in the environment)" ] \
+  && ok "OPENBLAS_CORETYPE in the environment beats auto" || ko "OPENBLAS_CORETYPE over auto"
+[ "$(OPENBLAS_CORETYPE=Nehalem NRDIFF_BLAS_KERNEL=Haswell kernels)" = "Haswell (NRDIFF_BLAS_KERNEL=Haswell)" ] \
+  && ok "NRDIFF_BLAS_KERNEL beats OPENBLAS_CORETYPE" || ko "NRDIFF_BLAS_KERNEL over OPENBLAS_CORETYPE"
+[ "$(OPENBLAS_CORETYPE=Nehalem NRDIFF_BLAS_KERNEL=Nehalem kernels --blas-kernel Haswell)" \
+    = "Haswell (--blas-kernel Haswell)" ] \
+  && ok "--blas-kernel beats NRDIFF_BLAS_KERNEL and OPENBLAS_CORETYPE" || ko "--blas-kernel precedence"
+OPENBLAS_CORETYPE=Nehalem kernels --blas-kernel auto | grep -q "(--blas-kernel auto" \
+  && ok "--blas-kernel auto over OPENBLAS_CORETYPE: chosen afresh" || ko "--blas-kernel auto over a preset"
+expect_usage_error "--blas-kernel Bogus: usage error" "no 'Bogus' kernels" \
+  "$nrdiff" --blas-kernel Bogus --dry-run p.yml
+expect_usage_error "NRDIFF_BLAS_KERNEL=Bogus: usage error" "NRDIFF_BLAS_KERNEL=Bogus" \
+  env NRDIFF_BLAS_KERNEL=Bogus "$nrdiff" --dry-run p.yml
+expect_usage_error "--blas-kernel without a value" "blas-kernel" \
+  "$nrdiff" --dry-run p.yml --blas-kernel
+"$mpirun" 2 "$nrdiff" --blas-kernel Bogus --dry-run p.yml >out 2>err; rc=$?
+[ $rc -eq 2 ] && [ "$(grep -c "no 'Bogus' kernels" err)" -eq 1 ] \
+  && ok "--blas-kernel Bogus on 2 ranks: exit 2, one message" \
+  || { echo "       exit $rc"; ko "--blas-kernel Bogus under MPI"; }
+rm -f out err
 "$mpirun" 2 "$nrdiff" --blas-kernel=Haswell -P ensemble.particles=64 -P time.steps=20 \
   -P output.file=k.h5 p.yml >kout 2>kerr \
-  && /usr/bin/python3 -c "import h5py,sys; sys.exit('Haswell (asked' not in h5py.File('k.h5')['code'].attrs['blas'])" 2>/dev/null \
-  && ok "--blas-kernel under MPI: the run completes, /code records the kernels" \
+  && /usr/bin/python3 -c "import h5py,sys; sys.exit('Haswell (--blas-kernel Haswell)' not in h5py.File('k.h5')['code'].attrs['blas'])" 2>/dev/null \
+  && ok "--blas-kernel under MPI: the run completes, /code@blas says who decided" \
   || { tail -3 kerr; ko "--blas-kernel under MPI"; }
 rm -f k.h5 k.h5.done kout kerr
 

@@ -6,6 +6,7 @@
 #   reader    postprocess/nrdiff_read.py under /usr/bin/python3
 #   work      scratch directory (removed on exit)
 here=$(cd "$(dirname "$0")" && pwd)
+. "$here/hermetic-env.sh"
 top_src=${TOP_SRCDIR:-$(cd "$here/.." && pwd)}
 top_build=${TOP_BUILDDIR:-$top_src}
 nrdiff=${NRDIFF:-$top_build/src/nrdiff}

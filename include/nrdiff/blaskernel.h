@@ -6,12 +6,14 @@
  * OPENBLAS_CORETYPE only when the library loads, so the choice is made by
  * re-executing the program with the variable set, before MPI_Init.
  *
- * The choice: NRDIFF_BLAS_KERNEL or --blas-kernel (auto, default or an
- * OpenBLAS core name such as SkylakeX or Haswell); auto, the default, picks
- * SkylakeX when the CPU has AVX-512 (F, DQ, BW, VL) and OpenBLAS chose an
- * older kernel.  An OPENBLAS_CORETYPE already in the environment is left
- * alone.  Different kernels agree to ~10 digits, not bit for bit: restarts
- * of a run should use the same kernel (the checkpoint records it). */
+ * Who decides, first that applies: --blas-kernel, NRDIFF_BLAS_KERNEL,
+ * OPENBLAS_CORETYPE (the user's own), auto.  Values: auto, default
+ * (OpenBLAS's own detection) or an OpenBLAS core name such as SkylakeX or
+ * Haswell; auto picks SkylakeX when the CPU has AVX-512 (F, DQ, BW, VL) and
+ * OpenBLAS chose an older kernel.  A name this OpenBLAS does not have is an
+ * error (blas_kernel_error), not a silent fallback.  Different kernels agree
+ * to ~10 digits, not bit for bit: restarts of a run should use the same
+ * kernel (the checkpoint records it). */
 #ifndef NRDIFF_BLASKERNEL_H
 #define NRDIFF_BLASKERNEL_H
 
@@ -20,8 +22,13 @@
  * failed).  Removes a --blas-kernel option from argv (updating *argc). */
 void blas_kernel_select(int *argc, char **argv);
 
-/* What was chosen and why, for --version and the output's provenance:
- * e.g. "SkylakeX (auto: AVX-512 CPU, OpenBLAS detected Haswell)". */
+/* What was chosen and which setting decided, for --version and the
+ * output's provenance: e.g. "SkylakeX (auto: AVX-512 CPU, OpenBLAS detected
+ * Haswell)", "Haswell (--blas-kernel Haswell)". */
 const char *blas_kernel_reason(void);
+
+/* NULL, or why the kernel asked for cannot be had (an unknown name, an
+ * empty value): a usage error, reported once MPI is up. */
+const char *blas_kernel_error(void);
 
 #endif

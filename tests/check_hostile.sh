@@ -1,0 +1,113 @@
+#!/usr/bin/env bash
+# Hostile inputs (issue "trust"): every case of tests/hostile/*.cases is run
+# in a scratch directory of its own and must
+#   - end with its expected exit status, within a time limit (no hang),
+#   - print its expected message (a fixed string, on stderr unless the
+#     status is 0, where stdout and stderr both count),
+#   - and, when it is refused (non-zero status), leave every file it found
+#     byte-identical and add none: nothing is lost, nothing stray is left.
+#
+# A .cases file is bash, sourced here; each case is one call
+#   hostile NAME STATUS MESSAGE SETUP COMMAND
+# SETUP and COMMAND are bash text run (eval) in the scratch directory;
+# SETUP prepares files (its output is discarded and it must succeed),
+# COMMAND is what is judged.  They may use
+#   $nrdiff $post         the programs          $mpirun N ...  tests/mpirun.sh
+#   $tiny                 a small, fast, valid parameter file (d = 2)
+#   $input                input/default.yml     $top_src $top_build
+#   $valgrind             "valgrind -q --error-exitcode=99" (or empty)
+# STATUS may be "0", "1", "2", "3" or "*" (any status, no crash: < 128).
+# Environment: HOSTILE_ONLY=pattern runs the cases whose name matches.
+set -u
+. "$(dirname "$0")/testlib.sh"
+post="$top_build/src/nrdiff-post"
+input="$top_src/input/default.yml"
+tiny="$work/tiny.yml"
+cat >"$tiny" <<'EOF'
+# d = 2, two strengths, 200 particles, 40 steps: well under a second
+grid:
+  dimension: [2]
+  strength: [0, 1]
+forward:
+  u: geometric
+  q: random
+ensemble:
+  particles: 200
+  block_size: 50
+time:
+  T: 4
+  steps: 40
+output:
+  file: out.h5
+  every: 4
+  trajectories: 2
+checkpoint:
+  interval: 0
+EOF
+valgrind=""
+command -v valgrind >/dev/null && valgrind="valgrind -q --error-exitcode=99"
+limit=${HOSTILE_TIMEOUT:-120}
+export nrdiff post mpirun tiny input top_src top_build valgrind
+
+# Checksums of every file under the current directory, sorted by name.
+snapshot() { find . -type f -print0 | sort -z | xargs -0 -r sha256sum; }
+
+n_case=0
+hostile() {
+  local name=$1 status=$2 message=$3 setup=$4 command=$5
+  case $name in ${HOSTILE_ONLY:-*}) ;; *) return 0 ;; esac
+  n_case=$((n_case + 1))
+  local dir="$work/case$n_case" problems=() rc
+  mkdir "$dir"
+  if ! (cd "$dir" && eval "$setup") >"$work/setup.out" 2>&1; then
+    ko "$name: setup failed"
+    sed 's/^/       /' "$work/setup.out" | tail -5
+    rm -rf "$dir"
+    return 0
+  fi
+  local before
+  before=$(cd "$dir" && snapshot)
+  (cd "$dir" && timeout -k 10 "$limit" bash -c "$command" >"$work/out" 2>"$work/err") \
+    </dev/null
+  rc=$?
+  if [ $rc -eq 124 ] || [ $rc -eq 137 ]; then
+    problems+=("no answer within $limit s (hang?)")
+  elif [ "$status" = "*" ]; then
+    [ $rc -lt 128 ] || problems+=("exit status $rc: killed by a signal")
+  elif [ "$rc" != "$status" ]; then
+    problems+=("exit status $rc, expected $status")
+  fi
+  local where="$work/err"
+  if [ "$status" = 0 ] || [ "$status" = "*" ]; then
+    cat "$work/out" "$work/err" >"$work/both"
+    where="$work/both"
+  fi
+  if [ -n "$message" ] && ! grep -qF -- "$message" "$where"; then
+    problems+=("no message: $message")
+  fi
+  if [ "$status" != 0 ] && [ "$status" != "*" ]; then
+    local after
+    after=$(cd "$dir" && snapshot)
+    [ "$before" = "$after" ] || problems+=("files changed:" \
+      "$(diff <(echo "$before") <(echo "$after") | grep '^[<>]' | head -6)")
+  fi
+  if [ ${#problems[@]} -eq 0 ]; then
+    ok "$name"
+  else
+    fail=$((fail + 1))
+    echo "FAIL - $name"
+    for p in "${problems[@]}"; do echo "       $p"; done
+    echo "       command: $command"
+    sed 's/^/       stderr: /' "$work/err" | tail -8
+  fi
+  rm -rf "$dir"
+}
+
+for f in "$here"/hostile/*.cases; do
+  [ -e "$f" ] || continue
+  echo "# $(basename "$f")"
+  # shellcheck disable=SC1090
+  . "$f"
+done
+[ $n_case -gt 0 ] || ko "no hostile case found in $here/hostile"
+finish
