@@ -76,6 +76,7 @@ int plan_build(const nrd_params *p, run_plan *plan) {
   plan->block_size = p->ensemble.block_size;
   plan->n_blocks = (plan->particles + plan->block_size - 1) / plan->block_size;
   plan->steps = p->time.steps;
+  plan->warnings = NULL;
   plan->points = calloc((size_t)plan->n_points, sizeof *plan->points);
   plan->bytes = calloc((size_t)plan->n_points, sizeof *plan->bytes);
   plan->flops = calloc((size_t)plan->n_points, sizeof *plan->flops);
@@ -103,6 +104,8 @@ void plan_free(run_plan *plan) {
   free(plan->points);
   free(plan->bytes);
   free(plan->flops);
+  free(plan->warnings);
+  plan->warnings = NULL;
   plan->points = NULL;
   plan->bytes = plan->flops = NULL;
   plan->n_points = 0;

@@ -223,6 +223,11 @@ void h5out_open(h5out *h, const nrd_params *p, const run_plan *plan,
   write_code(h->file, command_line);
   write_parameters(h, p);
   write_grid(h, plan);
+  /* what the physics checks said of the parameters (diagnose.h), kept with
+   * the results they qualify */
+  hid_t pg = H5(H5Gopen2(h->file, "parameters", H5P_DEFAULT));
+  h5u_attr_string(pg, "warnings", plan->warnings ? plan->warnings : "");
+  H5(H5Gclose(pg));
   hid_t pts = h5u_group(h->file, "points");
   H5(H5Gclose(pts));
 }

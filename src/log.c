@@ -3,6 +3,7 @@
 
 #include <stdarg.h>
 #include <stdlib.h>
+#include <string.h>
 
 static struct {
   MPI_Comm comm;
@@ -68,6 +69,15 @@ void nrd_warn(const char *fmt, ...) {
   va_start(ap, fmt);
   emit(stderr, "warning: ", fmt, ap);
   va_end(ap);
+}
+
+void nrd_warn_lines(const char *text) {
+  while (text && *text) {
+    const char *nl = strchr(text, '\n');
+    int n = nl ? (int)(nl - text) : (int)strlen(text);
+    nrd_warn("%.*s", n, text);
+    text += n + (nl != NULL);
+  }
 }
 
 _Noreturn void nrd_fatal(int status, const char *fmt, ...) {

@@ -3,6 +3,7 @@
 #include "config.h"
 
 #include <getopt.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -13,10 +14,13 @@
 
 #include "nrdiff/checkpoint.h"
 #include "nrdiff/blaskernel.h"
+#include "nrdiff/diagnose.h"
 #include "nrdiff/error.h"
 #include "nrdiff/grid.h"
 #include "nrdiff/h5out.h"
+#include "nrdiff/integrate.h"
 #include "nrdiff/log.h"
+#include "nrdiff/model.h"
 #include "nrdiff/params.h"
 #include "nrdiff/params_mpi.h"
 #include "nrdiff/run.h"
@@ -212,6 +216,89 @@ static int checkpoint_exists(const nrd_params *p) {
   return found;
 }
 
+/* The eigenvalues of a U that is diagonal by its parameters (any but a
+ * file), or 0. */
+static int diagonal_u(const nrd_params *p, int d, double *u) {
+  if (p->forward.u == U_FILE) return 0;
+  if (p->forward.u == U_DIAGONAL && p->forward.u_diagonal.n != d) return 0;
+  for (int i = 0; i < d; i++)
+    u[i] = p->forward.u == U_ISOTROPIC ? p->forward.u_scale
+           : p->forward.u == U_DIAGONAL
+               ? p->forward.u_diagonal.v[i]
+               : p->forward.u_min *
+                     pow(p->forward.u_max / p->forward.u_min,
+                         d > 1 ? (double)i / (d - 1) : 0.0);
+  return 1;
+}
+
+/* --dry-run: the step-size and no-op checks of every grid point
+ * (diagnose.h) that a dry run can afford: a diagonal operator without
+ * rotation from the parameters at any d, a dense one (built from U and Q,
+ * which also checks U and Q files) up to d = NRD_DRY_RUN_MAX_DENSE.
+ * Collective: rank 0 checks; a bad operator is a usage error for all. */
+enum { NRD_DRY_RUN_MAX_DENSE = 2048 };
+static void dry_run_checks(const nrd_params *p, const run_plan *plan) {
+  char err[1024] = "";
+  int status = NRD_OK;
+  if (nrd_log_rank() == 0) {
+    long n = plan->steps;
+    double *t = calloc((size_t)n + 1, sizeof *t);
+    step_check *sc = calloc((size_t)plan->n_points, sizeof *sc);
+    if (!t || !sc ||
+        timegrid_build(p->time.spacing, p->time.T, p->time.t_min, n, t) !=
+            NRD_OK)
+      NRD_ABORT(NRD_EXIT_RUNTIME, "cannot build the time grid");
+    double h = p->time.spacing == SPACING_UNIFORM
+                   ? (p->time.T - p->time.t_min) / (double)n
+                   : t[0] - t[1];
+    for (int i = 0; i < plan->n_points && status == NRD_OK; i++) {
+      const grid_point *g = &plan->points[i];
+      int d = (int)g->dimension;
+      int rotates = p->forward.q != Q_NONE && g->strength != 0 && d > 1;
+      double *u = malloc((size_t)d * sizeof *u);
+      if (!u) NRD_ABORT(NRD_EXIT_RUNTIME, "out of memory");
+      if (!rotates && diagonal_u(p, d, u)) {
+        diagnose_diagonal(d, u, p->integrator.scheme, h, &sc[i]);
+      } else if (d <= NRD_DRY_RUN_MAX_DENSE) {
+        ou_op op;
+        status = model_build_operator(&op, p, g, err, sizeof err);
+        if (status == NRD_OK)
+          status = diagnose_operator(&op, p->integrator.scheme, h, n, &sc[i]);
+        ou_free(&op);
+      } else {
+        nrd_info("grid point %d: the step size is checked when the run "
+                 "starts (a dense operator at d = %d)", i, d);
+      }
+      free(u);
+    }
+    char *text = status == NRD_OK
+                     ? diagnose_summary_text(sc, plan->n_points, p)
+                     : NULL;
+    nrd_warn_lines(text);
+    free(text);
+    free(sc);
+    free(t);
+  }
+  NRD_MPI_CHECK(MPI_Bcast(&status, 1, MPI_INT, 0, MPI_COMM_WORLD));
+  if (status == NRD_OK) return;
+  NRD_MPI_CHECK(MPI_Bcast(err, sizeof err, MPI_CHAR, 0, MPI_COMM_WORLD));
+  nrd_fatal(status == NRD_ERR_INPUT || status == NRD_ERR_IO ? NRD_EXIT_USAGE
+                                                            : NRD_EXIT_RUNTIME,
+            "%s", err);
+}
+
+/* Whether OUTPUT exists without OUTPUT.done (rank 0 looks). */
+static int output_unmarked(const nrd_params *p) {
+  int found = 0;
+  if (nrd_log_rank() == 0) {
+    char *done = done_marker_path(p);
+    found = access(p->output.file, F_OK) == 0 && access(done, F_OK) != 0;
+    free(done);
+  }
+  NRD_MPI_CHECK(MPI_Bcast(&found, 1, MPI_INT, 0, MPI_COMM_WORLD));
+  return found;
+}
+
 /* The command line as one string, for the output's provenance. */
 static char *join_args(int argc, char **argv) {
   size_t n = 1;
@@ -227,7 +314,11 @@ static char *join_args(int argc, char **argv) {
 }
 
 int main(int argc, char **argv) {
+  /* a stop signal from now on is a stop request, never fatal: blocked
+   * (pending) across a possible re-execution, then caught */
+  run_block_stop_signals();
   blas_kernel_select(&argc, argv); /* may re-execute: before MPI_Init */
+  run_catch_stop_signals();
   MPI_Init(&argc, &argv);
   cli_options o;
   char err[1024];
@@ -269,10 +360,26 @@ int main(int argc, char **argv) {
     nrd_fatal(NRD_EXIT_USAGE,
               "--grid-index %ld: the plan has grid points 0 .. %d only",
               o.grid_index, plan.n_points - 1);
+  plan.warnings = diagnose_parameters(&p);
+  if (!plan.warnings) NRD_ABORT(NRD_EXIT_RUNTIME, "out of memory");
   if (rank == 0) plan_print(&plan, &p, nrd_log_size(), stdout);
+  if (rank == 0) fflush(stdout), nrd_warn_lines(plan.warnings);
   if (rank == 0 && o.grid_index >= 0)
     printf("Only grid point %ld runs (--grid-index).\n", o.grid_index);
   if (o.overwrite) p.output.overwrite = 1;
+  if (o.restart && !o.dry_run && output_unmarked(&p)) {
+    /* killed after OUTPUT was renamed into place (it is complete: it only
+     * ever appears whole) and before OUTPUT.done: finish that last step */
+    nrd_info("%s is complete but its run ended before writing the "
+             "marker: writing %s.done, removing the checkpoints",
+             p.output.file, p.output.file);
+    run_mark_complete(&p, "marked complete by a restart");
+    plan_free(&plan);
+    params_free(&p);
+    free(o.overrides);
+    MPI_Finalize();
+    return NRD_EXIT_OK;
+  }
   char err2[1400];
   if (h5out_prepare_target(&p, o.restart, o.dry_run, err2, sizeof err2) !=
       NRD_OK)
@@ -280,10 +387,10 @@ int main(int argc, char **argv) {
 
   int status = NRD_EXIT_OK;
   if (o.dry_run) {
+    dry_run_checks(&p, &plan);
     nrd_info("dry run: parameters valid, nothing written");
   } else {
     char *cmd = join_args(argc, argv);
-    run_catch_stop_signals();
     status = run_simulation(&p, &plan, (int)o.grid_index, o.restart, cmd);
     free(cmd);
   }

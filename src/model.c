@@ -168,6 +168,41 @@ static int build_mixture(const nrd_params *p, model *m) {
   return rc;
 }
 
+/* U and Qhat of grid point g, and the operator built from them; err holds
+ * the message after the "grid point I: " prefix written at err - off. */
+static int build_operator(const nrd_params *p, const grid_point *g,
+                          ou_op *op, double *U, double *Q, char *err,
+                          size_t errlen) {
+  int d = (int)g->dimension;
+  int rc = build_u(p, d, U, err, errlen);
+  if (rc == NRD_OK) rc = build_q(p, d, U, (uint32_t)p->run.seed, Q, err, errlen);
+  if (rc == NRD_OK) {
+    rc = ou_init(op, d, U, Q, g->strength);
+    if (rc != NRD_OK)
+      snprintf(err, errlen,
+               "the forward operator is invalid (U must be SPD and Q "
+               "antisymmetric): %s",
+               nrd_strerror(rc));
+  }
+  return rc;
+}
+
+int model_build_operator(ou_op *op, const nrd_params *p, const grid_point *g,
+                         char *err, size_t errlen) {
+  memset(op, 0, sizeof *op);
+  size_t dd = (size_t)g->dimension * g->dimension;
+  double *U = malloc(dd * sizeof *U), *Q = malloc(dd * sizeof *Q);
+  snprintf(err, errlen, "grid point %d: ", g->index);
+  size_t off = strlen(err);
+  int rc = U && Q ? build_operator(p, g, op, U, Q, err + off, errlen - off)
+                  : NRD_ERR_NOMEM;
+  if (rc == NRD_ERR_NOMEM && strlen(err) == off)
+    snprintf(err + off, errlen - off, "%s", nrd_strerror(rc));
+  free(U);
+  free(Q);
+  return rc;
+}
+
 int model_build(model *m, const nrd_params *p, const grid_point *g, char *err,
                 size_t errlen) {
   memset(m, 0, sizeof *m);
@@ -183,16 +218,8 @@ int model_build(model *m, const nrd_params *p, const grid_point *g, char *err,
   int rc = (U && Q && m->direction) ? NRD_OK : NRD_ERR_NOMEM;
   snprintf(err, errlen, "grid point %d: ", g->index);
   size_t off = strlen(err);
-  if (rc == NRD_OK) rc = build_u(p, d, U, err + off, errlen - off);
-  if (rc == NRD_OK) rc = build_q(p, d, U, m->seed, Q, err + off, errlen - off);
-  if (rc == NRD_OK) {
-    rc = ou_init(&m->op, d, U, Q, g->strength);
-    if (rc != NRD_OK)
-      snprintf(err + off, errlen - off,
-               "the forward operator is invalid (U must be SPD and Q "
-               "antisymmetric): %s",
-               nrd_strerror(rc));
-  }
+  if (rc == NRD_OK)
+    rc = build_operator(p, g, &m->op, U, Q, err + off, errlen - off);
   if (rc == NRD_OK) rc = build_direction(p, d, U, m->seed, m->direction);
   if (rc == NRD_OK) rc = build_mixture(p, m);
   if (rc == NRD_OK && m->n_train > 0) {

@@ -20,6 +20,7 @@
 #define _POSIX_C_SOURCE 200809L /* sigaction */
 #include "nrdiff/run.h"
 #include "nrdiff/checkpoint.h"
+#include "nrdiff/diagnose.h"
 #include "nrdiff/error.h"
 #include "nrdiff/h5out.h"
 #include "nrdiff/integrate.h"
@@ -89,6 +90,7 @@ typedef struct {
                             or p^e_t (empirical score) */
   int empirical, symmetric2, K;
   proto_theory proto;    /* the protocols' theory (protocol.h) */
+  step_check check;      /* the step-size and no-op check (diagnose.h) */
 } point_theory;
 
 /* Shared, read-only description of the run. */
@@ -107,7 +109,9 @@ typedef struct {
   proto_layout *proto; /* n_points: the protocols of each point */
   long rounds;        /* synchronised steps so far (same on every rank) */
   double last_checkpoint;
+  int *point_failed; /* n_points: this rank saw the point fail (warned) */
   int stopped;        /* a stop was requested and checkpointed */
+  char stop_reason[256]; /* why, as agreed by every rank */
   int failed;         /* this rank failed (local) */
   int peer_failed;    /* some rank failed (collective) */
 } run_ctx;
@@ -167,6 +171,16 @@ static int initial_state(const nrd_params *p, const model *m,
 
 /* ------------------------------------------------------------ theory */
 
+/* The step the physics checks judge: the nominal one of a uniform grid
+ * (what run_point steps with), the first and longest of a log grid. */
+static double largest_step(const run_ctx *c) {
+  const nrd_params *p = c->p;
+  long n = c->plan->steps;
+  if (p->time.spacing == SPACING_UNIFORM)
+    return (p->time.T - p->time.t_min) / (double)(n > 0 ? n : 1);
+  return n > 0 ? c->t[0] - c->t[1] : 0;
+}
+
 static void theory_for_point(const run_ctx *c, const model *m,
                              point_theory *th) {
   const mixture *mx = &m->mix;
@@ -176,6 +190,9 @@ static void theory_for_point(const run_ctx *c, const model *m,
   th->rate = NAN;
   ou_relaxation_rate(&m->op, &th->rate);
   th->entropy = ou_entropy_production(&m->op);
+  if (diagnose_operator(&m->op, c->p->integrator.scheme, largest_step(c),
+                        c->plan->steps, &th->check) != NRD_OK)
+    memset(&th->check, 0, sizeof th->check); /* not checked */
   /* kappa_t = 1 for two symmetric classes, the matrix criterion
    * (physics.md 4.3) otherwise; for the empirical score the REM collapse
    * time with the finite-d mixture correction, alpha = ln n / d (an
@@ -302,20 +319,48 @@ static void point_state_build(const run_ctx *c, int point, int d,
 
 /* ----------------------------------------------------- stop and resume */
 
-/* Set by SIGTERM / SIGUSR1 (what Slurm sends before the time limit). */
+/* The stop signal received (SIGTERM, SIGUSR1: what Slurm and scancel send
+ * before the time limit; SIGINT: Ctrl-C), 0 if none.  A second SIGINT
+ * while the first is being honoured ends the process at once. */
 static volatile sig_atomic_t stop_signal = 0;
 
 static void on_stop_signal(int sig) {
+  if (sig == SIGINT && stop_signal == SIGINT) {
+    signal(SIGINT, SIG_DFL);
+    raise(SIGINT);
+  }
   stop_signal = sig;
 }
+
+static const int STOP_SIGNALS[] = {SIGTERM, SIGUSR1, SIGINT};
+enum { N_STOP_SIGNALS = 3 };
 
 void run_catch_stop_signals(void) {
   struct sigaction sa;
   memset(&sa, 0, sizeof sa);
   sa.sa_handler = on_stop_signal;
   sigemptyset(&sa.sa_mask);
-  sigaction(SIGTERM, &sa, NULL);
-  sigaction(SIGUSR1, &sa, NULL);
+  sigset_t set;
+  sigemptyset(&set);
+  for (int i = 0; i < N_STOP_SIGNALS; i++) {
+    sigaction(STOP_SIGNALS[i], &sa, NULL);
+    sigaddset(&set, STOP_SIGNALS[i]);
+  }
+  /* blocked across a re-execution (blaskernel.c), which resets handlers
+   * but keeps the mask and pending signals: deliver them now */
+  sigprocmask(SIG_UNBLOCK, &set, NULL);
+}
+
+void run_block_stop_signals(void) {
+  sigset_t set;
+  sigemptyset(&set);
+  for (int i = 0; i < N_STOP_SIGNALS; i++)
+    sigaddset(&set, STOP_SIGNALS[i]);
+  sigprocmask(SIG_BLOCK, &set, NULL);
+}
+
+static const char *signal_name(int sig) {
+  return sig == SIGTERM ? "SIGTERM" : sig == SIGUSR1 ? "SIGUSR1" : "SIGINT";
 }
 
 enum { SYNC_CONTINUE, SYNC_STOPPED, SYNC_FAILED, SYNC_ALL_DONE };
@@ -326,33 +371,51 @@ enum { SYNC_CONTINUE, SYNC_STOPPED, SYNC_FAILED, SYNC_ALL_DONE };
  * writes a checkpoint first.  The state must be at a step boundary. */
 static int run_sync(run_ctx *c, int finished) {
   const nrd_params *p = c->p;
-  int want[5] = {stop_signal != 0, 0, 0, !finished, c->failed};
+  /* signal (the largest number seen), stop file, wall time, periodic
+   * checkpoint, work left, failure: the reasons are agreed, so every rank
+   * reports the same one */
+  enum { W_SIGNAL, W_FILE, W_WALL, W_PERIODIC, W_WORK, W_FAILED, W_N };
+  int want[W_N] = {(int)stop_signal, 0, 0, 0, !finished, c->failed};
   if (nrd_log_rank() == 0) {
     double now = nrd_log_elapsed();
-    want[1] = access(p->checkpoint.stop_file, F_OK) == 0;
+    want[W_FILE] = access(p->checkpoint.stop_file, F_OK) == 0;
     /* a segment always makes one step: a budget smaller than the set-up
      * time must not leave a job chain restarting forever */
-    want[1] |= p->run.max_wall_time > 0 && now >= p->run.max_wall_time &&
-               c->rounds > 0;
-    want[2] = (p->checkpoint.every > 0 && c->rounds > 0 &&
-               c->rounds % p->checkpoint.every == 0) ||
-              (p->checkpoint.interval > 0 &&
-               now - c->last_checkpoint >= p->checkpoint.interval);
+    want[W_WALL] = p->run.max_wall_time > 0 && now >= p->run.max_wall_time &&
+                   c->rounds > 0;
+    want[W_PERIODIC] = (p->checkpoint.every > 0 && c->rounds > 0 &&
+                        c->rounds % p->checkpoint.every == 0) ||
+                       (p->checkpoint.interval > 0 &&
+                        now - c->last_checkpoint >= p->checkpoint.interval);
   }
-  NRD_MPI_CHECK(MPI_Allreduce(MPI_IN_PLACE, want, 5, MPI_INT, MPI_MAX,
+  NRD_MPI_CHECK(MPI_Allreduce(MPI_IN_PLACE, want, W_N, MPI_INT, MPI_MAX,
                               MPI_COMM_WORLD));
   c->rounds++;
-  if (want[4]) return SYNC_FAILED;
-  if (!want[3]) return SYNC_ALL_DONE;
-  if (want[0] || want[1] || want[2]) {
+  if (want[W_FAILED]) return SYNC_FAILED;
+  if (!want[W_WORK]) return SYNC_ALL_DONE;
+  int stop = want[W_SIGNAL] || want[W_FILE] || want[W_WALL];
+  if (stop || want[W_PERIODIC]) {
     checkpoint_write(p, &c->shape, c->state);
     c->last_checkpoint = nrd_log_elapsed();
   }
-  if (want[0] || want[1]) {
-    c->stopped = 1;
-    return SYNC_STOPPED;
-  }
-  return SYNC_CONTINUE;
+  if (!stop) return SYNC_CONTINUE;
+  c->stopped = 1;
+  if (want[W_SIGNAL])
+    snprintf(c->stop_reason, sizeof c->stop_reason, "%s",
+             signal_name(want[W_SIGNAL]));
+  else if (want[W_FILE])
+    snprintf(c->stop_reason, sizeof c->stop_reason, "stop file %.200s",
+             p->checkpoint.stop_file);
+  else
+    snprintf(c->stop_reason, sizeof c->stop_reason, "run.max_wall_time = %g s",
+             p->run.max_wall_time);
+  /* an honoured stop file goes, or every restart would stop again (its
+   * checkpoint is written: nothing is lost) */
+  if (want[W_FILE] && nrd_log_rank() == 0 &&
+      unlink(p->checkpoint.stop_file) != 0)
+    nrd_warn("cannot remove the stop file '%s': remove it before restarting",
+             p->checkpoint.stop_file);
+  return SYNC_STOPPED;
 }
 
 /* Progress of rank 0's own work, which plan_assign balanced against the
@@ -376,6 +439,37 @@ static void progress_report(progress *pr, const run_ctx *c, const model *m,
            c->plan->steps, c->t[k], key_name, key,
            1e3 * spent / (double)pr->steps_done, 100 * f,
            spent * (1 - f) / f);
+}
+
+static int all_finite(size_t n, const double *x) {
+  for (size_t i = 0; i < n; i++)
+    if (!isfinite(x[i])) return 0;
+  return 1;
+}
+
+/* A block that fails (its state is not finite, or a step cannot be made)
+ * stops, and its |y|^2 sum at output time o becomes NaN: the mark of a
+ * failed grid point, which checkpoints carry and the report reads
+ * (point_failed_at); |y|^2 of a finite state is never NaN. */
+static void fail_block(point_state *w, const obs_layout *L, long ib, long o,
+                       long steps) {
+  w->records[((size_t)o * w->n_blocks + ib) * L->record +
+             L->offset[OBS_NORM2]] = NAN;
+  w->next_step[ib] = steps + 1;
+}
+
+/* Every block of this rank still running at step k fails, marked at the
+ * first output time at or after k; why: the numerical cause. */
+static void fail_point(point_state *w, const obs_layout *L, run_ctx *c,
+                       int point, long k, const char *why) {
+  long o = 0, steps = c->plan->steps;
+  while (o + 1 < c->n_out && c->out_step[o] < k)
+    o++;
+  for (long ib = 0; ib < w->n_blocks; ib++)
+    if (w->next_step[ib] <= steps) fail_block(w, L, ib, o, steps);
+  if (!c->point_failed[point]++)
+    nrd_warn("grid point %d: %s at step %ld (t = %.6g); the grid point "
+             "fails", point, why, k, c->t[k]);
 }
 
 /* Folding the empirical score's -Delta^{-1} y into the step saves a
@@ -448,11 +542,12 @@ static int run_point(run_ctx *c, const model *m, const obs_layout *L,
       break;
     }
     int score_ok = score_model_set_time(&cur, t[k]) == NRD_OK;
+    long out = c->out_index[k], frame = c->frame_index[k];
     if (!score_ok && k < steps) {
-      rc = NRD_ERR_NUMERIC;
+      fail_point(w, L, c, m->point.index, k, "the score cannot be evaluated "
+                 "(e^{-At} or Delta_t not finite, or Delta_t singular)");
       break;
     }
-    long out = c->out_index[k], frame = c->frame_index[k];
     /* A uniform grid's steps are all the nominal (T - t_min)/steps: the
      * differences t[k] - t[k+1] vary in their last bits, and each new h
      * would rebuild the exponential scheme's matrices (a 2d x 2d expm, half
@@ -460,7 +555,11 @@ static int run_point(run_ctx *c, const model *m, const obs_layout *L,
     double h = p->time.spacing == SPACING_UNIFORM
                    ? (p->time.T - p->time.t_min) / (double)steps
                    : (k < steps ? t[k] - t[k + 1] : 0.0);
-    if (k < steps) rc = step_ops_set_h(&ops, &m->op, h);
+    if (k < steps && step_ops_set_h(&ops, &m->op, h) != NRD_OK) {
+      fail_point(w, L, c, m->point.index, k, "the step's maps e^{Ah} cannot "
+                 "be formed (h |A| overflows)");
+      break;
+    }
     /* Steps without output let the integrator apply the empirical score's
      * -Delta^{-1} y with its own map (integrate.h, step_fold); output steps
      * need the whole score for the observables.  The choice depends only on
@@ -486,6 +585,16 @@ static int run_point(run_ctx *c, const model *m, const obs_layout *L,
       double *Yb = W == d ? Yrow : Ymain;
       for (long i = 0; W != d && i < count; i++)
         memcpy(Yb + i * d, Yrow + i * W, (size_t)d * sizeof *Yb);
+      if (out >= 0 && !all_finite((size_t)count * W, Yrow)) {
+        fail_block(w, L, ib, out, steps);
+        if (!c->point_failed[m->point.index]++)
+          nrd_warn("grid point %d: the state of particles %ld..%ld is not "
+                   "finite at step %ld (t = %.6g); the grid point fails "
+                   "(likely a time step too large for h |A|, see the "
+                   "step-size check, or an overflow)",
+                   m->point.index, first, first + count - 1, k, t[k]);
+        continue;
+      }
       if (folded)
         rc = score_model_eval_nonlinear(&cur, (int)count, Yb, S0, y2, nearest,
                                         work);
@@ -737,6 +846,25 @@ char *done_marker_path(const nrd_params *p) {
   return s;
 }
 
+void run_mark_complete(const nrd_params *p, const char *what) {
+  int ok = 1;
+  if (nrd_log_rank() == 0) {
+    /* the marker first and durably, then the checkpoints go: a kill in
+     * between leaves a marked, complete run with stale checkpoints, never
+     * a complete output that a job chain cannot recognise */
+    char *marker = done_marker_path(p);
+    FILE *f = fopen(marker, "w");
+    ok = f && fprintf(f, "nrdiff run complete: %s, %s\n", p->output.file,
+                      what) > 0;
+    ok = f && fflush(f) == 0 && fsync(fileno(f)) == 0 && ok;
+    if (f && fclose(f) != 0) ok = 0;
+    if (!ok) nrd_warn("cannot write the completion marker '%s'", marker);
+    free(marker);
+  }
+  NRD_MPI_CHECK(MPI_Bcast(&ok, 1, MPI_INT, 0, MPI_COMM_WORLD));
+  if (ok) checkpoint_remove(p); /* else keep them: nothing to lose */
+}
+
 static void ctx_build(run_ctx *c, const nrd_params *p, const run_plan *plan,
                       const double *t, int only_point) {
   memset(c, 0, sizeof *c);
@@ -774,6 +902,7 @@ static void ctx_build(run_ctx *c, const nrd_params *p, const run_plan *plan,
   if (plan_assign(plan, nrd_log_size(), only_point, c->owner, NULL) != NRD_OK)
     NRD_ABORT(NRD_EXIT_RUNTIME, "out of memory");
   c->selected = xcalloc((size_t)plan->n_points, sizeof *c->selected);
+  c->point_failed = xcalloc((size_t)plan->n_points, sizeof *c->point_failed);
   for (int i = 0; i < plan->n_points; i++)
     c->selected[i] = only_point < 0 || i == only_point;
   c->shape = (run_shape){.n_points = plan->n_points,
@@ -804,6 +933,7 @@ static void ctx_free(run_ctx *c) {
   free(c->frame_index);
   free(c->owner);
   free(c->selected);
+  free(c->point_failed);
   for (int i = 0; i < c->plan->n_points; i++) {
     point_state_free(&c->state[i]);
     proto_layout_free(&c->proto[i]);
@@ -884,8 +1014,19 @@ static void prepare_theory(const run_ctx *c, point_theory *th) {
       if (len[f] > 0)
         NRD_MPI_CHECK(MPI_Bcast(*slot[f], (int)len[f], MPI_DOUBLE, owner[i],
                                 MPI_COMM_WORLD));
+    NRD_MPI_CHECK(MPI_Bcast(&t->check, sizeof t->check, MPI_BYTE, owner[i],
+                            MPI_COMM_WORLD));
   }
   free(owner);
+  if (rank == 0) { /* the checks of every point, each kind said once */
+    step_check *all = xcalloc((size_t)P, sizeof *all);
+    for (int i = 0; i < P; i++)
+      all[i] = th[i].check;
+    char *text = diagnose_summary_text(all, P, c->p);
+    nrd_warn_lines(text);
+    free(text);
+    free(all);
+  }
 }
 
 int run_simulation(const nrd_params *p, const run_plan *plan, int only_point,
@@ -966,11 +1107,7 @@ int run_simulation(const nrd_params *p, const run_plan *plan, int only_point,
     if (rank == 0)
       printf("\nStopped on request (%s) after %.1f s; checkpoint: %s.\n"
              "Continue with: nrdiff --restart <same parameters>\n",
-             stop_signal ? "signal"
-                         : (access(p->checkpoint.stop_file, F_OK) == 0
-                                ? "stop file"
-                                : "run.max_wall_time"),
-             nrd_log_elapsed() - t_start, ck);
+             c.stop_reason, nrd_log_elapsed() - t_start, ck);
     free(ck);
     for (int i = 0; i < P; i++)
       if (c.selected[i]) obs_layout_free(&lay[i]);
@@ -1068,20 +1205,10 @@ int run_simulation(const nrd_params *p, const run_plan *plan, int only_point,
   }
   double wall = nrd_log_elapsed() - t_start;
   h5out_close(&out, wall);
-  /* the run is complete: say so for job chains, drop the checkpoints */
-  checkpoint_remove(p);
-  if (rank == 0) {
-    char *marker = done_marker_path(p);
-    FILE *f = fopen(marker, "w");
-    if (f) {
-      fprintf(f, "nrdiff run complete: %s, %d grid point(s), %.1f s\n",
-              p->output.file, only_point >= 0 ? 1 : P, wall);
-      fclose(f);
-    } else {
-      nrd_warn("cannot write the completion marker '%s'", marker);
-    }
-    free(marker);
-  }
+  char done[256];
+  snprintf(done, sizeof done, "%d grid point(s), %.1f s",
+           only_point >= 0 ? 1 : P, wall);
+  run_mark_complete(p, done);
   if (rank == 0) {
     print_summary(plan, meas);
     long n_run = only_point >= 0 ? 1 : P;

@@ -26,6 +26,8 @@ typedef struct {
   long steps;
   double *bytes;   /* per grid point: peak memory estimate of one rank */
   double *flops;   /* per grid point: arithmetic cost estimate */
+  char *warnings;  /* the parameters' physics checks (diagnose.h), one a
+                      line, or NULL; plan_free frees it */
 } run_plan;
 
 /* Axes are ordered dimension (slowest), separation, strength, n_train

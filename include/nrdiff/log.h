@@ -28,6 +28,8 @@ double nrd_log_elapsed(void);
 void nrd_info(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 void nrd_debug(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 void nrd_warn(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* Each line of text as a warning (no-op for NULL or ""). */
+void nrd_warn_lines(const char *text);
 
 /* Collective fatal error: every rank of the communicator calls it with the
  * same arguments; rank 0 prints "nrdiff: error: ...", all ranks finalize MPI

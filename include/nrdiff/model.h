@@ -31,6 +31,9 @@ typedef struct {
 int model_build(model *m, const nrd_params *p, const grid_point *g, char *err,
                 size_t errlen);
 void model_free(model *m);
+/* Only the forward operator of grid point g (what --dry-run checks). */
+int model_build_operator(ou_op *op, const nrd_params *p, const grid_point *g,
+                         char *err, size_t errlen);
 
 /* The score of p_t at one time t. */
 typedef struct {

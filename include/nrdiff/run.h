@@ -16,10 +16,18 @@
 int run_simulation(const nrd_params *p, const run_plan *plan, int only_point,
                    int restart, const char *command_line);
 
-/* SIGTERM and SIGUSR1 then request a checkpoint and a clean stop. */
+/* SIGTERM, SIGUSR1 and SIGINT (Ctrl-C; a second one ends the process at
+ * once) then request a checkpoint and a clean stop (exit status 3).  Call
+ * first in main; it also unblocks them (run_block_stop_signals). */
 void run_catch_stop_signals(void);
+/* Block them (before a re-execution: they stay pending, not fatal). */
+void run_block_stop_signals(void);
 
 /* output.file + ".done", written when a run completes (malloc'd). */
 char *done_marker_path(const nrd_params *p);
+
+/* Collective, once OUTPUT is complete: write OUTPUT.done (one line: the
+ * output and `what`), durably, then remove the checkpoints. */
+void run_mark_complete(const nrd_params *p, const char *what);
 
 #endif
