@@ -702,6 +702,22 @@ static void describe_unknown_section(const char *section, char *out,
 
 /* ---------------------------------------------------------------- errors */
 
+/* Decode one UTF-8 sequence; returns its length (0 if invalid). */
+static int utf8_decode(const unsigned char *s, unsigned long *cp) {
+  if (s[0] < 0x80) return *cp = s[0], 1;
+  int n = s[0] >= 0xF0 ? 4 : s[0] >= 0xE0 ? 3 : s[0] >= 0xC2 ? 2 : 0;
+  if (n == 0 || s[0] > 0xF4) return 0;
+  unsigned long v = s[0] & (0x3F >> (n - 1));
+  for (int k = 1; k < n; k++) {
+    if ((s[k] & 0xC0) != 0x80) return 0;
+    v = (v << 6) | (s[k] & 0x3F);
+  }
+  static const unsigned long smallest[] = {0, 0, 0x80, 0x800, 0x10000};
+  if (v < smallest[n] || v > 0x10FFFF || (v >= 0xD800 && v <= 0xDFFF)) return 0;
+  *cp = v;
+  return n;
+}
+
 /* Where values come from while they are being read: a file (marks are
  * positions in it), an override (marks are meaningless to the user: quote
  * the override instead), or a built-in default. */
@@ -712,18 +728,83 @@ typedef struct {
   size_t errlen;
 } source_ctx;
 
+/* Copy text into out (always terminated, cut at a whole character) so that
+ * a message is one line of valid UTF-8 whatever the input held: line breaks,
+ * tabs and other control characters become \n, \t, \xNN, as do bytes that
+ * are not UTF-8. */
+static void copy_printable(char *out, size_t outlen, const char *text) {
+  size_t used = 0;
+  const unsigned char *s = (const unsigned char *)text;
+  while (*s) {
+    unsigned long cp = 0;
+    int n = utf8_decode(s, &cp);
+    char esc[8];
+    const char *piece = (const char *)s;
+    size_t len = (size_t)n;
+    if (n == 0) {
+      snprintf(esc, sizeof esc, "\\x%02X", (unsigned)*s);
+      n = 1;
+    } else if (cp == '\n' || cp == '\r' || cp == '\t') {
+      char letter = cp == '\n' ? 'n' : cp == '\r' ? 'r' : 't';
+      snprintf(esc, sizeof esc, "\\%c", letter);
+    } else if (cp < 0x20 || cp == 0x7F || (cp >= 0x80 && cp <= 0x9F)) {
+      snprintf(esc, sizeof esc, "\\x%02lX", cp);
+    } else if (cp == 0x2028 || cp == 0x2029) {
+      snprintf(esc, sizeof esc, "\\u%04lX", cp);
+    } else {
+      esc[0] = '\0';
+    }
+    if (esc[0]) {
+      piece = esc;
+      len = strlen(esc);
+    }
+    if (used + len + 1 > outlen) break;
+    memcpy(out + used, piece, len);
+    used += len;
+    s += n;
+  }
+  out[used] = '\0';
+}
+
 static void vreport(char *err, size_t errlen, const char *where,
                     const char *key, const char *fmt, va_list ap) {
   if (!err || errlen == 0) return;
-  int n = 0;
+  char head[1600] = "";
   if (where && key)
-    n = snprintf(err, errlen, "%s: key '%s': ", where, key);
+    snprintf(head, sizeof head, "%s: key '%s': ", where, key);
   else if (where)
-    n = snprintf(err, errlen, "%s: ", where);
+    snprintf(head, sizeof head, "%s: ", where);
   else if (key)
-    n = snprintf(err, errlen, "key '%s': ", key);
-  if (n < 0) n = 0;
-  if ((size_t)n < errlen) vsnprintf(err + n, errlen - (size_t)n, fmt, ap);
+    snprintf(head, sizeof head, "key '%s': ", key);
+  va_list copy;
+  va_copy(copy, ap);
+  int n = vsnprintf(NULL, 0, fmt, copy);
+  va_end(copy);
+  size_t body_len = n > 0 ? (size_t)n : 0, head_len = strlen(head);
+  char *whole = malloc(head_len + body_len + 1);
+  if (!whole) {
+    snprintf(err, errlen, "out of memory for the parameters");
+    return;
+  }
+  memcpy(whole, head, head_len + 1);
+  vsnprintf(whole + head_len, body_len + 1, fmt, ap);
+  copy_printable(err, errlen, whole);
+  free(whole);
+}
+
+/* "-P KEY=VALUE" for messages; a very long override is cut after its first
+ * 200 bytes, so that what is wrong with it still fits in the message. */
+static void override_where(char *where, size_t n, const char *override) {
+  enum { SHOWN = 200 };
+  size_t len = strlen(override);
+  if (len <= SHOWN + 40) {
+    snprintf(where, n, "-P %s", override);
+    return;
+  }
+  size_t cut = SHOWN;
+  while (cut > 0 && ((unsigned char)override[cut] & 0xC0) == 0x80)
+    cut--;
+  snprintf(where, n, "-P %.*s... (%zu bytes in all)", (int)cut, override, len);
 }
 
 /* One error about the value at mark (NULL: no position) of key s (NULL: not
@@ -732,7 +813,7 @@ static int fail(const source_ctx *c, const yaml_mark_t *mark,
                 const param_spec *s, const char *fmt, ...) {
   char where[1200];
   if (c->override)
-    snprintf(where, sizeof where, "-P %s", c->override);
+    override_where(where, sizeof where, c->override);
   else if (mark)
     snprintf(where, sizeof where, "%s:%zu:%zu", c->path, mark->line + 1,
              mark->column + 1);
@@ -1394,7 +1475,7 @@ static int blame(const combination_ctx *c, const char *key, const char *fmt,
   const value_origin *o = &c->origin[i];
   switch (c->p->sources[i]) {
   case PSRC_OVERRIDE:
-    snprintf(where, sizeof where, "-P %s", o->override);
+    override_where(where, sizeof where, o->override);
     break;
   case PSRC_FILE:
     snprintf(where, sizeof where, "%s:%zu:%zu", c->path, o->line, o->column);
@@ -1695,22 +1776,6 @@ static void sb_printf(strbuf *b, const char *fmt, ...) {
 }
 
 /* ------------------------------------------------------------ YAML output */
-
-/* Decode one UTF-8 sequence; returns its length (0 if invalid). */
-static int utf8_decode(const unsigned char *s, unsigned long *cp) {
-  if (s[0] < 0x80) return *cp = s[0], 1;
-  int n = s[0] >= 0xF0 ? 4 : s[0] >= 0xE0 ? 3 : s[0] >= 0xC2 ? 2 : 0;
-  if (n == 0 || s[0] > 0xF4) return 0;
-  unsigned long v = s[0] & (0x3F >> (n - 1));
-  for (int k = 1; k < n; k++) {
-    if ((s[k] & 0xC0) != 0x80) return 0;
-    v = (v << 6) | (s[k] & 0x3F);
-  }
-  static const unsigned long smallest[] = {0, 0, 0x80, 0x800, 0x10000};
-  if (v < smallest[n] || v > 0x10FFFF || (v >= 0xD800 && v <= 0xDFFF)) return 0;
-  *cp = v;
-  return n;
-}
 
 /* A YAML double-quoted scalar that libyaml reads back byte for byte: every
  * character libyaml would refuse or fold (controls, line separators, BOM) is

@@ -836,6 +836,35 @@ static void test_bad_overrides(void **state) {
                         "(5) (got 6)");
 }
 
+/* A message is one line of printable UTF-8 whatever the input held, and a
+ * very long override is cut so that what is wrong with it still shows. */
+static void test_messages_are_one_line(void **state) {
+  (void)state;
+  char *a[] = {"time.T\n=5"};
+  expect_override_error(1, a,
+                        "-P time.T\\n=5: unknown key 'time.T\\n'; did you "
+                        "mean 'time.T'?");
+  char *b[] = {"output.fil\x01\xff=x"};
+  expect_override_error(1, b,
+                        "-P output.fil\\x01\\xFF=x: unknown key "
+                        "'output.fil\\x01\\xFF'; did you mean "
+                        "'output.file'?");
+  expect_file_error("time:\n  T: \"a\\tb\\u2028c\\x7f\"\n",
+                    "2:6: key 'time.T': must be a number, not the quoted "
+                    "text 'a\\tb\\u2028c\\x7F' (remove the quotes)");
+  char long_value[400], want[400];
+  snprintf(long_value, sizeof long_value, "time.steps=[");
+  while (strlen(long_value) < 300)
+    strcat(long_value, "1, ");
+  strcat(long_value, "1]");
+  char *c[] = {long_value};
+  snprintf(want, sizeof want,
+           "-P %.200s... (%zu bytes in all): key 'time.steps': must be a "
+           "single value, not a list",
+           long_value, strlen(long_value));
+  expect_override_error(1, c, want);
+}
+
 /* A conflict is blamed on the key set last: here the override, not the
  * file line it contradicts. */
 static void test_conflicts_blame_the_override(void **state) {
@@ -1034,6 +1063,7 @@ int main(void) {
       cmocka_unit_test(test_missing_or_unreadable_file),
       cmocka_unit_test(test_overrides),
       cmocka_unit_test(test_bad_overrides),
+      cmocka_unit_test(test_messages_are_one_line),
       cmocka_unit_test(test_conflicts_blame_the_override),
       cmocka_unit_test(test_failure_leaves_params_and_disk_unchanged),
       cmocka_unit_test(test_resolved_dump_round_trips),
