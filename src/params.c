@@ -1178,21 +1178,111 @@ static int read_value(const source_ctx *c, const param_spec *s,
   }
 }
 
+/* Byte offset in text (one line, possibly followed by blank lines) of a
+ * mark, which counts characters; len when the mark is past the text. */
+static size_t offset_of_mark(const char *text, size_t len,
+                             const yaml_mark_t *mark) {
+  size_t k = len >= 3 && memcmp(text, "\xEF\xBB\xBF", 3) == 0 ? 3 : 0;
+  for (size_t column = 0; k < len && mark->line == 0; column++) {
+    if (column == mark->column) return k;
+    if (text[k] == '\n' || text[k] == '\r') break;
+    k++;
+    while (k < len && ((unsigned char)text[k] & 0xC0) == 0x80)
+      k++;
+  }
+  return len;
+}
+
+static bool is_blank(const char *t) {
+  return t[strspn(t, " \t\r\n")] == '\0';
+}
+
+/* The first line break of t (any that YAML knows: LF, CR, NEL, LS, PS)
+ * and its length in bytes, or NULL. */
+static const char *line_break(const char *t, size_t *n) {
+  for (; *t; t++) {
+    if (*t == '\n' || *t == '\r') return *n = 1, t;
+    if (strncmp(t, "\xC2\x85", 2) == 0) return *n = 2, t;
+    if (strncmp(t, "\xE2\x80\xA8", 3) == 0 ||
+        strncmp(t, "\xE2\x80\xA9", 3) == 0)
+      return *n = 3, t;
+  }
+  return NULL;
+}
+
+/* The start of t, for quoting in a message: at most 40 bytes (whole
+ * characters) of its first line, "..." when cut. */
+static const char *excerpt(char buf[64], const char *t) {
+  size_t n = strcspn(t, "\r\n");
+  while (n > 0 && (t[n - 1] == ' ' || t[n - 1] == '\t'))
+    n--;
+  bool cut = n > 40;
+  if (cut) {
+    n = 40;
+    while (n > 0 && ((unsigned char)t[n] & 0xC0) == 0x80)
+      n--;
+  }
+  snprintf(buf, 64, "%.*s%s", (int)n, t, cut ? "..." : "");
+  return buf;
+}
+
+/* An override value is one YAML value on one line: a line break, or text
+ * after the value (a second value, a stray bracket, a comment), would be
+ * silently dropped by a YAML reader, so it is refused. */
+static int check_one_line(const source_ctx *c, const param_spec *s,
+                          const char *text) {
+  size_t n;
+  const char *brk = line_break(text, &n);
+  if (!brk) return NRD_OK;
+  const char *rest = brk + n;
+  rest += strspn(rest, " \t\r\n");
+  if (!*rest) return NRD_OK; /* blank lines at the end */
+  char b[64];
+  return fail(c, NULL, s,
+              "a line break in the value, then '%s' (a -P value is one YAML "
+              "value on one line; give each key its own -P)",
+              excerpt(b, rest));
+}
+
+static int check_nothing_after(const source_ctx *c, const param_spec *s,
+                               const char *text, size_t len,
+                               const yaml_node_t *root) {
+  const char *rest = text + offset_of_mark(text, len, &root->end_mark);
+  if (is_blank(rest)) return NRD_OK;
+  rest += strspn(rest, " \t");
+  char b[64];
+  if (*rest == '#')
+    return fail(c, NULL, s,
+                "a comment after the value: '%s' (quote the value if '#' is "
+                "part of it)",
+                excerpt(b, rest));
+  return fail(c, NULL, s,
+              "text after the value: '%s' (a -P value is exactly one YAML "
+              "value: a number, a word, \"quoted text\" or a list [a, b])",
+              excerpt(b, rest));
+}
+
 /* Parse text as one YAML document holding the value of s (overrides and
- * built-in defaults). */
+ * built-in defaults).  An override must be exactly that value: nothing
+ * after it, all on one line. */
 static int read_value_text(const source_ctx *c, const param_spec *s,
                            const char *text, nrd_params *dst) {
+  int rc = c->override ? check_one_line(c, s, text) : NRD_OK;
+  if (rc != NRD_OK) return rc;
   yaml_parser_t parser;
   if (!yaml_parser_initialize(&parser)) return out_of_memory(c->err, c->errlen);
   size_t len = strlen(text);
   yaml_parser_set_input_string(&parser, (const unsigned char *)text, len);
   yaml_document_t doc;
-  int rc;
   if (!yaml_parser_load(&parser, &doc)) {
     rc = syntax_error(c, &parser, text, len);
   } else {
     yaml_node_t *root = yaml_document_get_root_node(&doc);
-    rc = root ? read_value(c, s, &doc, root, dst) : no_value(c, NULL, s);
+    if (!root)
+      rc = no_value(c, NULL, s);
+    else if (c->override)
+      rc = check_nothing_after(c, s, text, len, root);
+    if (root && rc == NRD_OK) rc = read_value(c, s, &doc, root, dst);
     yaml_document_delete(&doc);
   }
   yaml_parser_delete(&parser);

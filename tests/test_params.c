@@ -836,6 +836,97 @@ static void test_bad_overrides(void **state) {
                         "(5) (got 6)");
 }
 
+/* A -P value is exactly one YAML value on one line: what a YAML reader would
+ * drop after it (a second value, a stray bracket, a comment, a second
+ * document or mapping on a new line) is refused, not ignored. */
+static void test_override_is_one_whole_value(void **state) {
+  (void)state;
+  const char *after = " (a -P value is exactly one YAML value: a number, a "
+                      "word, \"quoted text\" or a list [a, b])";
+  const char *lines = " (a -P value is one YAML value on one line; give each "
+                      "key its own -P)";
+  struct {
+    char *override;
+    const char *message, *advice;
+  } cases[] = {
+      {"grid.strength=[0] [0.75, 2]",
+       "key 'grid.strength': text after the value: '[0.75, 2]'", after},
+      {"output.file=\"a.h5\" junk",
+       "key 'output.file': text after the value: 'junk'", after},
+      {"output.file='a.h5'x", "key 'output.file': text after the value: 'x'",
+       after},
+      {"grid.strength=[2]]", "key 'grid.strength': text after the value: ']'",
+       after},
+      {"grid.dimension={a: 1} {b: 2}",
+       "key 'grid.dimension': text after the value: '{b: 2}'", after},
+      {"grid.strength=[1] 0123456789012345678901234567890123456789xyz  ",
+       "key 'grid.strength': text after the value: "
+       "'0123456789012345678901234567890123456789...'",
+       after},
+      {"time.T=5 # five",
+       "key 'time.T': a comment after the value: '# five' (quote the value if "
+       "'#' is part of it)",
+       ""},
+      {"output.file=run #1.h5",
+       "key 'output.file': a comment after the value: '#1.h5' (quote the "
+       "value if '#' is part of it)",
+       ""},
+      {"time.T=5\nsteps: 3",
+       "key 'time.T': a line break in the value, then 'steps: 3'", lines},
+      {"grid.dimension=[5]\nsteps: 3",
+       "key 'grid.dimension': a line break in the value, then 'steps: 3'",
+       lines},
+      {"time.T=5\n---\n6",
+       "key 'time.T': a line break in the value, then '---'", lines},
+      {"time.T=5\r\n...", "key 'time.T': a line break in the value, then '...'",
+       lines},
+      {"grid.dimension=[4,\n8]",
+       "key 'grid.dimension': a line break in the value, then '8]'", lines},
+      {"output.file=a\xe2\x80\xa8"
+       "b",
+       "key 'output.file': a line break in the value, then 'b'", lines},
+  };
+  for (size_t k = 0; k < sizeof cases / sizeof *cases; k++) {
+    char want[1024], shown[256];
+    /* the override as the message shows it: line breaks escaped */
+    size_t n = 0;
+    for (const char *t = cases[k].override; *t && n + 8 < sizeof shown; t++) {
+      if (*t == '\n' || *t == '\r') {
+        shown[n++] = '\\';
+        shown[n++] = *t == '\n' ? 'n' : 'r';
+      } else if (strncmp(t, "\xe2\x80\xa8", 3) == 0) {
+        memcpy(shown + n, "\\u2028", 6);
+        n += 6;
+        t += 2;
+      } else {
+        shown[n++] = *t;
+      }
+    }
+    shown[n] = '\0';
+    snprintf(want, sizeof want, "-P %s: %s%s", shown, cases[k].message,
+             cases[k].advice);
+    expect_override_error(1, &cases[k].override, want);
+  }
+  /* what stays valid: blanks around the value, a blank line at the end, an
+   * explicit document start, block lists, '#' inside a word or quotes */
+  nrd_params p;
+  params_init_defaults(&p);
+  char *good[] = {"grid.dimension= [4] ",    "time.T=5\n",
+                  "time.steps=--- 20",       "grid.separation=- 0.5",
+                  "output.file=run#1.h5",    "forward.u_dataset=\"a # b\"",
+                  "checkpoint.stop_file=é ü"};
+  char err[512];
+  assert_int_equal(params_load(&p, NULL, 7, good, err, sizeof err), NRD_OK);
+  assert_true(p.grid.dimension.n == 1 && p.grid.dimension.v[0] == 4);
+  assert_true(p.time.T == 5);
+  assert_int_equal(p.time.steps, 20);
+  assert_true(p.grid.separation.n == 1 && p.grid.separation.v[0] == 0.5);
+  assert_string_equal(p.output.file, "run#1.h5");
+  assert_string_equal(p.forward.u_dataset, "a # b");
+  assert_string_equal(p.checkpoint.stop_file, "é ü");
+  params_free(&p);
+}
+
 /* A message is one line of printable UTF-8 whatever the input held, and a
  * very long override is cut so that what is wrong with it still shows. */
 static void test_messages_are_one_line(void **state) {
@@ -1063,6 +1154,7 @@ int main(void) {
       cmocka_unit_test(test_missing_or_unreadable_file),
       cmocka_unit_test(test_overrides),
       cmocka_unit_test(test_bad_overrides),
+      cmocka_unit_test(test_override_is_one_whole_value),
       cmocka_unit_test(test_messages_are_one_line),
       cmocka_unit_test(test_conflicts_blame_the_override),
       cmocka_unit_test(test_failure_leaves_params_and_disk_unchanged),
