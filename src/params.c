@@ -726,6 +726,12 @@ typedef struct {
   const char *override;
   char *err;
   size_t errlen;
+  /* The first node with a YAML tag in the text (find_first_tag), refused
+   * when it is read, with the key it belongs to. */
+  bool tagged;
+  yaml_node_type_t tag_node;
+  yaml_mark_t tag_mark;
+  char tag[80];
 } source_ctx;
 
 /* Copy text into out (always terminated, cut at a whole character) so that
@@ -829,6 +835,72 @@ static int fail(const source_ctx *c, const yaml_mark_t *mark,
 static int out_of_memory(char *err, size_t errlen) {
   if (err && errlen) snprintf(err, errlen, "out of memory for the parameters");
   return NRD_ERR_NOMEM;
+}
+
+/* YAML tags ("!!str 50", "!!binary ...", "!x", "!<...>") would make a
+ * value mean something else than it reads, or be silently ignored, so none
+ * is accepted.  libyaml's documents do not say whether a tag was written
+ * (an untagged scalar gets !!str too), its events do: one pass over the
+ * events of the first document finds the first tag.  A syntax error ends
+ * the pass quietly; loading the document then reports it. */
+static void find_first_tag(source_ctx *c, const char *text, size_t len) {
+  c->tagged = false;
+  yaml_parser_t parser;
+  if (!yaml_parser_initialize(&parser)) return;
+  yaml_parser_set_input_string(&parser, (const unsigned char *)text, len);
+  for (bool done = false; !done;) {
+    yaml_event_t e;
+    if (!yaml_parser_parse(&parser, &e)) break;
+    const char *tag = NULL;
+    yaml_node_type_t type = YAML_NO_NODE;
+    if (e.type == YAML_SCALAR_EVENT) {
+      tag = (const char *)e.data.scalar.tag;
+      type = YAML_SCALAR_NODE;
+    } else if (e.type == YAML_SEQUENCE_START_EVENT) {
+      tag = (const char *)e.data.sequence_start.tag;
+      type = YAML_SEQUENCE_NODE;
+    } else if (e.type == YAML_MAPPING_START_EVENT) {
+      tag = (const char *)e.data.mapping_start.tag;
+      type = YAML_MAPPING_NODE;
+    }
+    done = e.type == YAML_DOCUMENT_END_EVENT || e.type == YAML_STREAM_END_EVENT;
+    if (tag) {
+      /* shown as written with libyaml's standard handles */
+      static const char std[] = "tag:yaml.org,2002:";
+      if (strncmp(tag, std, sizeof std - 1) == 0)
+        snprintf(c->tag, sizeof c->tag, "!!%.60s", tag + sizeof std - 1);
+      else if (tag[0] == '!')
+        snprintf(c->tag, sizeof c->tag, "%.60s", tag);
+      else
+        snprintf(c->tag, sizeof c->tag, "!<%.60s>", tag);
+      c->tagged = done = true;
+      c->tag_node = type;
+      c->tag_mark = e.start_mark;
+    }
+    yaml_event_delete(&e);
+  }
+  yaml_parser_delete(&parser);
+}
+
+/* Refuse node if it is the tagged one; what names it ("element 2 ", "the
+ * section name 'run' "). */
+static int refuse_tag(const source_ctx *c, const yaml_node_t *node,
+                      const param_spec *s, const char *what) {
+  if (!c->tagged || node->type != c->tag_node ||
+      node->start_mark.line != c->tag_mark.line ||
+      node->start_mark.column != c->tag_mark.column)
+    return NRD_OK;
+  return fail(c, &node->start_mark, s,
+              "%shas a YAML tag ('%s'); tags are not accepted: remove it", what,
+              c->tag);
+}
+
+/* After reading: a tag on a node that was not read is refused all the same
+ * (a safety net; every node that is read is checked where it is read). */
+static int refuse_any_tag(const source_ctx *c) {
+  if (!c->tagged) return NRD_OK;
+  return fail(c, &c->tag_mark, NULL,
+              "a YAML tag ('%s'); tags are not accepted: remove it", c->tag);
 }
 
 /* Report a libyaml failure.  Reader errors (bad encoding) carry a byte
@@ -1124,6 +1196,8 @@ static int read_list_value(const source_ctx *c, const param_spec *s,
     yaml_node_t *item = yaml_document_get_node(doc, items[k]);
     char what[32];
     snprintf(what, sizeof what, "element %d ", k + 1);
+    rc = refuse_tag(c, item, s, what);
+    if (rc != NRD_OK) break;
     if (item->type != YAML_SCALAR_NODE) {
       rc = fail(c, &item->start_mark, s, "%smust be a single value, not %s",
                 what, node_kind(item));
@@ -1168,6 +1242,8 @@ static int read_list_value(const source_ctx *c, const param_spec *s,
 static int read_value(const source_ctx *c, const param_spec *s,
                       yaml_document_t *doc, const yaml_node_t *node,
                       nrd_params *dst) {
+  int rc = refuse_tag(c, node, s, "");
+  if (rc != NRD_OK) return rc;
   switch (s->type) {
   case TYPE_INT_LIST:
   case TYPE_DOUBLE_LIST:
@@ -1265,13 +1341,15 @@ static int check_nothing_after(const source_ctx *c, const param_spec *s,
 /* Parse text as one YAML document holding the value of s (overrides and
  * built-in defaults).  An override must be exactly that value: nothing
  * after it, all on one line. */
-static int read_value_text(const source_ctx *c, const param_spec *s,
+static int read_value_text(const source_ctx *ctx, const param_spec *s,
                            const char *text, nrd_params *dst) {
-  int rc = c->override ? check_one_line(c, s, text) : NRD_OK;
+  int rc = ctx->override ? check_one_line(ctx, s, text) : NRD_OK;
   if (rc != NRD_OK) return rc;
+  size_t len = strlen(text);
+  source_ctx tagged = *ctx, *c = &tagged;
+  find_first_tag(c, text, len);
   yaml_parser_t parser;
   if (!yaml_parser_initialize(&parser)) return out_of_memory(c->err, c->errlen);
-  size_t len = strlen(text);
   yaml_parser_set_input_string(&parser, (const unsigned char *)text, len);
   yaml_document_t doc;
   if (!yaml_parser_load(&parser, &doc)) {
@@ -1283,6 +1361,7 @@ static int read_value_text(const source_ctx *c, const param_spec *s,
     else if (c->override)
       rc = check_nothing_after(c, s, text, len, root);
     if (root && rc == NRD_OK) rc = read_value(c, s, &doc, root, dst);
+    if (rc == NRD_OK) rc = refuse_any_tag(c);
     yaml_document_delete(&doc);
   }
   yaml_parser_delete(&parser);
@@ -1380,6 +1459,11 @@ static int read_section(const source_ctx *c, yaml_document_t *doc,
       return fail(c, &key->start_mark, NULL,
                   "in section '%s': keys must be plain names, not %s", section,
                   node_kind(key));
+    char what[300];
+    snprintf(what, sizeof what, "the key name '%s.%s' ", section,
+             scalar_text(key));
+    int rc = refuse_tag(c, key, NULL, what);
+    if (rc != NRD_OK) return rc;
     char name[256];
     snprintf(name, sizeof name, "%s.%s", section, scalar_text(key));
     int i = params_schema_find(name);
@@ -1393,7 +1477,7 @@ static int read_section(const source_ctx *c, yaml_document_t *doc,
       return fail(c, &key->start_mark, &schema[i],
                   "set twice (first at line %zu); keep one",
                   yaml_document_get_node(doc, first->key)->start_mark.line + 1);
-    int rc = read_value(c, &schema[i], doc, value, q);
+    rc = read_value(c, &schema[i], doc, value, q);
     if (rc != NRD_OK) return rc;
     record_origin(q, origin, i, PSRC_FILE, &value->start_mark, NULL);
   }
@@ -1403,6 +1487,8 @@ static int read_section(const source_ctx *c, yaml_document_t *doc,
 static int read_document(const source_ctx *c, yaml_document_t *doc,
                          nrd_params *q, value_origin *origin) {
   yaml_node_t *root = yaml_document_get_root_node(doc);
+  int rc = root ? refuse_tag(c, root, NULL, "the top level ") : NRD_OK;
+  if (rc != NRD_OK) return rc;
   /* only comments, or an explicitly empty document: all defaults */
   if (!root || is_null(root)) return NRD_OK;
   if (root->type != YAML_MAPPING_NODE)
@@ -1418,6 +1504,10 @@ static int read_document(const source_ctx *c, yaml_document_t *doc,
       return fail(c, &key->start_mark, NULL,
                   "section names must be plain words, not %s", node_kind(key));
     const char *section = scalar_text(key);
+    char what[300];
+    snprintf(what, sizeof what, "the section name '%s' ", section);
+    rc = refuse_tag(c, key, NULL, what);
+    if (rc != NRD_OK) return rc;
     if (!is_section(section)) {
       char msg[1024];
       describe_unknown_section(section, msg, sizeof msg);
@@ -1429,6 +1519,9 @@ static int read_document(const source_ctx *c, yaml_document_t *doc,
                   "section '%s' appears twice (first at line %zu); merge them",
                   section,
                   yaml_document_get_node(doc, first->key)->start_mark.line + 1);
+    snprintf(what, sizeof what, "section '%s' ", section);
+    rc = refuse_tag(c, value, NULL, what);
+    if (rc != NRD_OK) return rc;
     if (is_null(value))
       return fail(c, &value->start_mark, NULL,
                   "section '%s' has no keys (add indented 'key: value' lines "
@@ -1439,7 +1532,7 @@ static int read_document(const source_ctx *c, yaml_document_t *doc,
                   "section '%s' must be a mapping of indented 'key: value' "
                   "lines, not %s",
                   section, node_kind(value));
-    int rc = read_section(c, doc, section, value, q, origin);
+    rc = read_section(c, doc, section, value, q, origin);
     if (rc != NRD_OK) return rc;
   }
   return NRD_OK;
@@ -1493,28 +1586,36 @@ static int read_whole_file(const char *path, char **text, size_t *len,
   return NRD_OK;
 }
 
+/* Read the parameters in text (len bytes), named name in messages. */
+static int apply_text(nrd_params *q, const char *name, const char *text,
+                      size_t len, value_origin *origin, char *err,
+                      size_t errlen) {
+  source_ctx c = {.path = name, .err = err, .errlen = errlen};
+  find_first_tag(&c, text, len);
+  yaml_parser_t parser;
+  if (!yaml_parser_initialize(&parser)) return out_of_memory(err, errlen);
+  yaml_parser_set_input_string(&parser, (const unsigned char *)text, len);
+  yaml_document_t doc;
+  int rc;
+  if (!yaml_parser_load(&parser, &doc)) {
+    rc = syntax_error(&c, &parser, text, len);
+  } else {
+    rc = read_document(&c, &doc, q, origin);
+    if (rc == NRD_OK) rc = refuse_any_tag(&c);
+    yaml_document_delete(&doc);
+    if (rc == NRD_OK) rc = expect_end_of_stream(&c, &parser, text, len);
+  }
+  yaml_parser_delete(&parser);
+  return rc;
+}
+
 static int apply_file(nrd_params *q, const char *path, value_origin *origin,
                       char *err, size_t errlen) {
   char *text = NULL;
   size_t len = 0;
   int rc = read_whole_file(path, &text, &len, err, errlen);
   if (rc != NRD_OK) return rc;
-  source_ctx c = {.path = path, .err = err, .errlen = errlen};
-  yaml_parser_t parser;
-  if (!yaml_parser_initialize(&parser)) {
-    free(text);
-    return out_of_memory(err, errlen);
-  }
-  yaml_parser_set_input_string(&parser, (const unsigned char *)text, len);
-  yaml_document_t doc;
-  if (!yaml_parser_load(&parser, &doc)) {
-    rc = syntax_error(&c, &parser, text, len);
-  } else {
-    rc = read_document(&c, &doc, q, origin);
-    yaml_document_delete(&doc);
-    if (rc == NRD_OK) rc = expect_end_of_stream(&c, &parser, text, len);
-  }
-  yaml_parser_delete(&parser);
+  rc = apply_text(q, path, text, len, origin, err, errlen);
   free(text);
   return rc;
 }

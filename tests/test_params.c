@@ -564,6 +564,90 @@ static void test_type_errors(void **state) {
                     "character");
 }
 
+/* YAML tags are refused wherever they are, with the key they belong to:
+ * "!!str 50" would be the integer 50 and "!!binary aGVsbG8=" a file name. */
+static void test_tags_refused(void **state) {
+  (void)state;
+  expect_file_error("output:\n  file: !!binary aGVsbG8=\n",
+                    "2:9: key 'output.file': has a YAML tag ('!!binary'); "
+                    "tags are not accepted: remove it");
+  expect_file_error("time:\n  steps: !!str 50\n",
+                    "2:10: key 'time.steps': has a YAML tag ('!!str'); tags "
+                    "are not accepted: remove it");
+  expect_file_error("time:\n  T: &t !!float 5\n",
+                    "2:6: key 'time.T': has a YAML tag ('!!float'); tags are "
+                    "not accepted: remove it");
+  expect_file_error("time:\n  T: !local 5\n",
+                    "2:6: key 'time.T': has a YAML tag ('!local'); tags are "
+                    "not accepted: remove it");
+  expect_file_error("time:\n  T: !<tag:example.com,2024:x> 5\n",
+                    "2:6: key 'time.T': has a YAML tag "
+                    "('!<tag:example.com,2024:x>'); tags are not accepted: "
+                    "remove it");
+  expect_file_error("time:\n  T: ! 5\n",
+                    "2:6: key 'time.T': has a YAML tag ('!'); tags are not "
+                    "accepted: remove it");
+  expect_file_error("time:\n  steps: !!null\n",
+                    "2:10: key 'time.steps': has a YAML tag ('!!null'); tags "
+                    "are not accepted: remove it");
+  expect_file_error("grid:\n  dimension: [4, !!int 8]\n",
+                    "2:18: key 'grid.dimension': element 2 has a YAML tag "
+                    "('!!int'); tags are not accepted: remove it");
+  expect_file_error("grid:\n  dimension:\n    - 4\n    - !x 8\n",
+                    "4:7: key 'grid.dimension': element 2 has a YAML tag "
+                    "('!x'); tags are not accepted: remove it");
+  expect_file_error("grid:\n  dimension: !!seq [4]\n",
+                    "2:14: key 'grid.dimension': has a YAML tag ('!!seq'); "
+                    "tags are not accepted: remove it");
+  expect_file_error("time: !!map\n  steps: 5\n",
+                    "1:7: section 'time' has a YAML tag ('!!map'); tags are "
+                    "not accepted: remove it");
+  expect_file_error("time:\n  !!str steps: 5\n",
+                    "2:3: the key name 'time.steps' has a YAML tag ('!!str'); "
+                    "tags are not accepted: remove it");
+  expect_file_error("!!str time:\n  steps: 5\n",
+                    "1:1: the section name 'time' has a YAML tag ('!!str'); "
+                    "tags are not accepted: remove it");
+  expect_file_error("--- !!map\ntime:\n  steps: 5\n",
+                    "1:5: the top level has a YAML tag ('!!map'); tags are "
+                    "not accepted: remove it");
+  expect_file_error("%TAG !e! tag:example.com,2024:\n---\ntime:\n  T: !e!x 5\n",
+                    "4:6: key 'time.T': has a YAML tag "
+                    "('!<tag:example.com,2024:x>'); tags are not accepted: "
+                    "remove it");
+  /* the first tag is the one reported */
+  expect_file_error("time:\n  T: 5\n  steps: !!int 3\n  t_min: !!float 1\n",
+                    "3:10: key 'time.steps': has a YAML tag ('!!int'); tags "
+                    "are not accepted: remove it");
+  char *a[] = {"output.file=!!binary aGVsbG8="};
+  expect_override_error(1, a,
+                        "-P output.file=!!binary aGVsbG8=: key 'output.file': "
+                        "has a YAML tag ('!!binary'); tags are not accepted: "
+                        "remove it");
+  char *b[] = {"time.steps=!!str 50"};
+  expect_override_error(1, b,
+                        "-P time.steps=!!str 50: key 'time.steps': has a YAML "
+                        "tag ('!!str'); tags are not accepted: remove it");
+  char *c[] = {"grid.dimension=[8, !!int 16]"};
+  expect_override_error(1, c,
+                        "-P grid.dimension=[8, !!int 16]: key "
+                        "'grid.dimension': element 2 has a YAML tag ('!!int'); "
+                        "tags are not accepted: remove it");
+  char *d[] = {"time.T=!<x> 5"};
+  expect_override_error(
+      1, d,
+      "-P time.T=!<x> 5: key 'time.T': has a YAML tag ('!<x>'); "
+      "tags are not accepted: remove it");
+  /* '!' inside a value or quotes is no tag */
+  nrd_params p;
+  params_init_defaults(&p);
+  load_text(&p, "output:\n  file: \"!!binary x\"\nforward:\n  u_dataset: a!b\n",
+            0, NULL);
+  assert_string_equal(p.output.file, "!!binary x");
+  assert_string_equal(p.forward.u_dataset, "a!b");
+  params_free(&p);
+}
+
 static void test_range_errors(void **state) {
   (void)state;
   expect_file_error("run:\n  seed: 1\ngrid:\n  dimension: [8, -4]\n",
@@ -1148,6 +1232,7 @@ int main(void) {
       cmocka_unit_test(test_yaml_syntax_errors),
       cmocka_unit_test(test_structure_errors),
       cmocka_unit_test(test_type_errors),
+      cmocka_unit_test(test_tags_refused),
       cmocka_unit_test(test_range_errors),
       cmocka_unit_test(test_combination_errors),
       cmocka_unit_test(test_unknown_names_suggest_the_nearest),
