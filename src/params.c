@@ -1484,13 +1484,25 @@ static int read_section(const source_ctx *c, yaml_document_t *doc,
   return NRD_OK;
 }
 
+static bool is_empty_mapping(const yaml_node_t *node) {
+  return node->type == YAML_MAPPING_NODE &&
+         node->data.mapping.pairs.top == node->data.mapping.pairs.start;
+}
+
 static int read_document(const source_ctx *c, yaml_document_t *doc,
                          nrd_params *q, value_origin *origin) {
   yaml_node_t *root = yaml_document_get_root_node(doc);
   int rc = root ? refuse_tag(c, root, NULL, "the top level ") : NRD_OK;
   if (rc != NRD_OK) return rc;
-  /* only comments, or an explicitly empty document: all defaults */
-  if (!root || is_null(root)) return NRD_OK;
+  /* Nothing, only comments, "---", "~" or "{}": running every default
+   * unasked would hide a wrong or truncated file. */
+  if (!root || is_null(root) || is_empty_mapping(root)) {
+    yaml_mark_t start = {.line = 0, .column = 0};
+    return fail(c, &start, NULL,
+                "the file holds no parameters; 'nrdiff --print-params > "
+                "run.yml' writes a complete file (every key at its default) "
+                "to edit");
+  }
   if (root->type != YAML_MAPPING_NODE)
     return fail(c, &root->start_mark, NULL,
                 "the top level must be a mapping of sections ('grid:' then "
@@ -1522,7 +1534,7 @@ static int read_document(const source_ctx *c, yaml_document_t *doc,
     snprintf(what, sizeof what, "section '%s' ", section);
     rc = refuse_tag(c, value, NULL, what);
     if (rc != NRD_OK) return rc;
-    if (is_null(value))
+    if (is_null(value) || is_empty_mapping(value))
       return fail(c, &value->start_mark, NULL,
                   "section '%s' has no keys (add indented 'key: value' lines "
                   "or remove it)",
@@ -1600,7 +1612,11 @@ static int apply_text(nrd_params *q, const char *name, const char *text,
   if (!yaml_parser_load(&parser, &doc)) {
     rc = syntax_error(&c, &parser, text, len);
   } else {
-    rc = read_document(&c, &doc, q, origin);
+    /* an empty first document before a second: report the second */
+    yaml_node_t *root = yaml_document_get_root_node(&doc);
+    bool empty = !root || is_null(root) || is_empty_mapping(root);
+    rc = empty ? expect_end_of_stream(&c, &parser, text, len) : NRD_OK;
+    if (rc == NRD_OK) rc = read_document(&c, &doc, q, origin);
     if (rc == NRD_OK) rc = refuse_any_tag(&c);
     yaml_document_delete(&doc);
     if (rc == NRD_OK) rc = expect_end_of_stream(&c, &parser, text, len);

@@ -437,18 +437,38 @@ static void test_sources_recorded(void **state) {
   params_free(&p);
 }
 
+/* A file that holds no parameters is refused: running every default
+ * unasked would hide a wrong, truncated or not yet written file. */
 static void test_empty_and_comment_only_files(void **state) {
   (void)state;
-  const char *texts[] = {"", "# nothing but a comment\n\n", "---\n...\n"};
-  for (size_t k = 0; k < sizeof texts / sizeof *texts; k++) {
-    nrd_params p, d;
-    params_init_defaults(&p);
-    params_init_defaults(&d);
-    load_text(&p, texts[k], 0, NULL);
-    assert_same_values(&p, &d);
-    params_free(&p);
-    params_free(&d);
-  }
+  const char *texts[] = {"",
+                         "\n\n",
+                         "# nothing but a comment\n\n",
+                         "---\n",
+                         "---\n...\n",
+                         "# a comment\n---\n# another\n",
+                         "~\n",
+                         "{}\n",
+                         "\xEF\xBB\xBF# a byte order mark, then a comment\n"};
+  for (size_t k = 0; k < sizeof texts / sizeof *texts; k++)
+    expect_file_error(texts[k],
+                      "1:1: the file holds no parameters; 'nrdiff "
+                      "--print-params > run.yml' writes a complete file "
+                      "(every key at its default) to edit");
+  /* an empty section, even written {} */
+  expect_file_error("run:\n  seed: 1\ngrid: {}\n",
+                    "3:7: section 'grid' has no keys (add indented 'key: "
+                    "value' lines or remove it)");
+  /* an empty document before a second one: the second is what is wrong */
+  expect_file_error("---\n---\nrun:\n  seed: 1\n",
+                    "2:1: a second YAML document; a parameter file holds "
+                    "exactly one");
+  /* one key is enough */
+  nrd_params p;
+  params_init_defaults(&p);
+  load_text(&p, "# a comment\nrun:\n  seed: 1\n", 0, NULL);
+  assert_int_equal(p.run.seed, 1);
+  params_free(&p);
 }
 
 /* ------------------------------------------------------------- errors */
