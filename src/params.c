@@ -1001,6 +1001,23 @@ static bool is_decimal_number(const char *t, double *x) {
   return digit && end != t && *end == '\0';
 }
 
+/* "010", "-007", "01.5": YAML 1.1 reads a leading zero as octal (010 is 8),
+ * YAML 1.2 does not (10), other tools differ again, so such a number is
+ * refused with the spelling to use.  "0", "0.5", "-0.25", "1e05" are fine. */
+static int refuse_leading_zero(const source_ctx *c, const yaml_mark_t *mark,
+                               const param_spec *s, const char *what,
+                               const char *t) {
+  const char *digits = t + (*t == '+' || *t == '-');
+  if (!(digits[0] == '0' && digits[1] >= '0' && digits[1] <= '9'))
+    return NRD_OK;
+  while (digits[0] == '0' && digits[1] >= '0' && digits[1] <= '9')
+    digits++;
+  return fail(c, mark, s,
+              "%smust not have leading zeros, which YAML readers disagree on "
+              "(got %s; write %s%s)",
+              what, t, *t == '-' ? "-" : "", digits);
+}
+
 /* "%s" of a bound: integers without a decimal point. */
 static const char *bound_text(char buf[32], double x) {
   return shortest_double(buf, x);
@@ -1039,6 +1056,8 @@ static int read_long(const source_ctx *c, const param_spec *s,
                   x);
     return fail(c, mark, s, "%smust be an integer (got '%s')", what, t);
   }
+  int rc = refuse_leading_zero(c, mark, s, what, t);
+  if (rc != NRD_OK) return rc;
   errno = 0;
   long long v = strtoll(t, NULL, 10);
   if (errno == ERANGE) {
@@ -1051,7 +1070,7 @@ static int read_long(const source_ctx *c, const param_spec *s,
                   bound_text(b, s->max), t);
     return fail(c, mark, s, "%sis too large for an integer (got %s)", what, t);
   }
-  int rc = check_bounds(c, mark, s, what, (double)v, t);
+  rc = check_bounds(c, mark, s, what, (double)v, t);
   if (rc == NRD_OK) *out = (long)v;
   return rc;
 }
@@ -1070,9 +1089,11 @@ static int read_double(const source_ctx *c, const param_spec *s,
   double x;
   if (!is_decimal_number(t, &x))
     return fail(c, mark, s, "%smust be a number (got '%s')", what, t);
+  int rc = refuse_leading_zero(c, mark, s, what, t);
+  if (rc != NRD_OK) return rc;
   if (!isfinite(x))
     return fail(c, mark, s, "%smust be a finite number (got %s)", what, t);
-  int rc = check_bounds(c, mark, s, what, x, t);
+  rc = check_bounds(c, mark, s, what, x, t);
   if (rc == NRD_OK) *out = x;
   return rc;
 }

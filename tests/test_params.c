@@ -584,6 +584,69 @@ static void test_type_errors(void **state) {
                     "character");
 }
 
+/* Leading zeros are refused with the spelling to use: YAML 1.1 reads 010
+ * as 8, YAML 1.2 as 10.  The other YAML 1.1 integer forms were refused
+ * already. */
+static void test_leading_zeros_refused(void **state) {
+  (void)state;
+  const char *why = "must not have leading zeros, which YAML readers "
+                    "disagree on";
+  struct {
+    const char *text, *where, *what;
+  } cases[] = {
+      {"time:\n  steps: 010\n", "2:10: key 'time.steps': ", "010; write 10"},
+      {"time:\n  steps: 007\n", "2:10: key 'time.steps': ", "007; write 7"},
+      {"run:\n  seed: 000\n", "2:9: key 'run.seed': ", "000; write 0"},
+      {"run:\n  seed: -012\n", "2:9: key 'run.seed': ", "-012; write -12"},
+      {"run:\n  seed: +010\n", "2:9: key 'run.seed': ", "+010; write 10"},
+      {"grid:\n  dimension: [4, 08]\n",
+       "2:18: key 'grid.dimension': element 2 ", "08; write 8"},
+      {"time:\n  T: 010\n", "2:6: key 'time.T': ", "010; write 10"},
+      {"time:\n  T: 01.5\n", "2:6: key 'time.T': ", "01.5; write 1.5"},
+      {"time:\n  t_min: 00.5\n", "2:10: key 'time.t_min': ", "00.5; write 0.5"},
+      {"grid:\n  strength: [-00.25, 1]\n",
+       "2:14: key 'grid.strength': element 1 ", "-00.25; write -0.25"},
+      {"time:\n  T: 007e1\n", "2:6: key 'time.T': ", "007e1; write 7e1"},
+  };
+  for (size_t k = 0; k < sizeof cases / sizeof *cases; k++) {
+    char want[512];
+    snprintf(want, sizeof want, "%s%s (got %s)", cases[k].where, why,
+             cases[k].what);
+    expect_file_error(cases[k].text, want);
+  }
+  char *a[] = {"time.steps=010"};
+  expect_override_error(1, a,
+                        "-P time.steps=010: key 'time.steps': must not have "
+                        "leading zeros, which YAML readers disagree on (got "
+                        "010; write 10)");
+  /* YAML 1.1's other integer spellings: refused as before */
+  expect_file_error("time:\n  steps: 0o17\n",
+                    "2:10: key 'time.steps': must be an integer (got '0o17')");
+  expect_file_error("time:\n  steps: 0x1F\n",
+                    "2:10: key 'time.steps': must be an integer (got '0x1F')");
+  expect_file_error("time:\n  steps: 1_000\n",
+                    "2:10: key 'time.steps': must be an integer (got "
+                    "'1_000')");
+  expect_file_error("time:\n  steps: 1:30\n",
+                    "2:10: key 'time.steps': must be an integer (got '1:30')");
+  expect_file_error("time:\n  T: 1:30\n",
+                    "2:6: key 'time.T': must be a number (got '1:30')");
+  expect_file_error("time:\n  T: 1_0.5\n",
+                    "2:6: key 'time.T': must be a number (got '1_0.5')");
+  /* zero itself, and zeros after the first digit or in the exponent */
+  nrd_params p;
+  params_init_defaults(&p);
+  load_text(&p,
+            "run:\n  seed: 0\ngrid:\n  strength: [0, 0.5, -0.25, 0e0, "
+            "-0]\n  n_train: [0, 100]\ntime:\n  T: 1e01\n  t_min: 1e-3\n",
+            0, NULL);
+  assert_int_equal(p.run.seed, 0);
+  assert_true(p.grid.strength.v[1] == 0.5 && p.grid.strength.v[2] == -0.25);
+  assert_int_equal(p.grid.n_train.v[1], 100);
+  assert_true(p.time.T == 10 && p.time.t_min == 1e-3);
+  params_free(&p);
+}
+
 /* YAML tags are refused wherever they are, with the key they belong to:
  * "!!str 50" would be the integer 50 and "!!binary aGVsbG8=" a file name. */
 static void test_tags_refused(void **state) {
@@ -1252,6 +1315,7 @@ int main(void) {
       cmocka_unit_test(test_yaml_syntax_errors),
       cmocka_unit_test(test_structure_errors),
       cmocka_unit_test(test_type_errors),
+      cmocka_unit_test(test_leading_zeros_refused),
       cmocka_unit_test(test_tags_refused),
       cmocka_unit_test(test_range_errors),
       cmocka_unit_test(test_combination_errors),
