@@ -1093,6 +1093,9 @@ static int read_double(const source_ctx *c, const param_spec *s,
   if (rc != NRD_OK) return rc;
   if (!isfinite(x))
     return fail(c, mark, s, "%smust be a finite number (got %s)", what, t);
+  /* -0.0 (or -0, -0e5) is stored as 0, so that nothing downstream prints
+   * or records "-0" */
+  if (x == 0) x = 0.0;
   rc = check_bounds(c, mark, s, what, x, t);
   if (rc == NRD_OK) *out = x;
   return rc;

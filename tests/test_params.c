@@ -584,6 +584,39 @@ static void test_type_errors(void **state) {
                     "character");
 }
 
+/* A negative zero read for a double key, alone or in a list, is stored as
+ * +0: "t_min: -0.0" must not make the run say "down to t = -0". */
+static void test_negative_zero_stored_as_zero(void **state) {
+  (void)state;
+  nrd_params p;
+  params_init_defaults(&p);
+  char *over[] = {"data.sigma=-0", "checkpoint.interval=-0e5"};
+  load_text(&p,
+            "time:\n  t_min: -0.0\ngrid:\n  strength: [-0.0, 1, -0.000]\n"
+            "experiment:\n  reference_times: [-0.0]\nrun:\n"
+            "  max_wall_time: -0.0\n",
+            2, over);
+  const double *zeros[] = {
+      &p.time.t_min,         &p.grid.strength.v[0],
+      &p.grid.strength.v[2], &p.experiment.reference_times.v[0],
+      &p.run.max_wall_time,  &p.data.sigma,
+      &p.checkpoint.interval};
+  for (size_t k = 0; k < sizeof zeros / sizeof *zeros; k++) {
+    assert_true(*zeros[k] == 0);
+    assert_false(signbit(*zeros[k]));
+  }
+  char *text = print_to_string(&p);
+  assert_non_null(strstr(text, "  t_min: 0.0  # file "));
+  assert_non_null(strstr(text, "  strength: [0.0, 1.0, 0.0]  # file "));
+  assert_non_null(strstr(text, "  sigma: 0.0  # override\n"));
+  assert_null(strstr(text, "-0"));
+  free(text);
+  params_free(&p);
+  /* a key that must be > 0 still refuses it, quoting what was written */
+  expect_file_error("time:\n  T: -0.0\n",
+                    "2:6: key 'time.T': must be > 0 (got -0.0)");
+}
+
 /* Leading zeros are refused with the spelling to use: YAML 1.1 reads 010
  * as 8, YAML 1.2 as 10.  The other YAML 1.1 integer forms were refused
  * already. */
@@ -1187,7 +1220,7 @@ static void test_failure_leaves_params_and_disk_unchanged(void **state) {
 /* ------------------------------------------- resolved dump, pack/unpack */
 
 /* Values chosen to break naive printing: shortest round trip digits,
- * subnormals, negative zero, YAML-special strings. */
+ * subnormals, negative zero (read as 0), YAML-special strings. */
 static void load_awkward(nrd_params *p) {
   char *over[] = {
       "grid.separation=[0.1, 0.3333333333333333, 1e-300, 5e-324, "
@@ -1216,16 +1249,16 @@ static void test_resolved_dump_round_trips(void **state) {
   params_init_defaults(&p);
   params_init_defaults(&back);
   load_awkward(&p);
-  assert_true(signbit(p.grid.strength.v[0]));
-  assert_true(p.grid.separation.v[3] > 0); /* the subnormal survived */
+  assert_false(signbit(p.grid.strength.v[0])); /* -0.0 was read as 0 */
+  assert_true(p.grid.separation.v[3] > 0);     /* the subnormal survived */
   assert_string_equal(p.forward.u_file, "null");
   char *text = print_to_string(&p);
   assert_non_null(strstr(text, "  T: 0.30000000000000004  # override\n"));
   assert_non_null(strstr(text, "  steps: 1000  # default\n"));
   assert_non_null(strstr(text, "# parameter file: (none)\n"));
+  assert_non_null(strstr(text, "  strength: [0.0, 1000000.0, "));
   load_text(&back, text, 0, NULL);
   assert_same_values(&p, &back);
-  assert_true(signbit(back.grid.strength.v[0]));
 
   /* from a file: the comment names the file and line */
   nrd_params q;
@@ -1252,6 +1285,9 @@ static void test_pack_unpack(void **state) {
   char *over[] = {"time.steps=5", "grid.strength=[-0.0, 0.1]",
                   "output.file=\"a\\nb \\x01 \\u00e9\""};
   load_text(&p, good_file, 3, over);
+  assert_false(signbit(p.grid.strength.v[0])); /* -0.0 was read as 0 */
+  /* the pack is exact, even for a negative zero no file can give */
+  p.grid.strength.v[0] = -0.0;
   char *buf;
   size_t len;
   assert_int_equal(params_pack(&p, &buf, &len), NRD_OK);
@@ -1315,6 +1351,7 @@ int main(void) {
       cmocka_unit_test(test_yaml_syntax_errors),
       cmocka_unit_test(test_structure_errors),
       cmocka_unit_test(test_type_errors),
+      cmocka_unit_test(test_negative_zero_stored_as_zero),
       cmocka_unit_test(test_leading_zeros_refused),
       cmocka_unit_test(test_tags_refused),
       cmocka_unit_test(test_range_errors),
