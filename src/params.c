@@ -1922,8 +1922,12 @@ static int check_combinations(const combination_ctx *c) {
   return rc;
 }
 
-int params_load(nrd_params *p, const char *path, int n_overrides,
-                char *const *overrides, char *err, size_t errlen) {
+/* params_load and params_load_text: the parameters of name (a file read
+ * from disk, or text when text is not NULL; none if name is NULL), then the
+ * overrides. */
+static int load(nrd_params *p, const char *name, const char *text, size_t len,
+                int n_overrides, char *const *overrides, char *err,
+                size_t errlen) {
   char unused[1];
   if (!err || errlen == 0) err = unused, errlen = sizeof unused;
   err[0] = '\0';
@@ -1932,15 +1936,18 @@ int params_load(nrd_params *p, const char *path, int n_overrides,
   if (rc != NRD_OK) return out_of_memory(err, errlen);
   value_origin origin[N_PARAMS];
   memset(origin, 0, sizeof origin);
-  if (path) rc = apply_file(&q, path, origin, err, errlen);
+  if (text)
+    rc = apply_text(&q, name, text, len, origin, err, errlen);
+  else if (name)
+    rc = apply_file(&q, name, origin, err, errlen);
   for (int k = 0; rc == NRD_OK && k < n_overrides; k++)
     rc = apply_override(&q, overrides[k], origin, err, errlen);
   if (rc == NRD_OK) {
-    combination_ctx c = {path, &q, origin, err, errlen};
+    combination_ctx c = {name, &q, origin, err, errlen};
     rc = check_combinations(&c);
   }
-  if (rc == NRD_OK && path) {
-    q.source_file = strdup(path);
+  if (rc == NRD_OK && name) {
+    q.source_file = strdup(name);
     if (!q.source_file) rc = out_of_memory(err, errlen);
   }
   if (rc != NRD_OK) {
@@ -1950,6 +1957,17 @@ int params_load(nrd_params *p, const char *path, int n_overrides,
   params_free(p);
   *p = q;
   return NRD_OK;
+}
+
+int params_load(nrd_params *p, const char *path, int n_overrides,
+                char *const *overrides, char *err, size_t errlen) {
+  return load(p, path, NULL, 0, n_overrides, overrides, err, errlen);
+}
+
+int params_load_text(nrd_params *p, const char *name, const char *text,
+                     size_t len, char *err, size_t errlen) {
+  return load(p, name ? name : "(parameters)", text ? text : "", text ? len : 0,
+              0, NULL, err, errlen);
 }
 
 /* --------------------------------------------------------- text buffers */

@@ -1156,6 +1156,72 @@ static void test_messages_are_one_line(void **state) {
   expect_override_error(1, c, want);
 }
 
+/* params_load_text: YAML in memory, named in every message and in
+ * source_file as the caller says (nrdiff-post: the run file's dataset). */
+static void test_load_text(void **state) {
+  (void)state;
+  const char *name = "runs/a.h5:/parameters/resolved";
+  nrd_params p;
+  params_init_defaults(&p);
+  char err[512];
+  /* len bytes, no terminating NUL needed: the "9" after them is not read */
+  const char *text = "time:\n  steps: 77\n  T: 9";
+  assert_int_equal(
+      params_load_text(&p, name, text, strlen(text) - 6, err, sizeof err),
+      NRD_OK);
+  assert_int_equal(p.time.steps, 77);
+  assert_true(p.time.T == 10);
+  assert_string_equal(p.source_file, name);
+  assert_int_equal(p.sources[entry("time.steps")], PSRC_FILE);
+  assert_int_equal(p.source_lines[entry("time.steps")], 2);
+  /* the same text as a file gives the same values */
+  nrd_params f;
+  params_init_defaults(&f);
+  load_text(&f, "time:\n  steps: 77\n", 0, NULL);
+  assert_same_values(&p, &f);
+  params_free(&f);
+
+  struct {
+    const char *text;
+    size_t len;
+    const char *message;
+  } bad[] = {
+      {"time:\n  steps: 0\n", 0,
+       "2:10: key 'time.steps': must be >= 1 (got 0)"},
+      {"time:\n  t_min: 20\n", 0,
+       "2:10: key 'time.t_min': must be < time.T (10) (got 20)"},
+      {"time:\n  T: [1\n", 0,
+       "3:1: YAML syntax error: did not find expected ',' or ']' (while "
+       "parsing a flow sequence at line 2, column 6)"},
+      {"run:\n  seed: !!str 5\n", 0,
+       "2:9: key 'run.seed': has a YAML tag ('!!str'); tags are not accepted: "
+       "remove it"},
+      {"run:\n  seed: 1\0\n", 15,
+       "2:10: YAML syntax error: control characters are not allowed"},
+      {"# nothing\n", 0,
+       "1:1: the file holds no parameters; 'nrdiff --print-params > run.yml' "
+       "writes a complete file (every key at its default) to edit"},
+      {"", 0,
+       "1:1: the file holds no parameters; 'nrdiff --print-params > run.yml' "
+       "writes a complete file (every key at its default) to edit"},
+  };
+  for (size_t k = 0; k < sizeof bad / sizeof *bad; k++) {
+    char want[600];
+    snprintf(want, sizeof want, "%s:%s", name, bad[k].message);
+    size_t len = bad[k].len ? bad[k].len : strlen(bad[k].text);
+    assert_int_equal(
+        params_load_text(&p, name, bad[k].text, len, err, sizeof err),
+        NRD_ERR_INPUT);
+    assert_string_equal(err, want);
+    assert_int_equal(p.time.steps, 77); /* unchanged on failure */
+  }
+  /* no text at all is an empty file */
+  assert_int_equal(params_load_text(&p, name, NULL, 0, err, sizeof err),
+                   NRD_ERR_INPUT);
+  assert_non_null(strstr(err, "holds no parameters"));
+  params_free(&p);
+}
+
 /* A conflict is blamed on the key set last: here the override, not the
  * file line it contradicts. */
 static void test_conflicts_blame_the_override(void **state) {
@@ -1362,6 +1428,7 @@ int main(void) {
       cmocka_unit_test(test_bad_overrides),
       cmocka_unit_test(test_override_is_one_whole_value),
       cmocka_unit_test(test_messages_are_one_line),
+      cmocka_unit_test(test_load_text),
       cmocka_unit_test(test_conflicts_blame_the_override),
       cmocka_unit_test(test_failure_leaves_params_and_disk_unchanged),
       cmocka_unit_test(test_resolved_dump_round_trips),
