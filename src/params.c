@@ -736,8 +736,8 @@ typedef struct {
 
 /* Copy text into out (always terminated, cut at a whole character) so that
  * a message is one line of valid UTF-8 whatever the input held: line breaks,
- * tabs and other control characters become \n, \t, \xNN, as do bytes that
- * are not UTF-8. */
+ * tabs and other control characters become \n, \t, \xNN (bytes that are
+ * not UTF-8 too), line separators and the invisible BOM \uNNNN. */
 static void copy_printable(char *out, size_t outlen, const char *text) {
   size_t used = 0;
   const unsigned char *s = (const unsigned char *)text;
@@ -755,7 +755,7 @@ static void copy_printable(char *out, size_t outlen, const char *text) {
       snprintf(esc, sizeof esc, "\\%c", letter);
     } else if (cp < 0x20 || cp == 0x7F || (cp >= 0x80 && cp <= 0x9F)) {
       snprintf(esc, sizeof esc, "\\x%02lX", cp);
-    } else if (cp == 0x2028 || cp == 0x2029) {
+    } else if (cp == 0x2028 || cp == 0x2029 || cp == 0xFEFF) {
       snprintf(esc, sizeof esc, "\\u%04lX", cp);
     } else {
       esc[0] = '\0';

@@ -1140,9 +1140,9 @@ static void test_messages_are_one_line(void **state) {
                         "-P output.fil\\x01\\xFF=x: unknown key "
                         "'output.fil\\x01\\xFF'; did you mean "
                         "'output.file'?");
-  expect_file_error("time:\n  T: \"a\\tb\\u2028c\\x7f\"\n",
+  expect_file_error("time:\n  T: \"a\\tb\\u2028c\\x7f\\ufeff\"\n",
                     "2:6: key 'time.T': must be a number, not the quoted "
-                    "text 'a\\tb\\u2028c\\x7F' (remove the quotes)");
+                    "text 'a\\tb\\u2028c\\x7F\\uFEFF' (remove the quotes)");
   char long_value[400], want[400];
   snprintf(long_value, sizeof long_value, "time.steps=[");
   while (strlen(long_value) < 300)
