@@ -702,6 +702,22 @@ static void describe_unknown_section(const char *section, char *out,
 
 /* ---------------------------------------------------------------- errors */
 
+/* Decode one UTF-8 sequence; returns its length (0 if invalid). */
+static int utf8_decode(const unsigned char *s, unsigned long *cp) {
+  if (s[0] < 0x80) return *cp = s[0], 1;
+  int n = s[0] >= 0xF0 ? 4 : s[0] >= 0xE0 ? 3 : s[0] >= 0xC2 ? 2 : 0;
+  if (n == 0 || s[0] > 0xF4) return 0;
+  unsigned long v = s[0] & (0x3F >> (n - 1));
+  for (int k = 1; k < n; k++) {
+    if ((s[k] & 0xC0) != 0x80) return 0;
+    v = (v << 6) | (s[k] & 0x3F);
+  }
+  static const unsigned long smallest[] = {0, 0, 0x80, 0x800, 0x10000};
+  if (v < smallest[n] || v > 0x10FFFF || (v >= 0xD800 && v <= 0xDFFF)) return 0;
+  *cp = v;
+  return n;
+}
+
 /* Where values come from while they are being read: a file (marks are
  * positions in it), an override (marks are meaningless to the user: quote
  * the override instead), or a built-in default. */
@@ -710,20 +726,91 @@ typedef struct {
   const char *override;
   char *err;
   size_t errlen;
+  /* The first node with a YAML tag in the text (find_first_tag), refused
+   * when it is read, with the key it belongs to. */
+  bool tagged;
+  yaml_node_type_t tag_node;
+  yaml_mark_t tag_mark;
+  char tag[80];
 } source_ctx;
+
+/* Copy text into out (always terminated, cut at a whole character) so that
+ * a message is one line of valid UTF-8 whatever the input held: line breaks,
+ * tabs and other control characters become \n, \t, \xNN (bytes that are
+ * not UTF-8 too), line separators and the invisible BOM \uNNNN. */
+static void copy_printable(char *out, size_t outlen, const char *text) {
+  size_t used = 0;
+  const unsigned char *s = (const unsigned char *)text;
+  while (*s) {
+    unsigned long cp = 0;
+    int n = utf8_decode(s, &cp);
+    char esc[8];
+    const char *piece = (const char *)s;
+    size_t len = (size_t)n;
+    if (n == 0) {
+      snprintf(esc, sizeof esc, "\\x%02X", (unsigned)*s);
+      n = 1;
+    } else if (cp == '\n' || cp == '\r' || cp == '\t') {
+      char letter = cp == '\n' ? 'n' : cp == '\r' ? 'r' : 't';
+      snprintf(esc, sizeof esc, "\\%c", letter);
+    } else if (cp < 0x20 || cp == 0x7F || (cp >= 0x80 && cp <= 0x9F)) {
+      snprintf(esc, sizeof esc, "\\x%02lX", cp);
+    } else if (cp == 0x2028 || cp == 0x2029 || cp == 0xFEFF) {
+      snprintf(esc, sizeof esc, "\\u%04lX", cp);
+    } else {
+      esc[0] = '\0';
+    }
+    if (esc[0]) {
+      piece = esc;
+      len = strlen(esc);
+    }
+    if (used + len + 1 > outlen) break;
+    memcpy(out + used, piece, len);
+    used += len;
+    s += n;
+  }
+  out[used] = '\0';
+}
 
 static void vreport(char *err, size_t errlen, const char *where,
                     const char *key, const char *fmt, va_list ap) {
   if (!err || errlen == 0) return;
-  int n = 0;
+  char head[1600] = "";
   if (where && key)
-    n = snprintf(err, errlen, "%s: key '%s': ", where, key);
+    snprintf(head, sizeof head, "%s: key '%s': ", where, key);
   else if (where)
-    n = snprintf(err, errlen, "%s: ", where);
+    snprintf(head, sizeof head, "%s: ", where);
   else if (key)
-    n = snprintf(err, errlen, "key '%s': ", key);
-  if (n < 0) n = 0;
-  if ((size_t)n < errlen) vsnprintf(err + n, errlen - (size_t)n, fmt, ap);
+    snprintf(head, sizeof head, "key '%s': ", key);
+  va_list copy;
+  va_copy(copy, ap);
+  int n = vsnprintf(NULL, 0, fmt, copy);
+  va_end(copy);
+  size_t body_len = n > 0 ? (size_t)n : 0, head_len = strlen(head);
+  char *whole = malloc(head_len + body_len + 1);
+  if (!whole) {
+    snprintf(err, errlen, "out of memory for the parameters");
+    return;
+  }
+  memcpy(whole, head, head_len + 1);
+  vsnprintf(whole + head_len, body_len + 1, fmt, ap);
+  copy_printable(err, errlen, whole);
+  free(whole);
+}
+
+/* "-P KEY=VALUE" for messages; a very long override is cut after its first
+ * 200 bytes, so that what is wrong with it still fits in the message. */
+static void override_where(char *where, size_t n, const char *override) {
+  enum { SHOWN = 200 };
+  size_t len = strlen(override);
+  if (len <= SHOWN + 40) {
+    snprintf(where, n, "-P %s", override);
+    return;
+  }
+  size_t cut = SHOWN;
+  while (cut > 0 && ((unsigned char)override[cut] & 0xC0) == 0x80)
+    cut--;
+  snprintf(where, n, "-P %.*s... (%zu bytes in all)", (int)cut, override, len);
 }
 
 /* One error about the value at mark (NULL: no position) of key s (NULL: not
@@ -732,7 +819,7 @@ static int fail(const source_ctx *c, const yaml_mark_t *mark,
                 const param_spec *s, const char *fmt, ...) {
   char where[1200];
   if (c->override)
-    snprintf(where, sizeof where, "-P %s", c->override);
+    override_where(where, sizeof where, c->override);
   else if (mark)
     snprintf(where, sizeof where, "%s:%zu:%zu", c->path, mark->line + 1,
              mark->column + 1);
@@ -748,6 +835,72 @@ static int fail(const source_ctx *c, const yaml_mark_t *mark,
 static int out_of_memory(char *err, size_t errlen) {
   if (err && errlen) snprintf(err, errlen, "out of memory for the parameters");
   return NRD_ERR_NOMEM;
+}
+
+/* YAML tags ("!!str 50", "!!binary ...", "!x", "!<...>") would make a
+ * value mean something else than it reads, or be silently ignored, so none
+ * is accepted.  libyaml's documents do not say whether a tag was written
+ * (an untagged scalar gets !!str too), its events do: one pass over the
+ * events of the first document finds the first tag.  A syntax error ends
+ * the pass quietly; loading the document then reports it. */
+static void find_first_tag(source_ctx *c, const char *text, size_t len) {
+  c->tagged = false;
+  yaml_parser_t parser;
+  if (!yaml_parser_initialize(&parser)) return;
+  yaml_parser_set_input_string(&parser, (const unsigned char *)text, len);
+  for (bool done = false; !done;) {
+    yaml_event_t e;
+    if (!yaml_parser_parse(&parser, &e)) break;
+    const char *tag = NULL;
+    yaml_node_type_t type = YAML_NO_NODE;
+    if (e.type == YAML_SCALAR_EVENT) {
+      tag = (const char *)e.data.scalar.tag;
+      type = YAML_SCALAR_NODE;
+    } else if (e.type == YAML_SEQUENCE_START_EVENT) {
+      tag = (const char *)e.data.sequence_start.tag;
+      type = YAML_SEQUENCE_NODE;
+    } else if (e.type == YAML_MAPPING_START_EVENT) {
+      tag = (const char *)e.data.mapping_start.tag;
+      type = YAML_MAPPING_NODE;
+    }
+    done = e.type == YAML_DOCUMENT_END_EVENT || e.type == YAML_STREAM_END_EVENT;
+    if (tag) {
+      /* shown as written with libyaml's standard handles */
+      static const char std[] = "tag:yaml.org,2002:";
+      if (strncmp(tag, std, sizeof std - 1) == 0)
+        snprintf(c->tag, sizeof c->tag, "!!%.60s", tag + sizeof std - 1);
+      else if (tag[0] == '!')
+        snprintf(c->tag, sizeof c->tag, "%.60s", tag);
+      else
+        snprintf(c->tag, sizeof c->tag, "!<%.60s>", tag);
+      c->tagged = done = true;
+      c->tag_node = type;
+      c->tag_mark = e.start_mark;
+    }
+    yaml_event_delete(&e);
+  }
+  yaml_parser_delete(&parser);
+}
+
+/* Refuse node if it is the tagged one; what names it ("element 2 ", "the
+ * section name 'run' "). */
+static int refuse_tag(const source_ctx *c, const yaml_node_t *node,
+                      const param_spec *s, const char *what) {
+  if (!c->tagged || node->type != c->tag_node ||
+      node->start_mark.line != c->tag_mark.line ||
+      node->start_mark.column != c->tag_mark.column)
+    return NRD_OK;
+  return fail(c, &node->start_mark, s,
+              "%shas a YAML tag ('%s'); tags are not accepted: remove it", what,
+              c->tag);
+}
+
+/* After reading: a tag on a node that was not read is refused all the same
+ * (a safety net; every node that is read is checked where it is read). */
+static int refuse_any_tag(const source_ctx *c) {
+  if (!c->tagged) return NRD_OK;
+  return fail(c, &c->tag_mark, NULL,
+              "a YAML tag ('%s'); tags are not accepted: remove it", c->tag);
 }
 
 /* Report a libyaml failure.  Reader errors (bad encoding) carry a byte
@@ -848,6 +1001,23 @@ static bool is_decimal_number(const char *t, double *x) {
   return digit && end != t && *end == '\0';
 }
 
+/* "010", "-007", "01.5": YAML 1.1 reads a leading zero as octal (010 is 8),
+ * YAML 1.2 does not (10), other tools differ again, so such a number is
+ * refused with the spelling to use.  "0", "0.5", "-0.25", "1e05" are fine. */
+static int refuse_leading_zero(const source_ctx *c, const yaml_mark_t *mark,
+                               const param_spec *s, const char *what,
+                               const char *t) {
+  const char *digits = t + (*t == '+' || *t == '-');
+  if (!(digits[0] == '0' && digits[1] >= '0' && digits[1] <= '9'))
+    return NRD_OK;
+  while (digits[0] == '0' && digits[1] >= '0' && digits[1] <= '9')
+    digits++;
+  return fail(c, mark, s,
+              "%smust not have leading zeros, which YAML readers disagree on "
+              "(got %s; write %s%s)",
+              what, t, *t == '-' ? "-" : "", digits);
+}
+
 /* "%s" of a bound: integers without a decimal point. */
 static const char *bound_text(char buf[32], double x) {
   return shortest_double(buf, x);
@@ -886,6 +1056,8 @@ static int read_long(const source_ctx *c, const param_spec *s,
                   x);
     return fail(c, mark, s, "%smust be an integer (got '%s')", what, t);
   }
+  int rc = refuse_leading_zero(c, mark, s, what, t);
+  if (rc != NRD_OK) return rc;
   errno = 0;
   long long v = strtoll(t, NULL, 10);
   if (errno == ERANGE) {
@@ -898,7 +1070,7 @@ static int read_long(const source_ctx *c, const param_spec *s,
                   bound_text(b, s->max), t);
     return fail(c, mark, s, "%sis too large for an integer (got %s)", what, t);
   }
-  int rc = check_bounds(c, mark, s, what, (double)v, t);
+  rc = check_bounds(c, mark, s, what, (double)v, t);
   if (rc == NRD_OK) *out = (long)v;
   return rc;
 }
@@ -917,9 +1089,14 @@ static int read_double(const source_ctx *c, const param_spec *s,
   double x;
   if (!is_decimal_number(t, &x))
     return fail(c, mark, s, "%smust be a number (got '%s')", what, t);
+  int rc = refuse_leading_zero(c, mark, s, what, t);
+  if (rc != NRD_OK) return rc;
   if (!isfinite(x))
     return fail(c, mark, s, "%smust be a finite number (got %s)", what, t);
-  int rc = check_bounds(c, mark, s, what, x, t);
+  /* -0.0 (or -0, -0e5) is stored as 0, so that nothing downstream prints
+   * or records "-0" */
+  if (x == 0) x = 0.0;
+  rc = check_bounds(c, mark, s, what, x, t);
   if (rc == NRD_OK) *out = x;
   return rc;
 }
@@ -1043,6 +1220,8 @@ static int read_list_value(const source_ctx *c, const param_spec *s,
     yaml_node_t *item = yaml_document_get_node(doc, items[k]);
     char what[32];
     snprintf(what, sizeof what, "element %d ", k + 1);
+    rc = refuse_tag(c, item, s, what);
+    if (rc != NRD_OK) break;
     if (item->type != YAML_SCALAR_NODE) {
       rc = fail(c, &item->start_mark, s, "%smust be a single value, not %s",
                 what, node_kind(item));
@@ -1087,6 +1266,8 @@ static int read_list_value(const source_ctx *c, const param_spec *s,
 static int read_value(const source_ctx *c, const param_spec *s,
                       yaml_document_t *doc, const yaml_node_t *node,
                       nrd_params *dst) {
+  int rc = refuse_tag(c, node, s, "");
+  if (rc != NRD_OK) return rc;
   switch (s->type) {
   case TYPE_INT_LIST:
   case TYPE_DOUBLE_LIST:
@@ -1097,21 +1278,114 @@ static int read_value(const source_ctx *c, const param_spec *s,
   }
 }
 
+/* Byte offset in text (one line, possibly followed by blank lines) of a
+ * mark, which counts characters; len when the mark is past the text. */
+static size_t offset_of_mark(const char *text, size_t len,
+                             const yaml_mark_t *mark) {
+  size_t k = len >= 3 && memcmp(text, "\xEF\xBB\xBF", 3) == 0 ? 3 : 0;
+  for (size_t column = 0; k < len && mark->line == 0; column++) {
+    if (column == mark->column) return k;
+    if (text[k] == '\n' || text[k] == '\r') break;
+    k++;
+    while (k < len && ((unsigned char)text[k] & 0xC0) == 0x80)
+      k++;
+  }
+  return len;
+}
+
+static bool is_blank(const char *t) {
+  return t[strspn(t, " \t\r\n")] == '\0';
+}
+
+/* The first line break of t (any that YAML knows: LF, CR, NEL, LS, PS)
+ * and its length in bytes, or NULL. */
+static const char *line_break(const char *t, size_t *n) {
+  for (; *t; t++) {
+    if (*t == '\n' || *t == '\r') return *n = 1, t;
+    if (strncmp(t, "\xC2\x85", 2) == 0) return *n = 2, t;
+    if (strncmp(t, "\xE2\x80\xA8", 3) == 0 ||
+        strncmp(t, "\xE2\x80\xA9", 3) == 0)
+      return *n = 3, t;
+  }
+  return NULL;
+}
+
+/* The start of t, for quoting in a message: at most 40 bytes (whole
+ * characters) of its first line, "..." when cut. */
+static const char *excerpt(char buf[64], const char *t) {
+  size_t n = strcspn(t, "\r\n");
+  while (n > 0 && (t[n - 1] == ' ' || t[n - 1] == '\t'))
+    n--;
+  bool cut = n > 40;
+  if (cut) {
+    n = 40;
+    while (n > 0 && ((unsigned char)t[n] & 0xC0) == 0x80)
+      n--;
+  }
+  snprintf(buf, 64, "%.*s%s", (int)n, t, cut ? "..." : "");
+  return buf;
+}
+
+/* An override value is one YAML value on one line: a line break, or text
+ * after the value (a second value, a stray bracket, a comment), would be
+ * silently dropped by a YAML reader, so it is refused. */
+static int check_one_line(const source_ctx *c, const param_spec *s,
+                          const char *text) {
+  size_t n;
+  const char *brk = line_break(text, &n);
+  if (!brk) return NRD_OK;
+  const char *rest = brk + n;
+  rest += strspn(rest, " \t\r\n");
+  if (!*rest) return NRD_OK; /* blank lines at the end */
+  char b[64];
+  return fail(c, NULL, s,
+              "a line break in the value, then '%s' (a -P value is one YAML "
+              "value on one line; give each key its own -P)",
+              excerpt(b, rest));
+}
+
+static int check_nothing_after(const source_ctx *c, const param_spec *s,
+                               const char *text, size_t len,
+                               const yaml_node_t *root) {
+  const char *rest = text + offset_of_mark(text, len, &root->end_mark);
+  if (is_blank(rest)) return NRD_OK;
+  rest += strspn(rest, " \t");
+  char b[64];
+  if (*rest == '#')
+    return fail(c, NULL, s,
+                "a comment after the value: '%s' (quote the value if '#' is "
+                "part of it)",
+                excerpt(b, rest));
+  return fail(c, NULL, s,
+              "text after the value: '%s' (a -P value is exactly one YAML "
+              "value: a number, a word, \"quoted text\" or a list [a, b])",
+              excerpt(b, rest));
+}
+
 /* Parse text as one YAML document holding the value of s (overrides and
- * built-in defaults). */
-static int read_value_text(const source_ctx *c, const param_spec *s,
+ * built-in defaults).  An override must be exactly that value: nothing
+ * after it, all on one line. */
+static int read_value_text(const source_ctx *ctx, const param_spec *s,
                            const char *text, nrd_params *dst) {
+  int rc = ctx->override ? check_one_line(ctx, s, text) : NRD_OK;
+  if (rc != NRD_OK) return rc;
+  size_t len = strlen(text);
+  source_ctx tagged = *ctx, *c = &tagged;
+  find_first_tag(c, text, len);
   yaml_parser_t parser;
   if (!yaml_parser_initialize(&parser)) return out_of_memory(c->err, c->errlen);
-  size_t len = strlen(text);
   yaml_parser_set_input_string(&parser, (const unsigned char *)text, len);
   yaml_document_t doc;
-  int rc;
   if (!yaml_parser_load(&parser, &doc)) {
     rc = syntax_error(c, &parser, text, len);
   } else {
     yaml_node_t *root = yaml_document_get_root_node(&doc);
-    rc = root ? read_value(c, s, &doc, root, dst) : no_value(c, NULL, s);
+    if (!root)
+      rc = no_value(c, NULL, s);
+    else if (c->override)
+      rc = check_nothing_after(c, s, text, len, root);
+    if (root && rc == NRD_OK) rc = read_value(c, s, &doc, root, dst);
+    if (rc == NRD_OK) rc = refuse_any_tag(c);
     yaml_document_delete(&doc);
   }
   yaml_parser_delete(&parser);
@@ -1209,6 +1483,11 @@ static int read_section(const source_ctx *c, yaml_document_t *doc,
       return fail(c, &key->start_mark, NULL,
                   "in section '%s': keys must be plain names, not %s", section,
                   node_kind(key));
+    char what[300];
+    snprintf(what, sizeof what, "the key name '%s.%s' ", section,
+             scalar_text(key));
+    int rc = refuse_tag(c, key, NULL, what);
+    if (rc != NRD_OK) return rc;
     char name[256];
     snprintf(name, sizeof name, "%s.%s", section, scalar_text(key));
     int i = params_schema_find(name);
@@ -1222,18 +1501,32 @@ static int read_section(const source_ctx *c, yaml_document_t *doc,
       return fail(c, &key->start_mark, &schema[i],
                   "set twice (first at line %zu); keep one",
                   yaml_document_get_node(doc, first->key)->start_mark.line + 1);
-    int rc = read_value(c, &schema[i], doc, value, q);
+    rc = read_value(c, &schema[i], doc, value, q);
     if (rc != NRD_OK) return rc;
     record_origin(q, origin, i, PSRC_FILE, &value->start_mark, NULL);
   }
   return NRD_OK;
 }
 
+static bool is_empty_mapping(const yaml_node_t *node) {
+  return node->type == YAML_MAPPING_NODE &&
+         node->data.mapping.pairs.top == node->data.mapping.pairs.start;
+}
+
 static int read_document(const source_ctx *c, yaml_document_t *doc,
                          nrd_params *q, value_origin *origin) {
   yaml_node_t *root = yaml_document_get_root_node(doc);
-  /* only comments, or an explicitly empty document: all defaults */
-  if (!root || is_null(root)) return NRD_OK;
+  int rc = root ? refuse_tag(c, root, NULL, "the top level ") : NRD_OK;
+  if (rc != NRD_OK) return rc;
+  /* Nothing, only comments, "---", "~" or "{}": running every default
+   * unasked would hide a wrong or truncated file. */
+  if (!root || is_null(root) || is_empty_mapping(root)) {
+    yaml_mark_t start = {.line = 0, .column = 0};
+    return fail(c, &start, NULL,
+                "the file holds no parameters; 'nrdiff --print-params > "
+                "run.yml' writes a complete file (every key at its default) "
+                "to edit");
+  }
   if (root->type != YAML_MAPPING_NODE)
     return fail(c, &root->start_mark, NULL,
                 "the top level must be a mapping of sections ('grid:' then "
@@ -1247,6 +1540,10 @@ static int read_document(const source_ctx *c, yaml_document_t *doc,
       return fail(c, &key->start_mark, NULL,
                   "section names must be plain words, not %s", node_kind(key));
     const char *section = scalar_text(key);
+    char what[300];
+    snprintf(what, sizeof what, "the section name '%s' ", section);
+    rc = refuse_tag(c, key, NULL, what);
+    if (rc != NRD_OK) return rc;
     if (!is_section(section)) {
       char msg[1024];
       describe_unknown_section(section, msg, sizeof msg);
@@ -1258,7 +1555,10 @@ static int read_document(const source_ctx *c, yaml_document_t *doc,
                   "section '%s' appears twice (first at line %zu); merge them",
                   section,
                   yaml_document_get_node(doc, first->key)->start_mark.line + 1);
-    if (is_null(value))
+    snprintf(what, sizeof what, "section '%s' ", section);
+    rc = refuse_tag(c, value, NULL, what);
+    if (rc != NRD_OK) return rc;
+    if (is_null(value) || is_empty_mapping(value))
       return fail(c, &value->start_mark, NULL,
                   "section '%s' has no keys (add indented 'key: value' lines "
                   "or remove it)",
@@ -1268,7 +1568,7 @@ static int read_document(const source_ctx *c, yaml_document_t *doc,
                   "section '%s' must be a mapping of indented 'key: value' "
                   "lines, not %s",
                   section, node_kind(value));
-    int rc = read_section(c, doc, section, value, q, origin);
+    rc = read_section(c, doc, section, value, q, origin);
     if (rc != NRD_OK) return rc;
   }
   return NRD_OK;
@@ -1322,28 +1622,40 @@ static int read_whole_file(const char *path, char **text, size_t *len,
   return NRD_OK;
 }
 
+/* Read the parameters in text (len bytes), named name in messages. */
+static int apply_text(nrd_params *q, const char *name, const char *text,
+                      size_t len, value_origin *origin, char *err,
+                      size_t errlen) {
+  source_ctx c = {.path = name, .err = err, .errlen = errlen};
+  find_first_tag(&c, text, len);
+  yaml_parser_t parser;
+  if (!yaml_parser_initialize(&parser)) return out_of_memory(err, errlen);
+  yaml_parser_set_input_string(&parser, (const unsigned char *)text, len);
+  yaml_document_t doc;
+  int rc;
+  if (!yaml_parser_load(&parser, &doc)) {
+    rc = syntax_error(&c, &parser, text, len);
+  } else {
+    /* an empty first document before a second: report the second */
+    yaml_node_t *root = yaml_document_get_root_node(&doc);
+    bool empty = !root || is_null(root) || is_empty_mapping(root);
+    rc = empty ? expect_end_of_stream(&c, &parser, text, len) : NRD_OK;
+    if (rc == NRD_OK) rc = read_document(&c, &doc, q, origin);
+    if (rc == NRD_OK) rc = refuse_any_tag(&c);
+    yaml_document_delete(&doc);
+    if (rc == NRD_OK) rc = expect_end_of_stream(&c, &parser, text, len);
+  }
+  yaml_parser_delete(&parser);
+  return rc;
+}
+
 static int apply_file(nrd_params *q, const char *path, value_origin *origin,
                       char *err, size_t errlen) {
   char *text = NULL;
   size_t len = 0;
   int rc = read_whole_file(path, &text, &len, err, errlen);
   if (rc != NRD_OK) return rc;
-  source_ctx c = {.path = path, .err = err, .errlen = errlen};
-  yaml_parser_t parser;
-  if (!yaml_parser_initialize(&parser)) {
-    free(text);
-    return out_of_memory(err, errlen);
-  }
-  yaml_parser_set_input_string(&parser, (const unsigned char *)text, len);
-  yaml_document_t doc;
-  if (!yaml_parser_load(&parser, &doc)) {
-    rc = syntax_error(&c, &parser, text, len);
-  } else {
-    rc = read_document(&c, &doc, q, origin);
-    yaml_document_delete(&doc);
-    if (rc == NRD_OK) rc = expect_end_of_stream(&c, &parser, text, len);
-  }
-  yaml_parser_delete(&parser);
+  rc = apply_text(q, path, text, len, origin, err, errlen);
   free(text);
   return rc;
 }
@@ -1394,7 +1706,7 @@ static int blame(const combination_ctx *c, const char *key, const char *fmt,
   const value_origin *o = &c->origin[i];
   switch (c->p->sources[i]) {
   case PSRC_OVERRIDE:
-    snprintf(where, sizeof where, "-P %s", o->override);
+    override_where(where, sizeof where, o->override);
     break;
   case PSRC_FILE:
     snprintf(where, sizeof where, "%s:%zu:%zu", c->path, o->line, o->column);
@@ -1610,8 +1922,12 @@ static int check_combinations(const combination_ctx *c) {
   return rc;
 }
 
-int params_load(nrd_params *p, const char *path, int n_overrides,
-                char *const *overrides, char *err, size_t errlen) {
+/* params_load and params_load_text: the parameters of name (a file read
+ * from disk, or text when text is not NULL; none if name is NULL), then the
+ * overrides. */
+static int load(nrd_params *p, const char *name, const char *text, size_t len,
+                int n_overrides, char *const *overrides, char *err,
+                size_t errlen) {
   char unused[1];
   if (!err || errlen == 0) err = unused, errlen = sizeof unused;
   err[0] = '\0';
@@ -1620,15 +1936,18 @@ int params_load(nrd_params *p, const char *path, int n_overrides,
   if (rc != NRD_OK) return out_of_memory(err, errlen);
   value_origin origin[N_PARAMS];
   memset(origin, 0, sizeof origin);
-  if (path) rc = apply_file(&q, path, origin, err, errlen);
+  if (text)
+    rc = apply_text(&q, name, text, len, origin, err, errlen);
+  else if (name)
+    rc = apply_file(&q, name, origin, err, errlen);
   for (int k = 0; rc == NRD_OK && k < n_overrides; k++)
     rc = apply_override(&q, overrides[k], origin, err, errlen);
   if (rc == NRD_OK) {
-    combination_ctx c = {path, &q, origin, err, errlen};
+    combination_ctx c = {name, &q, origin, err, errlen};
     rc = check_combinations(&c);
   }
-  if (rc == NRD_OK && path) {
-    q.source_file = strdup(path);
+  if (rc == NRD_OK && name) {
+    q.source_file = strdup(name);
     if (!q.source_file) rc = out_of_memory(err, errlen);
   }
   if (rc != NRD_OK) {
@@ -1638,6 +1957,17 @@ int params_load(nrd_params *p, const char *path, int n_overrides,
   params_free(p);
   *p = q;
   return NRD_OK;
+}
+
+int params_load(nrd_params *p, const char *path, int n_overrides,
+                char *const *overrides, char *err, size_t errlen) {
+  return load(p, path, NULL, 0, n_overrides, overrides, err, errlen);
+}
+
+int params_load_text(nrd_params *p, const char *name, const char *text,
+                     size_t len, char *err, size_t errlen) {
+  return load(p, name ? name : "(parameters)", text ? text : "", text ? len : 0,
+              0, NULL, err, errlen);
 }
 
 /* --------------------------------------------------------- text buffers */
@@ -1695,22 +2025,6 @@ static void sb_printf(strbuf *b, const char *fmt, ...) {
 }
 
 /* ------------------------------------------------------------ YAML output */
-
-/* Decode one UTF-8 sequence; returns its length (0 if invalid). */
-static int utf8_decode(const unsigned char *s, unsigned long *cp) {
-  if (s[0] < 0x80) return *cp = s[0], 1;
-  int n = s[0] >= 0xF0 ? 4 : s[0] >= 0xE0 ? 3 : s[0] >= 0xC2 ? 2 : 0;
-  if (n == 0 || s[0] > 0xF4) return 0;
-  unsigned long v = s[0] & (0x3F >> (n - 1));
-  for (int k = 1; k < n; k++) {
-    if ((s[k] & 0xC0) != 0x80) return 0;
-    v = (v << 6) | (s[k] & 0x3F);
-  }
-  static const unsigned long smallest[] = {0, 0, 0x80, 0x800, 0x10000};
-  if (v < smallest[n] || v > 0x10FFFF || (v >= 0xD800 && v <= 0xDFFF)) return 0;
-  *cp = v;
-  return n;
-}
 
 /* A YAML double-quoted scalar that libyaml reads back byte for byte: every
  * character libyaml would refuse or fold (controls, line separators, BOM) is

@@ -171,8 +171,10 @@ static void read_attr_string(hid_t obj, const char *name, char *buf,
 }
 
 /* The resolved parameter file stored in the run (a fixed-length string
- * scalar), loaded through the same schema as the run; 0 on success. */
-static int load_parameters(hid_t file, nrd_params *p, char *err, size_t len) {
+ * scalar), loaded through the same schema as the run; 0 on success.
+ * Messages name it "PATH:/parameters/resolved:LINE:COLUMN". */
+static int load_parameters(hid_t file, const char *path, nrd_params *p,
+                           char *err, size_t len) {
   hid_t d = H5Lexists(file, "parameters/resolved", H5P_DEFAULT) > 0
                 ? H5Dopen2(file, "parameters/resolved", H5P_DEFAULT)
                 : -1;
@@ -181,25 +183,29 @@ static int load_parameters(hid_t file, nrd_params *p, char *err, size_t len) {
     return -1;
   }
   hid_t t = H5Dget_type(d);
-  size_t n = H5Tget_size(t);
-  char *text = xmalloc(n + 1);
-  int rc = H5Dread(d, t, H5S_ALL, H5S_ALL, H5P_DEFAULT, text) < 0 ? -1 : 0;
-  H5Tclose(t);
+  size_t n =
+      t >= 0 && H5Tget_class(t) == H5T_STRING && H5Tis_variable_str(t) == 0
+          ? H5Tget_size(t)
+          : 0;
+  char *text = n ? xmalloc(n + 1) : NULL;
+  int rc =
+      text && H5Dread(d, t, H5S_ALL, H5S_ALL, H5P_DEFAULT, text) >= 0 ? 0 : -1;
+  if (t >= 0) H5Tclose(t);
   H5Dclose(d);
-  char path[] = "/tmp/nrdiff-post-XXXXXX";
-  int fd = rc == 0 ? mkstemp(path) : -1;
-  if (fd < 0) {
+  if (rc != 0) {
     snprintf(err, len, "cannot read /parameters/resolved");
     free(text);
     return -1;
   }
-  FILE *f = fdopen(fd, "w");
-  fputs(text, f);
-  fclose(f);
-  free(text);
+  text[n] = '\0'; /* a fixed-length string: NUL-padded, or full */
+  size_t name_len = strlen(path) + sizeof ":/parameters/resolved";
+  char *name = xmalloc(name_len);
+  snprintf(name, name_len, "%s:/parameters/resolved", path);
   params_init_defaults(p);
-  rc = params_load(p, path, 0, NULL, err, len) == NRD_OK ? 0 : -1;
-  unlink(path);
+  rc = params_load_text(p, name, text, strlen(text), err, len) == NRD_OK ? 0
+                                                                         : -1;
+  free(name);
+  free(text);
   return rc;
 }
 
@@ -613,7 +619,7 @@ static int process_file(const char *path, const options *o, row_list *rows,
   nrd_params p;
   memset(&p, 0, sizeof p);
   char err[1024] = "";
-  int have_params = load_parameters(f, &p, err, sizeof err) == 0;
+  int have_params = load_parameters(f, path, &p, err, sizeof err) == 0;
   if (!have_params)
     warn("%s: parameters unreadable (%s): no theory beside the measurements",
          path, err);

@@ -437,18 +437,38 @@ static void test_sources_recorded(void **state) {
   params_free(&p);
 }
 
+/* A file that holds no parameters is refused: running every default
+ * unasked would hide a wrong, truncated or not yet written file. */
 static void test_empty_and_comment_only_files(void **state) {
   (void)state;
-  const char *texts[] = {"", "# nothing but a comment\n\n", "---\n...\n"};
-  for (size_t k = 0; k < sizeof texts / sizeof *texts; k++) {
-    nrd_params p, d;
-    params_init_defaults(&p);
-    params_init_defaults(&d);
-    load_text(&p, texts[k], 0, NULL);
-    assert_same_values(&p, &d);
-    params_free(&p);
-    params_free(&d);
-  }
+  const char *texts[] = {"",
+                         "\n\n",
+                         "# nothing but a comment\n\n",
+                         "---\n",
+                         "---\n...\n",
+                         "# a comment\n---\n# another\n",
+                         "~\n",
+                         "{}\n",
+                         "\xEF\xBB\xBF# a byte order mark, then a comment\n"};
+  for (size_t k = 0; k < sizeof texts / sizeof *texts; k++)
+    expect_file_error(texts[k],
+                      "1:1: the file holds no parameters; 'nrdiff "
+                      "--print-params > run.yml' writes a complete file "
+                      "(every key at its default) to edit");
+  /* an empty section, even written {} */
+  expect_file_error("run:\n  seed: 1\ngrid: {}\n",
+                    "3:7: section 'grid' has no keys (add indented 'key: "
+                    "value' lines or remove it)");
+  /* an empty document before a second one: the second is what is wrong */
+  expect_file_error("---\n---\nrun:\n  seed: 1\n",
+                    "2:1: a second YAML document; a parameter file holds "
+                    "exactly one");
+  /* one key is enough */
+  nrd_params p;
+  params_init_defaults(&p);
+  load_text(&p, "# a comment\nrun:\n  seed: 1\n", 0, NULL);
+  assert_int_equal(p.run.seed, 1);
+  params_free(&p);
 }
 
 /* ------------------------------------------------------------- errors */
@@ -562,6 +582,186 @@ static void test_type_errors(void **state) {
   expect_file_error("output:\n  file: \"a\\0b\"\n",
                     "2:9: key 'output.file': must not contain a NUL "
                     "character");
+}
+
+/* A negative zero read for a double key, alone or in a list, is stored as
+ * +0: "t_min: -0.0" must not make the run say "down to t = -0". */
+static void test_negative_zero_stored_as_zero(void **state) {
+  (void)state;
+  nrd_params p;
+  params_init_defaults(&p);
+  char *over[] = {"data.sigma=-0", "checkpoint.interval=-0e5"};
+  load_text(&p,
+            "time:\n  t_min: -0.0\ngrid:\n  strength: [-0.0, 1, -0.000]\n"
+            "experiment:\n  reference_times: [-0.0]\nrun:\n"
+            "  max_wall_time: -0.0\n",
+            2, over);
+  const double *zeros[] = {
+      &p.time.t_min,         &p.grid.strength.v[0],
+      &p.grid.strength.v[2], &p.experiment.reference_times.v[0],
+      &p.run.max_wall_time,  &p.data.sigma,
+      &p.checkpoint.interval};
+  for (size_t k = 0; k < sizeof zeros / sizeof *zeros; k++) {
+    assert_true(*zeros[k] == 0);
+    assert_false(signbit(*zeros[k]));
+  }
+  char *text = print_to_string(&p);
+  assert_non_null(strstr(text, "  t_min: 0.0  # file "));
+  assert_non_null(strstr(text, "  strength: [0.0, 1.0, 0.0]  # file "));
+  assert_non_null(strstr(text, "  sigma: 0.0  # override\n"));
+  assert_null(strstr(text, "-0"));
+  free(text);
+  params_free(&p);
+  /* a key that must be > 0 still refuses it, quoting what was written */
+  expect_file_error("time:\n  T: -0.0\n",
+                    "2:6: key 'time.T': must be > 0 (got -0.0)");
+}
+
+/* Leading zeros are refused with the spelling to use: YAML 1.1 reads 010
+ * as 8, YAML 1.2 as 10.  The other YAML 1.1 integer forms were refused
+ * already. */
+static void test_leading_zeros_refused(void **state) {
+  (void)state;
+  const char *why = "must not have leading zeros, which YAML readers "
+                    "disagree on";
+  struct {
+    const char *text, *where, *what;
+  } cases[] = {
+      {"time:\n  steps: 010\n", "2:10: key 'time.steps': ", "010; write 10"},
+      {"time:\n  steps: 007\n", "2:10: key 'time.steps': ", "007; write 7"},
+      {"run:\n  seed: 000\n", "2:9: key 'run.seed': ", "000; write 0"},
+      {"run:\n  seed: -012\n", "2:9: key 'run.seed': ", "-012; write -12"},
+      {"run:\n  seed: +010\n", "2:9: key 'run.seed': ", "+010; write 10"},
+      {"grid:\n  dimension: [4, 08]\n",
+       "2:18: key 'grid.dimension': element 2 ", "08; write 8"},
+      {"time:\n  T: 010\n", "2:6: key 'time.T': ", "010; write 10"},
+      {"time:\n  T: 01.5\n", "2:6: key 'time.T': ", "01.5; write 1.5"},
+      {"time:\n  t_min: 00.5\n", "2:10: key 'time.t_min': ", "00.5; write 0.5"},
+      {"grid:\n  strength: [-00.25, 1]\n",
+       "2:14: key 'grid.strength': element 1 ", "-00.25; write -0.25"},
+      {"time:\n  T: 007e1\n", "2:6: key 'time.T': ", "007e1; write 7e1"},
+  };
+  for (size_t k = 0; k < sizeof cases / sizeof *cases; k++) {
+    char want[512];
+    snprintf(want, sizeof want, "%s%s (got %s)", cases[k].where, why,
+             cases[k].what);
+    expect_file_error(cases[k].text, want);
+  }
+  char *a[] = {"time.steps=010"};
+  expect_override_error(1, a,
+                        "-P time.steps=010: key 'time.steps': must not have "
+                        "leading zeros, which YAML readers disagree on (got "
+                        "010; write 10)");
+  /* YAML 1.1's other integer spellings: refused as before */
+  expect_file_error("time:\n  steps: 0o17\n",
+                    "2:10: key 'time.steps': must be an integer (got '0o17')");
+  expect_file_error("time:\n  steps: 0x1F\n",
+                    "2:10: key 'time.steps': must be an integer (got '0x1F')");
+  expect_file_error("time:\n  steps: 1_000\n",
+                    "2:10: key 'time.steps': must be an integer (got "
+                    "'1_000')");
+  expect_file_error("time:\n  steps: 1:30\n",
+                    "2:10: key 'time.steps': must be an integer (got '1:30')");
+  expect_file_error("time:\n  T: 1:30\n",
+                    "2:6: key 'time.T': must be a number (got '1:30')");
+  expect_file_error("time:\n  T: 1_0.5\n",
+                    "2:6: key 'time.T': must be a number (got '1_0.5')");
+  /* zero itself, and zeros after the first digit or in the exponent */
+  nrd_params p;
+  params_init_defaults(&p);
+  load_text(&p,
+            "run:\n  seed: 0\ngrid:\n  strength: [0, 0.5, -0.25, 0e0, "
+            "-0]\n  n_train: [0, 100]\ntime:\n  T: 1e01\n  t_min: 1e-3\n",
+            0, NULL);
+  assert_int_equal(p.run.seed, 0);
+  assert_true(p.grid.strength.v[1] == 0.5 && p.grid.strength.v[2] == -0.25);
+  assert_int_equal(p.grid.n_train.v[1], 100);
+  assert_true(p.time.T == 10 && p.time.t_min == 1e-3);
+  params_free(&p);
+}
+
+/* YAML tags are refused wherever they are, with the key they belong to:
+ * "!!str 50" would be the integer 50 and "!!binary aGVsbG8=" a file name. */
+static void test_tags_refused(void **state) {
+  (void)state;
+  expect_file_error("output:\n  file: !!binary aGVsbG8=\n",
+                    "2:9: key 'output.file': has a YAML tag ('!!binary'); "
+                    "tags are not accepted: remove it");
+  expect_file_error("time:\n  steps: !!str 50\n",
+                    "2:10: key 'time.steps': has a YAML tag ('!!str'); tags "
+                    "are not accepted: remove it");
+  expect_file_error("time:\n  T: &t !!float 5\n",
+                    "2:6: key 'time.T': has a YAML tag ('!!float'); tags are "
+                    "not accepted: remove it");
+  expect_file_error("time:\n  T: !local 5\n",
+                    "2:6: key 'time.T': has a YAML tag ('!local'); tags are "
+                    "not accepted: remove it");
+  expect_file_error("time:\n  T: !<tag:example.com,2024:x> 5\n",
+                    "2:6: key 'time.T': has a YAML tag "
+                    "('!<tag:example.com,2024:x>'); tags are not accepted: "
+                    "remove it");
+  expect_file_error("time:\n  T: ! 5\n",
+                    "2:6: key 'time.T': has a YAML tag ('!'); tags are not "
+                    "accepted: remove it");
+  expect_file_error("time:\n  steps: !!null\n",
+                    "2:10: key 'time.steps': has a YAML tag ('!!null'); tags "
+                    "are not accepted: remove it");
+  expect_file_error("grid:\n  dimension: [4, !!int 8]\n",
+                    "2:18: key 'grid.dimension': element 2 has a YAML tag "
+                    "('!!int'); tags are not accepted: remove it");
+  expect_file_error("grid:\n  dimension:\n    - 4\n    - !x 8\n",
+                    "4:7: key 'grid.dimension': element 2 has a YAML tag "
+                    "('!x'); tags are not accepted: remove it");
+  expect_file_error("grid:\n  dimension: !!seq [4]\n",
+                    "2:14: key 'grid.dimension': has a YAML tag ('!!seq'); "
+                    "tags are not accepted: remove it");
+  expect_file_error("time: !!map\n  steps: 5\n",
+                    "1:7: section 'time' has a YAML tag ('!!map'); tags are "
+                    "not accepted: remove it");
+  expect_file_error("time:\n  !!str steps: 5\n",
+                    "2:3: the key name 'time.steps' has a YAML tag ('!!str'); "
+                    "tags are not accepted: remove it");
+  expect_file_error("!!str time:\n  steps: 5\n",
+                    "1:1: the section name 'time' has a YAML tag ('!!str'); "
+                    "tags are not accepted: remove it");
+  expect_file_error("--- !!map\ntime:\n  steps: 5\n",
+                    "1:5: the top level has a YAML tag ('!!map'); tags are "
+                    "not accepted: remove it");
+  expect_file_error("%TAG !e! tag:example.com,2024:\n---\ntime:\n  T: !e!x 5\n",
+                    "4:6: key 'time.T': has a YAML tag "
+                    "('!<tag:example.com,2024:x>'); tags are not accepted: "
+                    "remove it");
+  /* the first tag is the one reported */
+  expect_file_error("time:\n  T: 5\n  steps: !!int 3\n  t_min: !!float 1\n",
+                    "3:10: key 'time.steps': has a YAML tag ('!!int'); tags "
+                    "are not accepted: remove it");
+  char *a[] = {"output.file=!!binary aGVsbG8="};
+  expect_override_error(1, a,
+                        "-P output.file=!!binary aGVsbG8=: key 'output.file': "
+                        "has a YAML tag ('!!binary'); tags are not accepted: "
+                        "remove it");
+  char *b[] = {"time.steps=!!str 50"};
+  expect_override_error(1, b,
+                        "-P time.steps=!!str 50: key 'time.steps': has a YAML "
+                        "tag ('!!str'); tags are not accepted: remove it");
+  char *c[] = {"grid.dimension=[8, !!int 16]"};
+  expect_override_error(1, c,
+                        "-P grid.dimension=[8, !!int 16]: key "
+                        "'grid.dimension': element 2 has a YAML tag ('!!int'); "
+                        "tags are not accepted: remove it");
+  char *d[] = {"time.T=!<x> 5"};
+  expect_override_error(
+      1, d,
+      "-P time.T=!<x> 5: key 'time.T': has a YAML tag ('!<x>'); "
+      "tags are not accepted: remove it");
+  /* '!' inside a value or quotes is no tag */
+  nrd_params p;
+  params_init_defaults(&p);
+  load_text(&p, "output:\n  file: \"!!binary x\"\nforward:\n  u_dataset: a!b\n",
+            0, NULL);
+  assert_string_equal(p.output.file, "!!binary x");
+  assert_string_equal(p.forward.u_dataset, "a!b");
+  params_free(&p);
 }
 
 static void test_range_errors(void **state) {
@@ -836,6 +1036,192 @@ static void test_bad_overrides(void **state) {
                         "(5) (got 6)");
 }
 
+/* A -P value is exactly one YAML value on one line: what a YAML reader would
+ * drop after it (a second value, a stray bracket, a comment, a second
+ * document or mapping on a new line) is refused, not ignored. */
+static void test_override_is_one_whole_value(void **state) {
+  (void)state;
+  const char *after = " (a -P value is exactly one YAML value: a number, a "
+                      "word, \"quoted text\" or a list [a, b])";
+  const char *lines = " (a -P value is one YAML value on one line; give each "
+                      "key its own -P)";
+  struct {
+    char *override;
+    const char *message, *advice;
+  } cases[] = {
+      {"grid.strength=[0] [0.75, 2]",
+       "key 'grid.strength': text after the value: '[0.75, 2]'", after},
+      {"output.file=\"a.h5\" junk",
+       "key 'output.file': text after the value: 'junk'", after},
+      {"output.file='a.h5'x", "key 'output.file': text after the value: 'x'",
+       after},
+      {"grid.strength=[2]]", "key 'grid.strength': text after the value: ']'",
+       after},
+      {"grid.dimension={a: 1} {b: 2}",
+       "key 'grid.dimension': text after the value: '{b: 2}'", after},
+      {"grid.strength=[1] 0123456789012345678901234567890123456789xyz  ",
+       "key 'grid.strength': text after the value: "
+       "'0123456789012345678901234567890123456789...'",
+       after},
+      {"time.T=5 # five",
+       "key 'time.T': a comment after the value: '# five' (quote the value if "
+       "'#' is part of it)",
+       ""},
+      {"output.file=run #1.h5",
+       "key 'output.file': a comment after the value: '#1.h5' (quote the "
+       "value if '#' is part of it)",
+       ""},
+      {"time.T=5\nsteps: 3",
+       "key 'time.T': a line break in the value, then 'steps: 3'", lines},
+      {"grid.dimension=[5]\nsteps: 3",
+       "key 'grid.dimension': a line break in the value, then 'steps: 3'",
+       lines},
+      {"time.T=5\n---\n6",
+       "key 'time.T': a line break in the value, then '---'", lines},
+      {"time.T=5\r\n...", "key 'time.T': a line break in the value, then '...'",
+       lines},
+      {"grid.dimension=[4,\n8]",
+       "key 'grid.dimension': a line break in the value, then '8]'", lines},
+      {"output.file=a\xe2\x80\xa8"
+       "b",
+       "key 'output.file': a line break in the value, then 'b'", lines},
+  };
+  for (size_t k = 0; k < sizeof cases / sizeof *cases; k++) {
+    char want[1024], shown[256];
+    /* the override as the message shows it: line breaks escaped */
+    size_t n = 0;
+    for (const char *t = cases[k].override; *t && n + 8 < sizeof shown; t++) {
+      if (*t == '\n' || *t == '\r') {
+        shown[n++] = '\\';
+        shown[n++] = *t == '\n' ? 'n' : 'r';
+      } else if (strncmp(t, "\xe2\x80\xa8", 3) == 0) {
+        memcpy(shown + n, "\\u2028", 6);
+        n += 6;
+        t += 2;
+      } else {
+        shown[n++] = *t;
+      }
+    }
+    shown[n] = '\0';
+    snprintf(want, sizeof want, "-P %s: %s%s", shown, cases[k].message,
+             cases[k].advice);
+    expect_override_error(1, &cases[k].override, want);
+  }
+  /* what stays valid: blanks around the value, a blank line at the end, an
+   * explicit document start, block lists, '#' inside a word or quotes */
+  nrd_params p;
+  params_init_defaults(&p);
+  char *good[] = {"grid.dimension= [4] ",    "time.T=5\n",
+                  "time.steps=--- 20",       "grid.separation=- 0.5",
+                  "output.file=run#1.h5",    "forward.u_dataset=\"a # b\"",
+                  "checkpoint.stop_file=é ü"};
+  char err[512];
+  assert_int_equal(params_load(&p, NULL, 7, good, err, sizeof err), NRD_OK);
+  assert_true(p.grid.dimension.n == 1 && p.grid.dimension.v[0] == 4);
+  assert_true(p.time.T == 5);
+  assert_int_equal(p.time.steps, 20);
+  assert_true(p.grid.separation.n == 1 && p.grid.separation.v[0] == 0.5);
+  assert_string_equal(p.output.file, "run#1.h5");
+  assert_string_equal(p.forward.u_dataset, "a # b");
+  assert_string_equal(p.checkpoint.stop_file, "é ü");
+  params_free(&p);
+}
+
+/* A message is one line of printable UTF-8 whatever the input held, and a
+ * very long override is cut so that what is wrong with it still shows. */
+static void test_messages_are_one_line(void **state) {
+  (void)state;
+  char *a[] = {"time.T\n=5"};
+  expect_override_error(1, a,
+                        "-P time.T\\n=5: unknown key 'time.T\\n'; did you "
+                        "mean 'time.T'?");
+  char *b[] = {"output.fil\x01\xff=x"};
+  expect_override_error(1, b,
+                        "-P output.fil\\x01\\xFF=x: unknown key "
+                        "'output.fil\\x01\\xFF'; did you mean "
+                        "'output.file'?");
+  expect_file_error("time:\n  T: \"a\\tb\\u2028c\\x7f\\ufeff\"\n",
+                    "2:6: key 'time.T': must be a number, not the quoted "
+                    "text 'a\\tb\\u2028c\\x7F\\uFEFF' (remove the quotes)");
+  char long_value[400], want[400];
+  snprintf(long_value, sizeof long_value, "time.steps=[");
+  while (strlen(long_value) < 300)
+    strcat(long_value, "1, ");
+  strcat(long_value, "1]");
+  char *c[] = {long_value};
+  snprintf(want, sizeof want,
+           "-P %.200s... (%zu bytes in all): key 'time.steps': must be a "
+           "single value, not a list",
+           long_value, strlen(long_value));
+  expect_override_error(1, c, want);
+}
+
+/* params_load_text: YAML in memory, named in every message and in
+ * source_file as the caller says (nrdiff-post: the run file's dataset). */
+static void test_load_text(void **state) {
+  (void)state;
+  const char *name = "runs/a.h5:/parameters/resolved";
+  nrd_params p;
+  params_init_defaults(&p);
+  char err[512];
+  /* len bytes, no terminating NUL needed: the "9" after them is not read */
+  const char *text = "time:\n  steps: 77\n  T: 9";
+  assert_int_equal(
+      params_load_text(&p, name, text, strlen(text) - 6, err, sizeof err),
+      NRD_OK);
+  assert_int_equal(p.time.steps, 77);
+  assert_true(p.time.T == 10);
+  assert_string_equal(p.source_file, name);
+  assert_int_equal(p.sources[entry("time.steps")], PSRC_FILE);
+  assert_int_equal(p.source_lines[entry("time.steps")], 2);
+  /* the same text as a file gives the same values */
+  nrd_params f;
+  params_init_defaults(&f);
+  load_text(&f, "time:\n  steps: 77\n", 0, NULL);
+  assert_same_values(&p, &f);
+  params_free(&f);
+
+  struct {
+    const char *text;
+    size_t len;
+    const char *message;
+  } bad[] = {
+      {"time:\n  steps: 0\n", 0,
+       "2:10: key 'time.steps': must be >= 1 (got 0)"},
+      {"time:\n  t_min: 20\n", 0,
+       "2:10: key 'time.t_min': must be < time.T (10) (got 20)"},
+      {"time:\n  T: [1\n", 0,
+       "3:1: YAML syntax error: did not find expected ',' or ']' (while "
+       "parsing a flow sequence at line 2, column 6)"},
+      {"run:\n  seed: !!str 5\n", 0,
+       "2:9: key 'run.seed': has a YAML tag ('!!str'); tags are not accepted: "
+       "remove it"},
+      {"run:\n  seed: 1\0\n", 15,
+       "2:10: YAML syntax error: control characters are not allowed"},
+      {"# nothing\n", 0,
+       "1:1: the file holds no parameters; 'nrdiff --print-params > run.yml' "
+       "writes a complete file (every key at its default) to edit"},
+      {"", 0,
+       "1:1: the file holds no parameters; 'nrdiff --print-params > run.yml' "
+       "writes a complete file (every key at its default) to edit"},
+  };
+  for (size_t k = 0; k < sizeof bad / sizeof *bad; k++) {
+    char want[600];
+    snprintf(want, sizeof want, "%s:%s", name, bad[k].message);
+    size_t len = bad[k].len ? bad[k].len : strlen(bad[k].text);
+    assert_int_equal(
+        params_load_text(&p, name, bad[k].text, len, err, sizeof err),
+        NRD_ERR_INPUT);
+    assert_string_equal(err, want);
+    assert_int_equal(p.time.steps, 77); /* unchanged on failure */
+  }
+  /* no text at all is an empty file */
+  assert_int_equal(params_load_text(&p, name, NULL, 0, err, sizeof err),
+                   NRD_ERR_INPUT);
+  assert_non_null(strstr(err, "holds no parameters"));
+  params_free(&p);
+}
+
 /* A conflict is blamed on the key set last: here the override, not the
  * file line it contradicts. */
 static void test_conflicts_blame_the_override(void **state) {
@@ -900,7 +1286,7 @@ static void test_failure_leaves_params_and_disk_unchanged(void **state) {
 /* ------------------------------------------- resolved dump, pack/unpack */
 
 /* Values chosen to break naive printing: shortest round trip digits,
- * subnormals, negative zero, YAML-special strings. */
+ * subnormals, negative zero (read as 0), YAML-special strings. */
 static void load_awkward(nrd_params *p) {
   char *over[] = {
       "grid.separation=[0.1, 0.3333333333333333, 1e-300, 5e-324, "
@@ -929,16 +1315,16 @@ static void test_resolved_dump_round_trips(void **state) {
   params_init_defaults(&p);
   params_init_defaults(&back);
   load_awkward(&p);
-  assert_true(signbit(p.grid.strength.v[0]));
-  assert_true(p.grid.separation.v[3] > 0); /* the subnormal survived */
+  assert_false(signbit(p.grid.strength.v[0])); /* -0.0 was read as 0 */
+  assert_true(p.grid.separation.v[3] > 0);     /* the subnormal survived */
   assert_string_equal(p.forward.u_file, "null");
   char *text = print_to_string(&p);
   assert_non_null(strstr(text, "  T: 0.30000000000000004  # override\n"));
   assert_non_null(strstr(text, "  steps: 1000  # default\n"));
   assert_non_null(strstr(text, "# parameter file: (none)\n"));
+  assert_non_null(strstr(text, "  strength: [0.0, 1000000.0, "));
   load_text(&back, text, 0, NULL);
   assert_same_values(&p, &back);
-  assert_true(signbit(back.grid.strength.v[0]));
 
   /* from a file: the comment names the file and line */
   nrd_params q;
@@ -965,6 +1351,9 @@ static void test_pack_unpack(void **state) {
   char *over[] = {"time.steps=5", "grid.strength=[-0.0, 0.1]",
                   "output.file=\"a\\nb \\x01 \\u00e9\""};
   load_text(&p, good_file, 3, over);
+  assert_false(signbit(p.grid.strength.v[0])); /* -0.0 was read as 0 */
+  /* the pack is exact, even for a negative zero no file can give */
+  p.grid.strength.v[0] = -0.0;
   char *buf;
   size_t len;
   assert_int_equal(params_pack(&p, &buf, &len), NRD_OK);
@@ -1028,12 +1417,18 @@ int main(void) {
       cmocka_unit_test(test_yaml_syntax_errors),
       cmocka_unit_test(test_structure_errors),
       cmocka_unit_test(test_type_errors),
+      cmocka_unit_test(test_negative_zero_stored_as_zero),
+      cmocka_unit_test(test_leading_zeros_refused),
+      cmocka_unit_test(test_tags_refused),
       cmocka_unit_test(test_range_errors),
       cmocka_unit_test(test_combination_errors),
       cmocka_unit_test(test_unknown_names_suggest_the_nearest),
       cmocka_unit_test(test_missing_or_unreadable_file),
       cmocka_unit_test(test_overrides),
       cmocka_unit_test(test_bad_overrides),
+      cmocka_unit_test(test_override_is_one_whole_value),
+      cmocka_unit_test(test_messages_are_one_line),
+      cmocka_unit_test(test_load_text),
       cmocka_unit_test(test_conflicts_blame_the_override),
       cmocka_unit_test(test_failure_leaves_params_and_disk_unchanged),
       cmocka_unit_test(test_resolved_dump_round_trips),

@@ -118,6 +118,14 @@ void params_free(nrd_params *p);
 int params_load(nrd_params *p, const char *path, int n_overrides,
                 char *const *overrides, char *err, size_t errlen);
 
+/* As params_load with no overrides, but the YAML is the len bytes at text
+ * (e.g. a run's /parameters/resolved), and name stands for the file in
+ * every message ("run.h5:/parameters/resolved:12:3: key ...") and in
+ * p->source_file.  text need not end with a NUL; a NUL inside the len
+ * bytes is refused like any control character.  Reads no file. */
+int params_load_text(nrd_params *p, const char *name, const char *text,
+                     size_t len, char *err, size_t errlen);
+
 /* Whether experiment.protocol lists `word` ("speciation", ...). */
 int params_has_protocol(const nrd_params *p, const char *word);
 
