@@ -17,6 +17,7 @@
 
 #include <ctype.h>
 #include <errno.h>
+#include <float.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stdbool.h>
@@ -1089,10 +1090,18 @@ static int read_double(const source_ctx *c, const param_spec *s,
   double x;
   if (!is_decimal_number(t, &x))
     return fail(c, mark, s, "%smust be a number (got '%s')", what, t);
+  int range = errno == ERANGE; /* strtod's, before anything else sets it */
   int rc = refuse_leading_zero(c, mark, s, what, t);
   if (rc != NRD_OK) return rc;
   if (!isfinite(x))
     return fail(c, mark, s, "%smust be a finite number (got %s)", what, t);
+  /* a non-zero number below the doubles' range would be read as 0 or lose
+   * its digits (strtod: ERANGE) */
+  if (range && fabs(x) < DBL_MIN)
+    return fail(c, mark, s,
+                "%sis too small for a double (got %s; the smallest normal "
+                "magnitude is 2.2e-308)",
+                what, t);
   /* -0.0 (or -0, -0e5) is stored as 0, so that nothing downstream prints
    * or records "-0" */
   if (x == 0) x = 0.0;
