@@ -17,7 +17,6 @@
 
 #include <ctype.h>
 #include <errno.h>
-#include <float.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stdbool.h>
@@ -1095,12 +1094,12 @@ static int read_double(const source_ctx *c, const param_spec *s,
   if (rc != NRD_OK) return rc;
   if (!isfinite(x))
     return fail(c, mark, s, "%smust be a finite number (got %s)", what, t);
-  /* a non-zero number below the doubles' range would be read as 0 or lose
-   * its digits (strtod: ERANGE) */
-  if (range && fabs(x) < DBL_MIN)
+  /* a non-zero number below the doubles' range would be read as 0
+   * (strtod: ERANGE; subnormals such as 5e-324 are kept) */
+  if (range && x == 0)
     return fail(c, mark, s,
-                "%sis too small for a double (got %s; the smallest normal "
-                "magnitude is 2.2e-308)",
+                "%sis too small for a double (got %s, which would be read "
+                "as 0; the smallest is 4.9e-324)",
                 what, t);
   /* -0.0 (or -0, -0e5) is stored as 0, so that nothing downstream prints
    * or records "-0" */
