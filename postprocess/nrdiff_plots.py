@@ -17,7 +17,9 @@ PREFIX defaults to the summary file name without `.summary.csv`
     fe      excess entropy f^e(t)/alpha (error band) for n_train > 0,
             with t_C from theory
     phase   t_S and t_C against the strength g, one series per
-            (dimension, separation, n_train): measured (markers), theory (lines)
+            (dimension, separation, n_train): the headline measurements
+            (filled markers: clone-free phi, Y2), the cloning estimates
+            beside them where present (open markers), theory (lines)
     uturn   C_UT(T_u): ratio normalisation with its theory, the Gaussian
             closed form, the per-sample normalisation; below, the
             "Gaussian test" gap (ratio minus Gaussian form)
@@ -29,8 +31,10 @@ field means "not available", numbers as printed by C `%.10g`, `nan` allowed):
 
   RUN.summary.csv  one row per grid point:
       grid_index, dimension, separation, strength, n_train,
-      t_S, t_S_err, t_S_theory, t_C, t_C_err, t_C_theory, ... (more columns
-      are allowed and ignored). A grid_index on several rows (nrdiff-post
+      t_S, t_S_err, t_S_theory, t_C, t_C_err, t_C_theory (t_S, t_C: the
+      headlines, clone-free), optionally t_S_clone, t_S_clone_err,
+      t_C_clone, t_C_clone_err (cloning), ... (more columns are allowed and
+      ignored). A grid_index on several rows (nrdiff-post
       given several run files) still enters the phase diagram, but its
       curves cannot be attributed and are left out, with a note on stderr.
   RUN.curves.csv   long format: grid_index, curve, t, value, err, theory
@@ -69,9 +73,11 @@ SUMMARY_REQUIRED = ("grid_index", "dimension", "separation", "strength",
 # Numeric columns of the documented summary layout; any other column
 # (`file`, or columns added later) is kept as text and never parsed.
 SUMMARY_NUMERIC = SUMMARY_REQUIRED + (
-    "t_S_free", "t_S_free_err", "t_S_matrix", "t_C_Y2", "t_C_Y2_err",
+    "t_S_clone", "t_S_clone_err", "t_S_matrix", "t_C_clone", "t_C_clone_err",
     "t_freeze", "t_freeze_err", "t_freeze_spread", "t_C_fe", "t_C_fe_err",
     "alpha")
+# The cloning estimates, drawn beside the headlines when the columns exist.
+SUMMARY_CLONE = ("t_S_clone", "t_C_clone")
 CURVES_REQUIRED = ("grid_index", "curve", "t", "value")
 CURVES_NUMERIC = ("t", "value", "err", "theory")
 
@@ -479,8 +485,12 @@ def plot_fe(run, path):
 
 
 def plot_phase(run, path):
-    """t_S and t_C against g, one series per (dimension, separation, n_train)."""
-    keys = ("t_S", "t_C", "t_S_theory", "t_C_theory")
+    """t_S and t_C against g, one series per (dimension, separation, n_train):
+    the headlines (t_S, t_C), the cloning estimates (t_S_clone, t_C_clone)
+    where the summary has them, and the theory."""
+    clone = tuple(k for k in SUMMARY_CLONE
+                  if run.rows and all(k in r and k + "_err" in r for r in run.rows))
+    keys = ("t_S", "t_C", "t_S_theory", "t_C_theory") + clone
     rows = [r for r in run.rows if finite(r["strength"])
             and any(finite(r[k]) for k in keys)]
     if not rows:
@@ -501,7 +511,7 @@ def plot_phase(run, path):
         members.sort(key=lambda r: r["strength"])
         g = np.array([r["strength"] for r in members])
         col = {k: np.array([r[k] for r in members])
-               for k in keys + ("t_S_err", "t_C_err")}
+               for k in keys + tuple(m + "_err" for m in ("t_S", "t_C") + clone)}
         for k in keys:
             values.extend(col[k][np.isfinite(col[k])])
             if np.isfinite(col[k]).any():
@@ -509,6 +519,11 @@ def plot_phase(run, path):
         for meas, marker in (("t_S", "o"), ("t_C", "s")):
             errorbar(ax, g, col[meas], col[meas + "_err"], color=c,
                      marker=marker, markersize=6, linestyle="none")
+        for meas, marker in (("t_S_clone", "^"), ("t_C_clone", "D")):
+            if meas in clone:  # open markers, beside the headline
+                errorbar(ax, g, col[meas], col[meas + "_err"], color=c,
+                         marker=marker, markersize=6, markerfacecolor="none",
+                         linestyle="none")
         for theo, ls in (("t_S_theory", "-"), ("t_C_theory", "--")):
             ok = np.isfinite(col[theo])
             # A single strength makes no line: mark the theory value instead.
@@ -518,9 +533,15 @@ def plot_phase(run, path):
                               label=point_label(None, members[0], vary)))
     style = {
         "t_S": Line2D([], [], color="k", marker="o", linestyle="none",
-                      label=r"$t_S$ measured"),
+                      label=r"$t_S$ measured (clone-free $\varphi$)"),
         "t_C": Line2D([], [], color="k", marker="s", linestyle="none",
-                      label=r"$t_C$ measured ($\varphi_C$ or $Y_2$)"),
+                      label=r"$t_C$ measured ($Y_2$)"),
+        "t_S_clone": Line2D([], [], color="k", marker="^", markerfacecolor="none",
+                            linestyle="none",
+                            label=r"$t_S$ by cloning (branch times)"),
+        "t_C_clone": Line2D([], [], color="k", marker="D", markerfacecolor="none",
+                            linestyle="none",
+                            label=r"$t_C$ by cloning ($\varphi_C$)"),
         "t_S_theory": Line2D([], [], color="k", linestyle="-",
                              label=r"$t_S$ theory ($\kappa_t = 1$)"),
         "t_C_theory": Line2D([], [], color="k", linestyle="--",
@@ -718,8 +739,8 @@ def write_synthetic(directory):
     and d = 256 (3 strengths, n_train = 1000); includes nan and empty fields."""
     rng = np.random.default_rng(1)
     header = ("grid_index,dimension,separation,strength,n_train,t_S,t_S_err,"
-              "t_S_theory,t_C,t_C_err,t_C_theory,t_S_free,t_S_free_err,"
-              "t_S_matrix,t_C_Y2,t_C_Y2_err,t_freeze,t_freeze_err,"
+              "t_S_theory,t_C,t_C_err,t_C_theory,t_S_clone,t_S_clone_err,"
+              "t_S_matrix,t_C_clone,t_C_clone_err,t_freeze,t_freeze_err,"
               "t_freeze_spread,t_C_fe,t_C_fe_err,alpha,file").split(",")
     # phi falls from 1 to F(0) = 1/2 and crosses F(1) at t_S.
     shift = math.atanh(4 * (F1 - 0.5) - 1)
@@ -734,7 +755,8 @@ def write_synthetic(directory):
             summary.append([gi, d, 1.0, g, n_train,
                             None if gi == 2 else ts, 0.02, ts_th,  # gi 2: no measured t_S
                             tc, 0.01 if n_train else None, tc_th,
-                            ts, 0.03, ts_th, tc, 0.01, None, None, None,
+                            ts + 0.04, 0.03, ts_th,  # cloning, beside
+                            tc + 0.005 if n_train else None, 0.01, None, None, None,
                             None, None, math.log(n_train) / d if n_train else None,
                             f"run{gi}.h5"])
             t = np.linspace(0.05, 3 * ts_th, 40)

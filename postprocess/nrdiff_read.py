@@ -4,6 +4,7 @@
 Run with Debian's Python (/usr/bin/python3: h5py and numpy).
 
     nrdiff_read.py summary FILE             per grid point: critical times, key curve
+                                            (as the run computed and stored them)
     nrdiff_read.py digest FILE [--group G]  SHA-256 of the science content
     nrdiff_read.py check-layout FILE        verify the documented layout
 
@@ -12,9 +13,13 @@ As a module:
     import nrdiff_read as nr
     run = nr.load("default.h5")
     pt = run.points[0]
-    t, phi = pt.obs["speciation_phi"].time, pt.obs["speciation_phi"].value
-    mean, err = nr.jackknife(pt.obs["speciation_phi"].block_sum,
-                             pt.obs["count"].block_sum)
+    o = pt.obs["speciation_phi"]
+    t, phi, err = o.time, o.value, o.error   # error: the run's jackknife error
+
+Errors are not recomputed here: the run writes the jackknife error of every
+observable beside its value (`observables/<name>/error`, computed by the C
+estimators of src/analysis.c, the ones nrdiff-post uses), and its critical
+times as attributes of /points/IIII.
 """
 import hashlib
 import sys
@@ -35,6 +40,9 @@ class Observable:
     value: np.ndarray
     block_sum: np.ndarray
     description: str = ""
+    # the run's jackknife error of value (same shape); None for count (a
+    # total, not a mean) and in files written before nrdiff stored errors
+    error: np.ndarray = None
 
 
 @dataclass
@@ -75,7 +83,8 @@ def load(path):
                 h = g["observables"][o]
                 pt.obs[o] = Observable(h["step"][:], h["time"][:], h["value"][:],
                                        h["block_sum"][:],
-                                       _text(h.attrs.get("description", "")))
+                                       _text(h.attrs.get("description", "")),
+                                       h["error"][:] if "error" in h else None)
             tr = g["particles/trajectory"]
             pt.traj_id = tr["id"][:]
             pt.traj_step = tr["position/step"][:]
@@ -83,28 +92,6 @@ def load(path):
             pt.traj_position = tr["position/value"][:]
             points.append(pt)
     return Run(path, code, params, points)
-
-
-def jackknife(num, count):
-    """Mean over particles and its jackknife error over blocks.
-
-    num: block sums, shape (n_out, n_blocks[, m]); count: particle counts per
-    block, shape (n_out, n_blocks).  The estimate is sum_b num / sum_b count;
-    leaving block b out gives theta_b, and the error is
-    sqrt((B - 1)/B * sum_b (theta_b - theta)^2).
-    """
-    num = np.asarray(num, dtype=float)
-    count = np.asarray(count, dtype=float)
-    if num.ndim == 3:
-        count = count[:, :, None]
-    total, n = num.sum(axis=1), count.sum(axis=1)
-    theta = total / n
-    B = num.shape[1]
-    if B < 2:
-        return theta, np.full_like(theta, np.nan)
-    loo = (total[:, None] - num) / (n[:, None] - count)
-    err = np.sqrt((B - 1) / B * ((loo - theta[:, None]) ** 2).sum(axis=1))
-    return theta, err
 
 
 # ------------------------------------------------------------------ digest
@@ -194,6 +181,10 @@ def check_layout(path):
     return c.failures
 
 
+def vshape_of(n_out, m):
+    return (n_out,) if m == 1 else (n_out, m)
+
+
 def check_point(c, g, name, f):
     where = f"/points/{name}"
     for a in ("index", "dimension", "separation", "strength", "n_train",
@@ -204,6 +195,13 @@ def check_point(c, g, name, f):
         c.require(a in g.attrs, f"{where} attribute {a}")
     i = int(g.attrs["index"])
     c.require(name == f"{i:04d}", f"{where}: name is the zero-padded index")
+    # the cloning estimate beside the headline exactly where the kind's
+    # cloning protocol ran (its branch times are in the file)
+    kind = _text(g.attrs.get("critical_time_kind", ""))
+    cloned = f"{kind}/branch_time" in g
+    for a in ("critical_time_cloning", "critical_time_cloning_error"):
+        c.require((a in g.attrs) == cloned,
+                  f"{where} attribute {a} iff {kind} cloning ran")
     c.require(int(f["grid/dimension"][i]) == int(g.attrs["dimension"]),
               f"{where}: dimension matches /grid")
     d, K = int(g.attrs["dimension"]), int(g.attrs["classes"])
@@ -223,6 +221,15 @@ def check_point(c, g, name, f):
         h, w = obs[o], f"{where}/observables/{o}"
         for k in ("step", "time", "value", "block_sum"):
             c.require(k in h, f"{w}/{k}")
+        if o != "count":
+            if c.require("error" in h, f"{w}/error"):
+                c.require(h["error"].shape == vshape_of(n_out, m)
+                          and h["error"].dtype == np.float64,
+                          f"{w}/error: float64 of the shape of value")
+                c.require(bool(_text(h["error"].attrs.get("description", ""))),
+                          f"{w}/error: description attribute")
+        else:
+            c.require("error" not in h, f"{w}: no error (a total, not a mean)")
         c.require(h["step"].shape == (n_out,) and h["time"].shape == (n_out,),
                   f"{w}: step, time of length n_out = {n_out}")
         vshape = (n_out,) if m == 1 else (n_out, m)
@@ -248,6 +255,15 @@ def check_point(c, g, name, f):
 
 # --------------------------------------------------------------------- CLI
 
+def _estimate(value, error):
+    """A critical time as the run's report prints it."""
+    if not np.isfinite(value):
+        return "not reached"
+    if not np.isfinite(error):
+        return f"{value:.4f} (no error)"
+    return f"{value:.4f} +- {error:.4f}"
+
+
 def summary(path):
     run = load(path)
     print(f"{path}: {len(run.points)} grid point(s), nrdiff "
@@ -260,15 +276,23 @@ def summary(path):
         print(f"\npoint {pt.index}: d = {a['dimension']}, separation = "
               f"{a['separation']:g}, strength = {a['strength']:g}, "
               f"n_train = {a['n_train']}")
-        print(f"  {kind} critical time: measured {a['critical_time_measured']:.4f}"
-              f" +- {a['critical_time_error']:.4f}, theory "
-              f"{a['critical_time_theory']:.4f}")
+        theory = a["critical_time_theory"]
+        theory = f"{theory:.4f}" if np.isfinite(theory) else "not available"
+        print(f"  {kind} critical time: measured "
+              f"{_estimate(a['critical_time_measured'], a['critical_time_error'])}"
+              f", theory {theory}")
+        if "critical_time_cloning" in a:
+            print(f"  {kind} critical time by cloning (branch times only): "
+                  f"{_estimate(a['critical_time_cloning'], a['critical_time_cloning_error'])}")
         key = "participation_y2" if a["n_train"] > 0 else "speciation_phi"
         o = pt.obs[key]
-        mean, err = jackknife(o.block_sum, pt.obs["count"].block_sum)
+        err = o.error if o.error is not None else np.full_like(o.value, np.nan)
         print(f"  {'t':>8} {key:>18} {'+-':>10}")
         for i in np.unique(np.linspace(0, len(o.time) - 1, 10).astype(int)):
-            print(f"  {o.time[i]:8.4f} {mean[i]:18.5f} {err[i]:10.5f}")
+            print(f"  {o.time[i]:8.4f} {o.value[i]:18.5f} {err[i]:10.5f}")
+        if o.error is None:
+            print("  (no error datasets in this file: written before nrdiff "
+                  "stored observables/<name>/error)")
 
 
 def main(argv):

@@ -1,4 +1,5 @@
-/* Curve analysis for nrdiff-post (see analysis.h). */
+/* The estimators: jackknife, curves, crossings, autocorrelations (see
+ * analysis.h). */
 #include "nrdiff/analysis.h"
 
 #include <fftw3.h>
@@ -83,57 +84,97 @@ done:
   return cross;
 }
 
+/* ------------------------------------------------------------ jackknife */
+
+void an_jackknife(long B, long nv, const double *sums, an_stat f,
+                  const void *ctx, double *value, double *err) {
+  *value = *err = NAN;
+  double *tot = malloc((size_t)(nv > 0 ? 2 * nv : 1) * sizeof *tot);
+  double *fb = malloc((size_t)(B > 0 ? B : 1) * sizeof *fb);
+  if (!tot || !fb) {
+    free(tot), free(fb);
+    return;
+  }
+  double *loo = tot + nv;
+  for (long v = 0; v < nv; v++)
+    tot[v] = 0;
+  for (long b = 0; b < B; b++) /* block order: independent of the ranks */
+    for (long v = 0; v < nv; v++)
+      tot[v] += sums[b * nv + v];
+  *value = f(tot, ctx);
+  if (B >= 2 && !isnan(*value)) {
+    double mean = 0, ss = 0;
+    int defined = 1;
+    for (long b = 0; b < B; b++) {
+      for (long v = 0; v < nv; v++)
+        loo[v] = tot[v] - sums[b * nv + v];
+      fb[b] = f(loo, ctx);
+      if (isnan(fb[b])) defined = 0;
+      mean += fb[b] / (double)B;
+    }
+    for (long b = 0; defined && b < B; b++)
+      ss += (fb[b] - mean) * (fb[b] - mean);
+    if (defined) *err = sqrt(ss * (double)(B - 1) / (double)B);
+  }
+  free(tot);
+  free(fb);
+}
+
+double an_ratio(const double *totals, const void *ctx) {
+  (void)ctx;
+  return totals[0] / totals[1];
+}
+
 void an_ratio_curve(long n, long B, const double *num, const double *den,
                     double *curve, double *curve_err) {
+  double *s = malloc((size_t)(B > 0 ? 2 * B : 1) * sizeof *s);
   for (long i = 0; i < n; i++) {
-    double N = 0, D = 0;
-    for (long b = 0; b < B; b++)
-      N += num[b * n + i], D += den[b * n + i];
-    double c = N / D, mean = 0, ss = 0;
-    if (curve) curve[i] = c;
-    if (!curve_err) continue;
-    for (long b = 0; b < B; b++)
-      mean += (N - num[b * n + i]) / (D - den[b * n + i]) / (double)B;
-    for (long b = 0; b < B; b++) {
-      double e = (N - num[b * n + i]) / (D - den[b * n + i]) - mean;
-      ss += e * e;
+    double v = NAN, e = NAN;
+    if (s) {
+      for (long b = 0; b < B; b++)
+        s[2 * b] = num[b * n + i], s[2 * b + 1] = den[b * n + i];
+      an_jackknife(B, 2, s, an_ratio, NULL, &v, &e);
     }
-    curve_err[i] = B > 1 ? sqrt(ss * (double)(B - 1) / (double)B) : NAN;
+    if (curve) curve[i] = v;
+    if (curve_err) curve_err[i] = e;
   }
+  free(s);
+}
+
+/* The crossing of the ratio curve of totals: totals[0..n) numerators,
+ * totals[n..2n) denominators. */
+typedef struct {
+  long n;
+  const double *t;
+  double level;
+  int dir;
+  double *curve; /* n, scratch */
+} crossing_ctx;
+
+static double ratio_crossing(const double *totals, const void *ctx) {
+  const crossing_ctx *c = ctx;
+  for (long i = 0; i < c->n; i++)
+    c->curve[i] = totals[i] / totals[c->n + i];
+  return an_crossing(c->n, c->t, c->curve, c->level, c->dir);
 }
 
 void an_jackknife_crossing(long n, const double *t, long B, const double *num,
                            const double *den, double level, int dir,
                            double *value, double *err) {
-  double *c = calloc((size_t)(n ? n : 1), sizeof *c);
-  double *cb = malloc((size_t)(B ? B : 1) * sizeof *cb);
   *value = *err = NAN;
-  if (!c || !cb) {
-    free(c), free(cb);
-    return;
+  double *s = malloc((size_t)(n > 0 && B > 0 ? 2 * n * B : 1) * sizeof *s);
+  double *curve = malloc((size_t)(n > 0 ? n : 1) * sizeof *curve);
+  if (s && curve) {
+    for (long b = 0; b < B; b++)
+      for (long i = 0; i < n; i++) {
+        s[b * 2 * n + i] = num[b * n + i];
+        s[b * 2 * n + n + i] = den[b * n + i];
+      }
+    crossing_ctx c = {n, t, level, dir, curve};
+    an_jackknife(B, 2 * n, s, ratio_crossing, &c, value, err);
   }
-  an_ratio_curve(n, B, num, den, c, NULL);
-  *value = an_crossing(n, t, c, level, dir);
-  int valid = B > 1 && !isnan(*value);
-  double mean = 0, ss = 0;
-  double *tot = calloc((size_t)(n > 0 ? 2 * n : 1), sizeof *tot);
-  if (!tot) valid = 0;
-  for (long b = 0; valid && b < B; b++)
-    for (long i = 0; i < n; i++)
-      tot[i] += num[b * n + i], tot[n + i] += den[b * n + i];
-  for (long b = 0; valid && b < B; b++) {
-    for (long i = 0; i < n; i++)
-      c[i] = (tot[i] - num[b * n + i]) / (tot[n + i] - den[b * n + i]);
-    cb[b] = an_crossing(n, t, c, level, dir);
-    if (isnan(cb[b])) valid = 0;
-    mean += cb[b] / (double)B;
-  }
-  for (long b = 0; valid && b < B; b++)
-    ss += (cb[b] - mean) * (cb[b] - mean);
-  if (valid) *err = sqrt(ss * (double)(B - 1) / (double)B);
-  free(tot);
-  free(c);
-  free(cb);
+  free(s);
+  free(curve);
 }
 
 int an_acf_fft(long N, long m, const double *x, double *acf) {

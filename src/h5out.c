@@ -10,6 +10,7 @@
 #include "config.h"
 
 #include "nrdiff/h5out.h"
+#include "nrdiff/analysis.h"
 #include "nrdiff/error.h"
 #include "nrdiff/h5check.h"
 #include "nrdiff/h5util.h"
@@ -255,6 +256,12 @@ static void write_block_sums(h5out *h, hid_t parent, const h5out_point *pt,
   free(buf);
 }
 
+/* The error dataset's description. */
+static const char *const ERROR_DESCRIPTION =
+    "jackknife error of value over the particle blocks: value_b from the block "
+    "sums without block b, error = sqrt((B-1)/B sum_b (value_b - mean_b "
+    "value_b)^2) (an_jackknife); NaN where value is NaN or with one block";
+
 static void write_observable(h5out *h, hid_t obs, const h5out_point *pt,
                              int o) {
   const obs_layout *L = pt->layout;
@@ -265,23 +272,59 @@ static void write_observable(h5out *h, hid_t obs, const h5out_point *pt,
   h5u_attr_string(g, "unit", info->unit);
   h5u_dataset_1d(h->dxpl, g, "step", 1, pt->n_out, pt->out_step);
   h5u_dataset_1d(h->dxpl, g, "time", 0, pt->n_out, pt->out_time);
-  /* value = block sums' total / particle count, at every output time */
-  double *v = NULL;
+  /* value = block sums' total / particle count at every output time, and
+   * its jackknife error (analysis.h, as nrdiff-post and the report); the
+   * count itself is a total (no error) */
+  double *v = NULL, *e = NULL;
+  long n = pt->n_out, B = pt->n_blocks, R = L->record;
   if (h5u_root()) {
-    v = malloc((size_t)pt->n_out * m * sizeof *v);
-    if (!v) NRD_ABORT(NRD_EXIT_RUNTIME, "out of memory");
-    for (long i = 0; i < pt->n_out; i++) {
-      const double *t = pt->total + (size_t)i * L->record;
-      double count = t[L->offset[OBS_COUNT]];
-      for (int j = 0; j < m; j++)
-        v[(size_t)i * m + j] =
-            o == OBS_COUNT ? count : t[L->offset[o] + j] / count;
+    v = malloc((size_t)(n * m + 1) * sizeof *v);
+    e = malloc((size_t)(n * m + 1) * sizeof *e);
+    double *num = malloc((size_t)(n * B + 1) * sizeof *num);
+    double *cnt = malloc((size_t)(n * B + 1) * sizeof *cnt);
+    double *cv = malloc((size_t)(n + 1) * sizeof *cv);
+    double *ce = malloc((size_t)(n + 1) * sizeof *ce);
+    if (!v || !e || !num || !cnt || !cv || !ce)
+      NRD_ABORT(NRD_EXIT_RUNTIME, "out of memory");
+    for (long i = 0; i < n; i++)
+      for (long b = 0; b < B; b++)
+        cnt[b * n + i] = pt->blocks[((size_t)i * B + b) * R +
+                                    L->offset[OBS_COUNT]];
+    for (int j = 0; j < m; j++) {
+      if (o == OBS_COUNT) {
+        for (long i = 0; i < n; i++) {
+          double total = 0;
+          for (long b = 0; b < B; b++) /* block order */
+            total += cnt[b * n + i];
+          v[i * m + j] = total;
+        }
+        continue;
+      }
+      for (long i = 0; i < n; i++)
+        for (long b = 0; b < B; b++)
+          num[b * n + i] = pt->blocks[((size_t)i * B + b) * R +
+                                      L->offset[o] + j];
+      an_ratio_curve(n, B, num, cnt, cv, ce);
+      for (long i = 0; i < n; i++)
+        v[i * m + j] = cv[i], e[i * m + j] = ce[i];
     }
+    free(num);
+    free(cnt);
+    free(cv);
+    free(ce);
   }
   hsize_t dims[2] = {(hsize_t)pt->n_out, (hsize_t)m};
   h5u_dataset_root(h->dxpl, g, "value", H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE, m > 1 ? 2 : 1,
                dims, v);
+  if (o != OBS_COUNT) {
+    h5u_dataset_root(h->dxpl, g, "error", H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE,
+                     m > 1 ? 2 : 1, dims, e);
+    hid_t d = H5(H5Dopen2(g, "error", H5P_DEFAULT));
+    h5u_attr_string(d, "description", ERROR_DESCRIPTION);
+    H5(H5Dclose(d));
+  }
   free(v);
+  free(e);
   write_block_sums(h, g, pt, o);
   H5(H5Gclose(g));
 }
@@ -363,10 +406,11 @@ void h5out_write_point(h5out *h, const nrd_params *p, const h5out_point *pt) {
   snprintf(name, sizeof name, "points/%04d", pt->index);
   hid_t g = h5u_group(h->file, name);
   /* rank 0's report values, identical on every rank for the attributes */
-  double v[5] = {pt->critical_theory, pt->critical_measured,
-                 pt->critical_error, pt->relaxation_rate,
-                 pt->entropy_production};
-  NRD_MPI_CHECK(MPI_Bcast(v, 5, MPI_DOUBLE, 0, MPI_COMM_WORLD));
+  double v[7] = {pt->critical_theory,  pt->critical_measured,
+                 pt->critical_error,   pt->relaxation_rate,
+                 pt->entropy_production, pt->critical_cloning,
+                 pt->critical_cloning_error};
+  NRD_MPI_CHECK(MPI_Bcast(v, 7, MPI_DOUBLE, 0, MPI_COMM_WORLD));
   h5u_attr_long(g, "index", pt->index);
   h5u_attr_long(g, "dimension", pt->dimension);
   h5u_attr_double(g, "separation", pt->separation);
@@ -382,6 +426,10 @@ void h5out_write_point(h5out *h, const nrd_params *p, const h5out_point *pt) {
   h5u_attr_double(g, "critical_time_theory", v[0]);
   h5u_attr_double(g, "critical_time_measured", v[1]);
   h5u_attr_double(g, "critical_time_error", v[2]);
+  if (pt->has_cloning) { /* the same on every rank (the layout) */
+    h5u_attr_double(g, "critical_time_cloning", v[5]);
+    h5u_attr_double(g, "critical_time_cloning_error", v[6]);
+  }
   hid_t obs = h5u_group(g, "observables");
   for (int o = 0; o < OBS_N; o++)
     if (pt->layout->width[o] > 0 && o != OBS_FINAL)

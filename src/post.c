@@ -4,13 +4,17 @@
  * curves with theory beside them, a summary table (stdout, CSV, HDF5) and,
  * with --plot, figures (postprocess/nrdiff_plots.py).  Per grid point:
  *   t_S   where phi crosses F(1) = 0.7752 (the project's definition,
- *         physics.md 4.2), from cloning and from the clone-free estimator;
- *   t_C   where phi_C (cloning) and Y2 cross 1/2, the nearest-point
- *         freezing time, and the zero of the excess entropy f^e;
+ *         physics.md 4.2): the headline from the clone-free estimator
+ *         (speciation_phi, every output time), t_S_clone from cloning
+ *         (the branch times only);
+ *   t_C   where Y2 (the headline) and phi_C (cloning, t_C_clone) cross 1/2,
+ *         the nearest-point freezing time, and the zero of the excess
+ *         entropy f^e;
  *   curves: phi, phi_C, Y2, f^e/alpha, C_UT, the trajectory
  *         autocorrelation (FFTW) and the forward correlations.
  * Crossings use monotone interpolation and jackknife errors over particle
- * blocks (analysis.h).  Theory comes from the same library as the run,
+ * blocks (analysis.h), the functions the run's report uses on the same
+ * block sums: the headline equals the run's critical_time_measured.  Theory comes from the same library as the run,
  * rebuilt from the parameters stored in the file.  A missing dataset or a
  * curve that never reaches its level is reported, never made up. */
 #define _POSIX_C_SOURCE 200809L /* mkstemp, fdopen */
@@ -70,10 +74,12 @@ typedef struct {
   int index;
   long dimension, n_train;
   double separation, strength;
-  double tS, tS_err, tS_theory, tS_free, tS_free_err, tS_matrix;
-  double tC, tC_err, tC_theory, tC_y2, tC_y2_err;
+  /* headlines: t_S from the clone-free phi, t_C from Y2 */
+  double tS, tS_err, tS_theory, tS_clone, tS_clone_err, tS_matrix;
+  double tC, tC_err, tC_theory, tC_clone, tC_clone_err;
   double t_freeze, t_freeze_err, t_freeze_spread, tC_fe, tC_fe_err, alpha;
-  int cloned_S, cloned_C; /* t_S / t_C measured by cloning */
+  int free_S, free_C;     /* the clone-free curve (phi, Y2) is in the file */
+  int cloned_S, cloned_C; /* the cloning protocol ran (speciation, collapse) */
   char notes[512];
 } row;
 
@@ -329,8 +335,9 @@ static void measure_observables(hid_t pg, const point_model *pm,
         th[i] = theory_F(k);
     }
     measure_curve(cv, r->index, "phi_free", n, time, B, num, den, th, F1(), -1,
-                  1, &r->tS_free, &r->tS_free_err);
-    say_crossing(r, "clone-free t_S", r->tS_free, r->tS_free_err);
+                  1, &r->tS, &r->tS_err);
+    r->free_S = 1;
+    say_crossing(r, "t_S (clone-free)", r->tS, r->tS_err);
     free(num), free(th);
   }
   free(phi);
@@ -338,8 +345,9 @@ static void measure_observables(hid_t pg, const point_model *pm,
   if (y2 && dv[0] == dc[0] && dv[1] == dc[1]) {
     double *num = block_major(y2, dv, 0);
     measure_curve(cv, r->index, "Y2", n, time, B, num, den, NULL, 0.5, -1, 1,
-                  &r->tC_y2, &r->tC_y2_err);
-    say_crossing(r, "t_C from Y2", r->tC_y2, r->tC_y2_err);
+                  &r->tC, &r->tC_err);
+    r->free_C = 1;
+    say_crossing(r, "t_C (Y2)", r->tC, r->tC_err);
     free(num);
   }
   free(y2);
@@ -367,7 +375,7 @@ static void measure_observables(hid_t pg, const point_model *pm,
     measure_curve(cv, r->index, "fe_over_alpha", n, time, B, num, den, NULL,
                   o->fe_level * d * alpha[0], +1, d * alpha[0], &r->tC_fe,
                   &r->tC_fe_err);
-    say_crossing(r, "zero of f^e", r->tC_fe, r->tC_fe_err);
+    say_crossing(r, "t_C_fe (zero of f^e)", r->tC_fe, r->tC_fe_err);
     free(num);
   } else if (lp || fe) {
     note(r, "excess entropy incomplete (log_pe, excess_entropy, alpha)");
@@ -424,12 +432,14 @@ static void measure_final(hid_t pg, row *r, curve_list *cv) {
     else r->cloned_S = 1;
     if (kind) {
       measure_curve(cv, r->index, "phiC_clone", nb, tb, B, num, den, NULL, 0.5,
-                    -1, 1, &r->tC, &r->tC_err);
-      say_crossing(r, "t_C from phi_C", r->tC, r->tC_err);
+                    -1, 1, &r->tC_clone, &r->tC_clone_err);
+      say_crossing(r, "t_C_clone (phi_C, branch times only)", r->tC_clone,
+                   r->tC_clone_err);
     } else {
       measure_curve(cv, r->index, "phi_clone", nb, tb, B, num, den, th, F1(),
-                    -1, 1, &r->tS, &r->tS_err);
-      say_crossing(r, "t_S from cloning", r->tS, r->tS_err);
+                    -1, 1, &r->tS_clone, &r->tS_clone_err);
+      say_crossing(r, "t_S_clone (cloning, branch times only)", r->tS_clone,
+                   r->tS_clone_err);
     }
     free(th), free(num), free(den), free(tb);
     den = NULL;
@@ -568,9 +578,9 @@ static row *row_new(row_list *rl) {
   row *r = &rl->v[rl->n++];
   memset(r, 0, sizeof *r);
   double *nanfields[] = {&r->separation, &r->strength, &r->tS, &r->tS_err,
-                         &r->tS_theory, &r->tS_free, &r->tS_free_err,
+                         &r->tS_theory, &r->tS_clone, &r->tS_clone_err,
                          &r->tS_matrix, &r->tC, &r->tC_err, &r->tC_theory,
-                         &r->tC_y2, &r->tC_y2_err, &r->t_freeze,
+                         &r->tC_clone, &r->tC_clone_err, &r->t_freeze,
                          &r->t_freeze_err, &r->t_freeze_spread, &r->tC_fe,
                          &r->tC_fe_err, &r->alpha};
   for (size_t i = 0; i < sizeof nanfields / sizeof *nanfields; i++)
@@ -676,15 +686,6 @@ static int process_file(const char *path, const options *o, row_list *rows,
     measure_uturn(pg, r, cv);
     measure_forward(pg, r, cv);
     measure_acf(pg, &pm, o, have_params ? p.time.T : NAN, r, cv);
-    /* the headline values: cloning where it ran, else clone-free */
-    if (!r->cloned_S) {
-      r->tS = r->tS_free;
-      r->tS_err = r->tS_free_err;
-    }
-    if (!r->cloned_C) {
-      r->tC = r->tC_y2;
-      r->tC_err = r->tC_y2_err;
-    }
     if (pm.ok) model_free(&pm.m);
     H5Gclose(pg);
   }
@@ -703,14 +704,14 @@ static void csv_number(FILE *f, double v) {
 
 static const char *const COLUMNS =
     "grid_index,dimension,separation,strength,n_train,t_S,t_S_err,t_S_theory,"
-    "t_C,t_C_err,t_C_theory,t_S_free,t_S_free_err,t_S_matrix,t_C_Y2,"
-    "t_C_Y2_err,t_freeze,t_freeze_err,t_freeze_spread,t_C_fe,t_C_fe_err,alpha,"
+    "t_C,t_C_err,t_C_theory,t_S_clone,t_S_clone_err,t_S_matrix,t_C_clone,"
+    "t_C_clone_err,t_freeze,t_freeze_err,t_freeze_spread,t_C_fe,t_C_fe_err,alpha,"
     "file,notes";
 
 static double *row_values(const row *r, double v[19]) {
   double w[19] = {r->tS,       r->tS_err,       r->tS_theory, r->tC,
-                  r->tC_err,   r->tC_theory,    r->tS_free,   r->tS_free_err,
-                  r->tS_matrix, r->tC_y2,       r->tC_y2_err, r->t_freeze,
+                  r->tC_err,   r->tC_theory,    r->tS_clone,  r->tS_clone_err,
+                  r->tS_matrix, r->tC_clone,    r->tC_clone_err, r->t_freeze,
                   r->t_freeze_err, r->t_freeze_spread, r->tC_fe,
                   r->tC_fe_err, r->alpha,       0,            0};
   memcpy(v, w, sizeof w);
@@ -808,21 +809,24 @@ static int write_h5(const char *path, const row_list *rows,
   }
   static const char *const cols[17] = {
       "t_S",        "t_S_err",        "t_S_theory", "t_C",         "t_C_err",
-      "t_C_theory", "t_S_free",       "t_S_free_err", "t_S_matrix", "t_C_Y2",
-      "t_C_Y2_err", "t_freeze",       "t_freeze_err", "t_freeze_spread",
+      "t_C_theory", "t_S_clone",      "t_S_clone_err", "t_S_matrix", "t_C_clone",
+      "t_C_clone_err", "t_freeze",    "t_freeze_err", "t_freeze_spread",
       "t_C_fe",     "t_C_fe_err",     "alpha"};
   static const char *const what[17] = {
-      "speciation time: phi crosses F(1) = 0.7752 (cloning where it ran, else "
-      "the clone-free estimator) [the project's definition]",
+      "speciation time (headline): the clone-free phi (speciation_phi) crosses "
+      "F(1) = 0.7752 [the project's definition]; = the run's "
+      "critical_time_measured",
       "jackknife error of t_S",
       "kappa_t = 1 (two symmetric classes), else the matrix criterion",
-      "collapse time: phi_C (cloning) crosses 1/2, else Y2 [I]",
+      "collapse time (headline): mean Y2 crosses 1/2 [I]; = the run's "
+      "critical_time_measured",
       "jackknife error of t_C",
       "REM collapse time (alpha = ln n / d, finite-d mixture correction)",
-      "phi of the clone-free estimator crosses F(1)",
+      "speciation time by cloning: phi_clone crosses F(1) between branch "
+      "times (the branch times only)",
       "its jackknife error",
       "matrix criterion lambda_max = 1 (physics.md 4.3)",
-      "mean Y2 crosses 1/2",
+      "collapse time by cloning: phi_C crosses 1/2 between branch times",
       "its jackknife error",
       "mean nearest-training-point freezing time",
       "its jackknife error",
@@ -902,8 +906,13 @@ static int write_h5(const char *path, const row_list *rows,
   return H5Fclose(f) < 0 ? -1 : 0;
 }
 
-static void print_value(double v, double e) {
-  if (isnan(v))
+/* An estimate in a 17-wide column: "-" where it was not measured (no data,
+ * or the protocol did not run), "not reached" where its curve never reaches
+ * the level, the value alone where it has no error. */
+static void print_value(int measured, double v, double e) {
+  if (!measured)
+    printf(" %17s", "-");
+  else if (isnan(v))
     printf(" %17s", "not reached");
   else if (isnan(e))
     printf(" %9.4f        ", v);
@@ -911,25 +920,37 @@ static void print_value(double v, double e) {
     printf(" %9.4f+-%-6.4f", v, e);
 }
 
+static void print_theory(double v) {
+  if (isnan(v))
+    printf(" %9s", "-");
+  else
+    printf(" %9.4f", v);
+}
+
 static void print_table(const row_list *rows) {
-  printf("%5s %6s %6s %6s %6s %17s %9s %17s %9s  %s\n", "index", "d", "sep",
-         "g", "n", "t_S", "theory", "t_C", "theory", "notes");
+  printf("%5s %6s %6s %6s %6s %17s %17s %9s %17s %17s %9s  %s\n", "index", "d",
+         "sep", "g", "n", "t_S", "t_S_clone", "theory", "t_C", "t_C_clone",
+         "theory", "notes");
   for (long i = 0; i < rows->n; i++) {
     const row *r = &rows->v[i];
     printf("%5d %6ld %6.3g %6.3g %6ld", r->index, r->dimension, r->separation,
            r->strength, r->n_train);
-    print_value(r->tS, r->tS_err);
-    printf(" %9.4f", r->tS_theory);
-    if (r->n_train > 0)
-      print_value(r->tC, r->tC_err);
-    else
-      printf(" %17s", "-");
-    printf(" %9.4f  %s\n", r->tC_theory, r->notes);
+    print_value(r->free_S, r->tS, r->tS_err);
+    print_value(r->cloned_S, r->tS_clone, r->tS_clone_err);
+    print_theory(r->tS_theory);
+    print_value(r->free_C, r->tC, r->tC_err);
+    print_value(r->cloned_C, r->tC_clone, r->tC_clone_err);
+    print_theory(r->tC_theory);
+    printf("  %s\n", r->notes);
   }
-  printf("t_S: phi crosses F(1) = 0.7752 (monotone interpolation, jackknife "
-         "error over blocks); theory kappa_t = 1 / matrix criterion.\n"
-         "t_C: phi_C (cloning) or Y2 crosses 1/2 [I]; theory: the REM "
-         "collapse time (n, d -> infinity).\n");
+  printf("t_S: the clone-free phi crosses F(1) = 0.7752 (monotone interpolation, "
+         "jackknife error over blocks;\n     = the run's "
+         "critical_time_measured); t_S_clone: phi by cloning, between branch "
+         "times only;\n     theory kappa_t = 1 / matrix criterion.\n"
+         "t_C: mean Y2 crosses 1/2 [I]; t_C_clone: phi_C by cloning; theory: "
+         "the REM collapse time (n, d -> infinity).\n"
+         "-: not measured; not reached: the curve never reaches its level in "
+         "the measured times.\n");
 }
 
 /* The figures: postprocess/nrdiff_plots.py under Debian's python3. */

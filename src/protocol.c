@@ -1,5 +1,6 @@
 /* Measurement protocols (see protocol.h). */
 #include "nrdiff/protocol.h"
+#include "nrdiff/analysis.h"
 #include "nrdiff/error.h"
 #include "nrdiff/linalg.h"
 #include "nrdiff/log.h"
@@ -633,39 +634,8 @@ void proto_theory_free(proto_theory *th) {
 
 /* ------------------------------------------------------------ results */
 
-/* f of the totals of nv block sums, and its jackknife error over B blocks
- * (leave one block out).  sums: B x nv. */
-typedef double (*stat_fn)(const double *tot, const void *ctx);
-
-static void jackknife(long B, int nv, const double *sums, stat_fn f,
-                      const void *ctx, double *value, double *err) {
-  double tot[8] = {0}, loo[8], mean = 0, ss = 0;
-  for (long b = 0; b < B; b++)
-    for (int v = 0; v < nv; v++)
-      tot[v] += sums[b * nv + v];
-  *value = f(tot, ctx);
-  double *fb = malloc((size_t)B * sizeof *fb);
-  if (!fb || B < 2) {
-    free(fb);
-    *err = NAN;
-    return;
-  }
-  for (long b = 0; b < B; b++) {
-    for (int v = 0; v < nv; v++)
-      loo[v] = tot[v] - sums[b * nv + v];
-    fb[b] = f(loo, ctx);
-    mean += fb[b] / (double)B;
-  }
-  for (long b = 0; b < B; b++)
-    ss += (fb[b] - mean) * (fb[b] - mean);
-  *err = sqrt(ss * (double)(B - 1) / (double)B);
-  free(fb);
-}
-
-static double ratio(const double *s, const void *ctx) {
-  (void)ctx;
-  return s[0] / s[1];
-}
+/* Statistics of block-summed totals for an_jackknife (analysis.h), beside
+ * its an_ratio. */
 
 /* <a> / sqrt(<b> <c>) */
 static double normalised(const double *s, const void *ctx) {
@@ -757,7 +727,7 @@ void proto_results_build(proto_results *r, const proto_layout *X,
     for (int s = 0; root && s < nb; s++) {
       int cols[2] = {fo + X->f_class + s, cnt};
       block_columns(B, R, fin, 2, cols, sums);
-      jackknife(B, 2, sums, ratio, NULL, &v->data[s], &e->data[s]);
+      an_jackknife(B, 2, sums, an_ratio, NULL, &v->data[s], &e->data[s]);
     }
   }
   if (X->collapse) {
@@ -775,7 +745,7 @@ void proto_results_build(proto_results *r, const proto_layout *X,
       for (int s = 0; root && s < nb; s++) {
         int cols[2] = {fo + X->f_nearest + s, cnt};
         block_columns(B, R, fin, 2, cols, sums);
-        jackknife(B, 2, sums, ratio, NULL, &v->data[s], &e->data[s]);
+        an_jackknife(B, 2, sums, an_ratio, NULL, &v->data[s], &e->data[s]);
       }
     }
     proto_dataset *fz = add(r, "collapse", "freezing_time", 3, 0,
@@ -788,9 +758,9 @@ void proto_results_build(proto_results *r, const proto_layout *X,
       block_columns(B, R, fin, 3, cols, sums);
       int c2[2] = {fo + X->f_freeze, cnt};
       double dummy;
-      jackknife(B, 3, sums, spread, NULL, &fz->data[2], &dummy);
+      an_jackknife(B, 3, sums, spread, NULL, &fz->data[2], &dummy);
       block_columns(B, R, fin, 2, c2, sums);
-      jackknife(B, 2, sums, ratio, NULL, &fz->data[0], &fz->data[1]);
+      an_jackknife(B, 2, sums, an_ratio, NULL, &fz->data[0], &fz->data[1]);
     }
     proto_dataset *a = add(r, "collapse", "alpha", 1, 0, "alpha = ln(n) / d",
                            root);
@@ -808,7 +778,7 @@ void proto_results_build(proto_results *r, const proto_layout *X,
       int cols[2] = {L->offset[OBS_LOG_PE], L->offset[OBS_COUNT]};
       block_columns(B, R, blocks + (size_t)i * B * R, 2, cols, sums);
       fe_ctx c = {th ? th->fe_offset[i] : NAN, X->d};
-      jackknife(B, 2, sums, excess, &c, &fe->data[i], &fee->data[i]);
+      an_jackknife(B, 2, sums, excess, &c, &fe->data[i], &fee->data[i]);
     }
   }
   if (nu > 0) {
@@ -848,13 +818,13 @@ void proto_results_build(proto_results *r, const proto_layout *X,
       int base = fo + X->f_uturn + u * X->uturn_stride;
       int c1[2] = {base, cnt}, c2[2] = {base + 1, base + 2};
       block_columns(B, R, fin, 2, c1, sums);
-      jackknife(B, 2, sums, ratio, NULL, &c->data[u], &ce->data[u]);
+      an_jackknife(B, 2, sums, an_ratio, NULL, &c->data[u], &ce->data[u]);
       block_columns(B, R, fin, 2, c2, sums);
-      jackknife(B, 2, sums, ratio, NULL, &q->data[u], &qe->data[u]);
+      an_jackknife(B, 2, sums, an_ratio, NULL, &q->data[u], &qe->data[u]);
       for (int k = 0; k < K; k++) {
         int ck[2] = {base + 3 + 4 * k + 1, base + 3 + 4 * k};
         block_columns(B, R, fin, 2, ck, sums);
-        jackknife(B, 2, sums, ratio, NULL, &kc->data[u * K + k],
+        an_jackknife(B, 2, sums, an_ratio, NULL, &kc->data[u * K + k],
                   &ke->data[u * K + k]);
         double n = 0;
         for (long b = 0; b < B; b++)
@@ -896,7 +866,7 @@ void proto_results_build(proto_results *r, const proto_layout *X,
         for (long i = 0; i < n_out; i++) {
           int cols[3] = {oc[e] + 2 * q, oc[e] + 2 * q + 1, on[e]};
           block_columns(B, R, blocks + (size_t)i * B * R, 3, cols, sums);
-          jackknife(B, 3, sums, normalised, NULL, &v->data[q * n_out + i],
+          an_jackknife(B, 3, sums, normalised, NULL, &v->data[q * n_out + i],
                     &ve->data[q * n_out + i]);
         }
     }

@@ -19,6 +19,7 @@
  * reports, and everything is written to the HDF5 file collectively. */
 #define _POSIX_C_SOURCE 200809L /* sigaction */
 #include "nrdiff/run.h"
+#include "nrdiff/analysis.h"
 #include "nrdiff/checkpoint.h"
 #include "nrdiff/diagnose.h"
 #include "nrdiff/error.h"
@@ -692,67 +693,122 @@ static int run_point(run_ctx *c, const model *m, const obs_layout *L,
 
 /* ------------------------------------------------------------ report */
 
-/* Linear interpolation of the first crossing of `level` by y(t), scanning in
- * the order of the arrays (decreasing t); NAN if there is none. */
-static double crossing(long n, const double *t, const double *y, double level) {
-  for (long i = 0; i + 1 < n; i++) {
-    double a = y[i] - level, b = y[i + 1] - level;
-    if (isnan(a) || isnan(b)) continue;
-    if ((a < 0) != (b < 0) || b == 0)
-      return t[i] + (t[i + 1] - t[i]) * a / (a - b);
-  }
-  return NAN;
+/* A measured critical time and its jackknife error (NaN: not reached / no
+ * error), from an_jackknife_crossing, the function nrdiff-post uses on the
+ * same block sums. */
+typedef struct {
+  double value, error;
+} estimate;
+
+/* What rank 0 reports of a grid point.  The headline is the clone-free
+ * estimate (speciation_phi through F(1), or Y2 through 1/2); beside it the
+ * cloning estimates where the protocol ran: phi_clone through F(1)
+ * (speciation) and phi_C through 1/2 (collapse), at the branch times. */
+typedef struct {
+  int ran, empirical;
+  estimate headline;
+  int cloned_S, cloned_C;
+  estimate clone_S, clone_C;
+  double theory;
+} point_report;
+
+/* The cloning estimate of the point's kind: the one stored beside the
+ * headline in /points/IIII (critical_time_cloning). */
+static int kind_cloned(const point_report *r) {
+  return r->empirical ? r->cloned_C : r->cloned_S;
+}
+static estimate kind_clone(const point_report *r) {
+  return r->empirical ? r->clone_C : r->clone_S;
 }
 
-/* Rank 0: print one grid point and measure its critical time from the
- * block sums (n_out x n_blocks x record); errors are jackknife errors over
- * blocks (leave one block out, recompute, take the spread). */
+/* "1.8221 +- 0.0034", "not reached", or the value without an error. */
+static const char *estimate_text(char *buf, size_t len, estimate e) {
+  if (isnan(e.value))
+    snprintf(buf, len, "not reached");
+  else if (isnan(e.error))
+    snprintf(buf, len, "%.4f (no error: a leave-one-block-out curve does not "
+             "reach the level, or one block)", e.value);
+  else
+    snprintf(buf, len, "%.4f +- %.4f", e.value, e.error);
+  return buf;
+}
+
+/* A theory value, or "not available" (no closed form here). */
+static const char *theory_text(char *buf, size_t len, double v) {
+  if (isnan(v))
+    snprintf(buf, len, "not available");
+  else
+    snprintf(buf, len, "%.4f", v);
+  return buf;
+}
+
+/* Observable column q of every (output time, block) record as B x n
+ * block-major (the layout of an_ratio_curve). */
+static void block_column(long n, long B, long R, const double *blocks, int q,
+                         double *out) {
+  for (long i = 0; i < n; i++)
+    for (long b = 0; b < B; b++)
+      out[b * n + i] = blocks[((size_t)i * B + b) * R + q];
+}
+
+/* The crossing of a cloning curve: pairs that agree (columns `agree` ..
+ * of the end-of-run sums) over the pairs (the count), at the branch times. */
+static estimate clone_crossing(const proto_layout *X, const obs_layout *L,
+                               long n_out, long B, const double *blocks,
+                               int agree, double level) {
+  long nb = X->n_branch, R = L->record;
+  const double *fin = blocks + (size_t)(n_out - 1) * B * R +
+                      L->offset[OBS_FINAL];
+  double *num = xcalloc((size_t)(B * nb), sizeof *num);
+  double *den = xcalloc((size_t)(B * nb), sizeof *den);
+  for (long b = 0; b < B; b++)
+    for (long s = 0; s < nb; s++) {
+      num[b * nb + s] = fin[b * R + agree + s];
+      den[b * nb + s] = fin[b * R + X->f_count];
+    }
+  estimate e;
+  an_jackknife_crossing(nb, X->branch_time, B, num, den, level, -1, &e.value,
+                        &e.error);
+  free(num);
+  free(den);
+  return e;
+}
+
+/* Rank 0: print one grid point and measure its critical times from the
+ * block sums (n_out x n_blocks x record).  Curves, their pointwise errors
+ * and the crossings come from analysis.h, as in nrdiff-post. */
 static void report_point(const run_ctx *c, const grid_point *g,
                          const point_theory *th, const obs_layout *L,
-                         const double *blocks, double meas[2]) {
+                         const proto_layout *X, const double *blocks,
+                         point_report *rep) {
   long B = c->plan->n_blocks, n = c->n_out, R = L->record;
   const double *tt = c->out_time;
   int key = th->empirical ? OBS_PARTICIPATION_Y2 : OBS_SPECIATION_PHI;
-  int ko = L->offset[key], co = L->offset[OBS_COUNT];
-  int no = L->offset[OBS_NORM2];
   double *phi = xcalloc((size_t)n, sizeof *phi);
   double *err = xcalloc((size_t)n, sizeof *err);
-  double *num = xcalloc((size_t)n, sizeof *num);
-  double *cnt = xcalloc((size_t)n, sizeof *cnt);
-  double *nrm = xcalloc((size_t)n, sizeof *nrm);
-  double *jk = xcalloc((size_t)n, sizeof *jk);
-  double *jk_cross = xcalloc((size_t)B, sizeof *jk_cross);
-  for (long i = 0; i < n; i++) {
-    for (long b = 0; b < B; b++) {
-      const double *r = blocks + ((size_t)i * B + b) * R;
-      num[i] += r[ko];
-      cnt[i] += r[co];
-      nrm[i] += r[no];
-    }
-    phi[i] = num[i] / cnt[i];
-  }
+  double *y2 = xcalloc((size_t)n, sizeof *y2);
+  double *num = xcalloc((size_t)(n * B), sizeof *num);
+  double *cnt = xcalloc((size_t)(n * B), sizeof *cnt);
+  double *nrm = xcalloc((size_t)(n * B), sizeof *nrm);
+  block_column(n, B, R, blocks, L->offset[key], num);
+  block_column(n, B, R, blocks, L->offset[OBS_COUNT], cnt);
+  block_column(n, B, R, blocks, L->offset[OBS_NORM2], nrm);
+  an_ratio_curve(n, B, num, cnt, phi, err);
+  an_ratio_curve(n, B, nrm, cnt, y2, NULL);
   double level = th->empirical ? 0.5 : phi_level();
-  double cr = crossing(n, tt, phi, level), cmean = 0, cerr = 0;
-  int cvalid = B > 1 && !isnan(cr);
-  for (long b = 0; b < B; b++) {
-    for (long i = 0; i < n; i++) {
-      const double *r = blocks + ((size_t)i * B + b) * R;
-      jk[i] = (num[i] - r[ko]) / (cnt[i] - r[co]);
-      err[i] += (jk[i] - phi[i]) * (jk[i] - phi[i]);
-    }
-    jk_cross[b] = crossing(n, tt, jk, level);
-    if (isnan(jk_cross[b])) cvalid = 0;
-    cmean += jk_cross[b] / B;
-  }
-  for (long i = 0; i < n; i++)
-    err[i] = sqrt(err[i] * (B - 1) / B);
-  if (cvalid) {
-    for (long b = 0; b < B; b++)
-      cerr += (jk_cross[b] - cmean) * (jk_cross[b] - cmean);
-    cerr = sqrt(cerr * (B - 1) / B);
-  } else {
-    cerr = NAN;
-  }
+  memset(rep, 0, sizeof *rep);
+  rep->ran = 1;
+  rep->empirical = th->empirical;
+  rep->theory = th->critical;
+  an_jackknife_crossing(n, tt, B, num, cnt, level, -1, &rep->headline.value,
+                        &rep->headline.error);
+  rep->clone_S = rep->clone_C = (estimate){NAN, NAN};
+  rep->cloned_S = X->speciation && X->n_branch > 0;
+  rep->cloned_C = X->collapse && X->n_branch > 0;
+  if (rep->cloned_S)
+    rep->clone_S = clone_crossing(X, L, n, B, blocks, X->f_class, phi_level());
+  if (rep->cloned_C)
+    rep->clone_C = clone_crossing(X, L, n, B, blocks, X->f_nearest, 0.5);
 
   printf("\nGrid point %d: d = %ld, separation = %g, strength g = %g, "
          "n_train = %ld\n",
@@ -769,33 +825,37 @@ static void report_point(const run_ctx *c, const grid_point *g,
   long stride = n > 24 ? (n + 23) / 24 : 1;
   for (long i = 0; i < n; i++) {
     if (i % stride && i != n - 1) continue;
-    double y2 = nrm[i] / cnt[i];
     if (th->empirical)
       printf("  %10.4f %12.5f %10.5f %12.5g %12.5g\n", tt[i], phi[i], err[i],
-             y2, th->norm2_theory[i]);
+             y2[i], th->norm2_theory[i]);
     else
       printf("  %10.4f %12.5f %10.5f %12.5f %12.5g %12.5g\n", tt[i], phi[i],
-             err[i], th->phi_theory[i], y2, th->norm2_theory[i]);
+             err[i], th->phi_theory[i], y2[i], th->norm2_theory[i]);
   }
+  char v[160], w[64];
   if (th->empirical)
-    printf("  measured: Y2 crosses 1/2 at t = %.4f +- %.4f; REM collapse time "
-           "t_C (d -> infinity, alpha = ln n / d) = %.4f\n",
-           cr, cerr, th->critical);
+    printf("  measured t_C (Y2 crosses 1/2) = %s; REM collapse time t_C "
+           "(d -> infinity, alpha = ln n / d) = %s\n",
+           estimate_text(v, sizeof v, rep->headline),
+           theory_text(w, sizeof w, th->critical));
   else
-    printf("  measured t_S (phi crosses F(1) = %.4f) = %.4f +- %.4f; "
-           "theory (%s) = %.4f\n",
-           level, cr, cerr, th->symmetric2 ? "kappa_t = 1" : "matrix criterion",
-           th->critical);
+    printf("  measured t_S (phi crosses F(1) = %.4f) = %s; theory (%s) = %s\n",
+           level, estimate_text(v, sizeof v, rep->headline),
+           th->symmetric2 ? "kappa_t = 1" : "matrix criterion",
+           theory_text(w, sizeof w, th->critical));
+  if (rep->cloned_S)
+    printf("  t_S by cloning (branch times only) = %s\n",
+           estimate_text(v, sizeof v, rep->clone_S));
+  if (rep->cloned_C)
+    printf("  t_C by cloning (phi_C crosses 1/2, branch times only) = %s\n",
+           estimate_text(v, sizeof v, rep->clone_C));
   fflush(stdout);
-  meas[0] = cr;
-  meas[1] = cerr;
   free(phi);
   free(err);
+  free(y2);
   free(num);
   free(cnt);
   free(nrm);
-  free(jk);
-  free(jk_cross);
 }
 
 /* The reversible point (strength 0) with the same other coordinates as
@@ -811,26 +871,54 @@ static int reversible_partner(const run_plan *plan, int i) {
   return -1;
 }
 
-/* Findings: per grid point the measured critical time, its theory, the
- * deviation in units of the error, and the shift relative to the
- * reversible process (g = 0) at the same d, separation and n.
- * meas: n_points x 3 (measured, error, theory), NaN for points not run. */
-static void print_summary(const run_plan *plan, const double *meas) {
+/* A number in a column of `width`, "not reached" (NaN measurement) or "-"
+ * (nothing to show). */
+static void column(int width, double v, const char *if_nan) {
+  if (isnan(v))
+    printf(" %*s", width, if_nan);
+  else
+    printf(" %*.4f", width, v);
+}
+
+/* Findings: per grid point the measured critical time (the headline, as
+ * reported above), its theory, the deviation in units of the error, the
+ * shift relative to the reversible process (g = 0) at the same d,
+ * separation and n, and the cloning estimate where it ran. */
+static void print_summary(const run_plan *plan, const point_report *rep) {
   printf("\nSummary: critical time per grid point (n_train = 0: speciation "
          "t_S, phi crossing F(1) vs kappa_t = 1;\n         n_train > 0: Y2 "
-         "crossing 1/2 vs the REM collapse time)\n");
-  printf("  %5s %9s %10s %8s %7s %9s %8s %9s %7s %11s\n", "index", "dimension",
-         "separation", "strength", "n_train", "measured", "+-", "theory", "z",
-         "t/t(g=0)");
+         "crossing 1/2 vs the REM collapse time; cloning: phi_clone or phi_C "
+         "at the branch times)\n");
+  printf("  %5s %9s %10s %8s %7s %11s %8s %9s %7s %11s %11s %8s\n", "index",
+         "dimension", "separation", "strength", "n_train", "measured", "+-",
+         "theory", "z", "t/t(g=0)", "cloning", "+-");
   for (int i = 0; i < plan->n_points; i++) {
     const grid_point *g = &plan->points[i];
-    const double *x = meas + 3 * i;
-    if (isnan(x[0]) && isnan(x[2])) continue;
+    const point_report *x = &rep[i];
+    if (!x->ran) continue;
     int r = reversible_partner(plan, i);
-    double ratio = r >= 0 ? x[0] / meas[3 * r] : NAN;
-    printf("  %5d %9ld %10g %8g %7ld %9.4f %8.4f %9.4f %7.2f %11.4f\n",
-           g->index, g->dimension, g->separation, g->strength, g->n_train,
-           x[0], x[1], x[2], (x[0] - x[2]) / x[1], ratio);
+    double ratio = r >= 0 && rep[r].ran
+                       ? x->headline.value / rep[r].headline.value
+                       : NAN;
+    printf("  %5d %9ld %10g %8g %7ld", g->index, g->dimension, g->separation,
+           g->strength, g->n_train);
+    column(11, x->headline.value, "not reached");
+    column(8, x->headline.error, "-");
+    column(9, x->theory, "-");
+    double z = (x->headline.value - x->theory) / x->headline.error;
+    if (isnan(z))
+      printf(" %7s", "-");
+    else
+      printf(" %7.2f", z);
+    column(11, ratio, "-");
+    estimate cl = kind_clone(x);
+    if (kind_cloned(x)) {
+      column(11, cl.value, "not reached");
+      column(8, cl.error, "-");
+    } else {
+      printf(" %11s %8s", "-", "-");
+    }
+    printf("\n");
   }
   printf("  z = (measured - theory) / error; |z| > 3 at n_train = 0 means "
          "disagreement beyond the statistics.\n");
@@ -1125,9 +1213,7 @@ int run_simulation(const nrd_params *p, const run_plan *plan, int only_point,
   h5out_open(&out, p, plan, command_line);
 
   /* (3) reduce, report, write */
-  double *meas = xcalloc((size_t)P * 3, sizeof *meas);
-  for (int i = 0; i < 3 * P; i++)
-    meas[i] = NAN;
+  point_report *rep = xcalloc((size_t)P, sizeof *rep); /* rank 0 */
   long B = plan->n_blocks;
   for (int i = 0; i < P; i++) {
     if (only_point >= 0 && i != only_point) continue;
@@ -1144,25 +1230,15 @@ int run_simulation(const nrd_params *p, const run_plan *plan, int only_point,
     void *send = rank == 0 ? MPI_IN_PLACE : (void *)blocks;
     NRD_MPI_CHECK(MPI_Reduce(send, blocks, (int)n, MPI_DOUBLE, MPI_SUM, 0,
                              MPI_COMM_WORLD));
-    double *total = NULL;
-    double m2[2] = {NAN, NAN};
-    if (rank == 0) {
-      total = xcalloc((size_t)c.n_out * R, sizeof *total);
-      for (long o = 0; o < c.n_out; o++)
-        for (long b = 0; b < B; b++)
-          for (size_t q = 0; q < R; q++)
-            total[o * R + q] += blocks[((size_t)o * B + b) * R + q];
-      report_point(&c, &plan->points[i], &th[i], L, blocks, m2);
-      meas[3 * i] = m2[0];
-    }
+    if (rank == 0)
+      report_point(&c, &plan->points[i], &th[i], L, &c.proto[i], blocks,
+                   &rep[i]);
     proto_results res;
     proto_results_build(&res, &c.proto[i], rank == 0 ? &th[i].proto : NULL,
                         L, c.n_out, c.out_time, B, rank == 0 ? blocks : NULL);
     if (rank == 0) {
       proto_results_print(&res, &c.proto[i], stdout);
       fflush(stdout);
-      meas[3 * i + 1] = m2[1];
-      meas[3 * i + 2] = th[i].critical;
     }
     const grid_point *g = &plan->points[i];
     h5out_point pt = {
@@ -1176,13 +1252,19 @@ int run_simulation(const nrd_params *p, const run_plan *plan, int only_point,
         .entropy_production = th[i].entropy,
         .critical_kind = g->n_train > 0 ? "collapse" : "speciation",
         .critical_theory = th[i].critical,
-        .critical_measured = m2[0],
-        .critical_error = m2[1],
+        .critical_measured = rep[i].headline.value,
+        .critical_error = rep[i].headline.error,
+        /* known on every rank (the layout); the values are rank 0's */
+        .has_cloning = g->n_train > 0
+                           ? c.proto[i].collapse && c.proto[i].n_branch > 0
+                           : c.proto[i].speciation && c.proto[i].n_branch > 0,
+        .critical_cloning = kind_clone(&rep[i]).value,
+        .critical_cloning_error = kind_clone(&rep[i]).error,
         .layout = L,
         .n_out = c.n_out,
         .out_step = c.out_step,
         .out_time = c.out_time,
-        .total = total,
+        .blocks = rank == 0 ? blocks : NULL,
         .n_blocks = B,
         .n_local_blocks = c.state[i].n_blocks,
         .local_blocks = c.state[i].blocks,
@@ -1200,7 +1282,6 @@ int run_simulation(const nrd_params *p, const run_plan *plan, int only_point,
     pt.protocols = &c.proto[i];
     h5out_write_point(&out, p, &pt);
     proto_results_free(&res);
-    free(total);
     free(blocks);
   }
   double wall = nrd_log_elapsed() - t_start;
@@ -1210,7 +1291,7 @@ int run_simulation(const nrd_params *p, const run_plan *plan, int only_point,
            only_point >= 0 ? 1 : P, wall);
   run_mark_complete(p, done);
   if (rank == 0) {
-    print_summary(plan, meas);
+    print_summary(plan, rep);
     long n_run = only_point >= 0 ? 1 : P;
     double psteps = (double)n_run * plan->particles * plan->steps;
     printf("\nDone: %ld grid point(s), %.3g particle-steps in %.1f s on %d "
@@ -1226,7 +1307,7 @@ int run_simulation(const nrd_params *p, const run_plan *plan, int only_point,
   }
   free(lay);
   free(th);
-  free(meas);
+  free(rep);
   ctx_free(&c);
   free(t);
   return NRD_EXIT_OK;

@@ -1,10 +1,15 @@
 #!/usr/bin/env bash
 # nrdiff-post end to end: a small run with every protocol, post-processed;
-# the crossings recomputed independently in NumPy (pool-adjacent-violators
-# + linear interpolation + leave-one-block-out jackknife) from the run
-# file's block sums; the CSV and HDF5 layouts; figures; and bad or partial
-# inputs (missing, not HDF5, not nrdiff, a checkpoint, a missing dataset,
-# an unfinished file, a curve that never reaches its level).
+# the crossings and the observables' errors recomputed independently in
+# NumPy (pool-adjacent-violators + linear interpolation + leave-one-block-out
+# jackknife) from the run file's block sums; one critical time everywhere:
+# the run's printed report, its /points attributes and nrdiff-post's table,
+# CSV and HDF5 summary agree to the last digit (headline = clone-free, the
+# cloning estimate beside under its own name), also for the issue's case
+# where cloning never brackets F(1) but the clone-free curve does; the CSV
+# and HDF5 layouts; figures; and bad or partial inputs (missing, not HDF5,
+# not nrdiff, a checkpoint, a missing dataset, an unfinished file, a curve
+# that never reaches its level).
 set -u
 . "$(dirname "$0")/testlib.sh"
 need_h5py
@@ -96,9 +101,9 @@ with h5py.File("run.h5", "r") as f:
         if int(r["n_train"]) == 0:
             num = p["observables/speciation_phi/block_sum"][()].T
             c, e = jackknife(t, num, cnt, F1, False)
-            check(f"point {r['grid_index']}: clone-free t_S = NumPy recomputation",
-                  same(r["t_S_free"], c) and same(r["t_S_free_err"], e),
-                  f"{r['t_S_free']} +- {r['t_S_free_err']} vs {c} +- {e}")
+            check(f"point {r['grid_index']}: t_S (headline, clone-free) = NumPy recomputation",
+                  same(r["t_S"], c) and same(r["t_S_err"], e),
+                  f"{r['t_S']} +- {r['t_S_err']} vs {c} +- {e}")
             fin = p["final/block_sum"][0]
             g = p["final"].attrs
             nb = g["n_branch"]
@@ -106,20 +111,39 @@ with h5py.File("run.h5", "r") as f:
             num = fin[:, g["f_class"]:g["f_class"] + nb]
             den = np.repeat(fin[:, [g["f_count"]]], nb, axis=1)
             c, e = jackknife(tb, num, den, F1, False)
-            check(f"point {r['grid_index']}: cloning t_S = NumPy recomputation",
-                  same(r["t_S"], c) and same(r["t_S_err"], e),
-                  f"{r['t_S']} +- {r['t_S_err']} vs {c} +- {e}")
+            check(f"point {r['grid_index']}: t_S_clone = NumPy recomputation",
+                  same(r["t_S_clone"], c) and same(r["t_S_clone_err"], e),
+                  f"{r['t_S_clone']} +- {r['t_S_clone_err']} vs {c} +- {e}")
             th = p.attrs["critical_time_theory"]
             check(f"point {r['grid_index']}: t_S theory = the run's kappa_t = 1",
                   abs(float(r["t_S_theory"]) - th) < 1e-9, f"{r['t_S_theory']} vs {th}")
         else:
             num = p["observables/participation_y2/block_sum"][()].T
             c, e = jackknife(t, num, cnt, 0.5, False)
-            check(f"point {r['grid_index']}: t_C from Y2 = NumPy recomputation",
-                  same(r["t_C"], c) and same(r["t_C_Y2"], c) and same(r["t_C_err"], e),
+            check(f"point {r['grid_index']}: t_C (headline, Y2) = NumPy recomputation",
+                  same(r["t_C"], c) and same(r["t_C_err"], e),
                   f"{r['t_C']} +- {r['t_C_err']} vs {c} +- {e}")
+            check(f"point {r['grid_index']}: no clone-free t_S, no collapse cloning here",
+                  r["t_S"] == "" and r["t_C_clone"] == "" and r["t_C_clone_err"] == "",
+                  f"{r['t_S']} {r['t_C_clone']}")
             check(f"point {r['grid_index']}: t_C theory = the run's REM t_C",
                   abs(float(r["t_C_theory"]) - p.attrs["critical_time_theory"]) < 1e-9)
+        # every observable's stored error = its jackknife error, recomputed
+        B = cnt.shape[0]
+        for name, o in p["observables"].items():
+            if name == "count":
+                check(f"point {r['grid_index']}: count has no error", "error" not in o)
+                continue
+            bs, c3 = o["block_sum"][()], p["observables/count/block_sum"][()]
+            if bs.ndim == 3:
+                c3 = c3[:, :, None]
+            tot, n = bs.sum(1), c3.sum(1)
+            loo = (tot[:, None] - bs) / (n[:, None] - c3)
+            err = np.sqrt((B - 1) / B * ((loo - loo.mean(1, keepdims=True)) ** 2).sum(1))
+            err[np.isnan(o["value"][()])] = np.nan
+            check(f"point {r['grid_index']}: observables/{name}/error = NumPy jackknife",
+                  o["error"].shape == o["value"].shape
+                  and np.allclose(o["error"][()], err, rtol=1e-9, atol=1e-14, equal_nan=True))
 curves = list(csv.DictReader(open("run.curves.csv")))
 names = {c["curve"] for c in curves}
 want = {"phi_free", "phi_clone", "Y2", "c_uturn", "c_uturn_ratio", "c_uturn_gaussian", "acf"}
@@ -142,6 +166,135 @@ if /usr/bin/python3 check.py >check.out 2>&1; then
 else
   sed 's/^/       /' check.out; ko "nrdiff-post values = independent recomputation"
 fi
+
+# One critical time everywhere: the run's printed report (grid point lines
+# and closing summary), /points/IIII attributes, nrdiff-post's table, CSV
+# and HDF5 summary, compared as decimal strings at each one's printed
+# precision and as doubles (summary.h5 = the attribute, bit for bit).
+cat >same.py <<'EOF'
+import csv, math, re, sys
+import h5py
+import numpy as np
+
+report, run, prefix = sys.argv[1:4]
+fails = 0
+def check(name, cond, detail=""):
+    global fails
+    print(("ok  " if cond else "FAIL") + " - " + name + ("" if cond else ": " + detail))
+    fails += not cond
+
+def est(v, e):  # the report's format
+    if math.isnan(v):
+        return "not reached"
+    if math.isnan(e):
+        return f"{v:.4f} (no error"
+    return f"{v:.4f} +- {e:.4f}"
+
+def g10(v):  # the CSV's format (empty = not reached / not available)
+    return "" if math.isnan(v) else f"{v:.10g}"
+
+def bits(a, b):
+    a, b = float(a), float(b)
+    return (math.isnan(a) and math.isnan(b)) or np.float64(a).tobytes() == np.float64(b).tobytes()
+
+text = open(report).read()
+blocks = {int(m.group(1)): m.group(2) for m in
+          re.finditer(r"^Grid point (\d+):(.*?)(?=^Grid point |^Summary:)", text, re.M | re.S)}
+summary = {}
+for line in text.split("\nSummary:")[1].splitlines()[3:]:
+    f = line.replace("not reached", "not_reached").split()
+    if len(f) == 12 and f[0].isdigit():
+        summary[int(f[0])] = f
+post = {}
+for line in open(prefix + ".post.out"):
+    f = line.split()
+    if f and f[0].isdigit():
+        post[int(f[0])] = line
+rows = {int(r["grid_index"]): r for r in csv.DictReader(open(prefix + ".summary.csv"))}
+with h5py.File(run, "r") as f, h5py.File(prefix + ".summary.h5", "r") as s:
+    h5row = {int(g): i for i, g in enumerate(s["summary/grid_index"][()])}
+    for name in sorted(f["points"]):
+        p = f["points"][name]
+        i = int(p.attrs["index"])
+        a = p.attrs
+        collapse = a["critical_time_kind"] == "collapse"
+        col = "t_C" if collapse else "t_S"
+        v, e = float(a["critical_time_measured"]), float(a["critical_time_error"])
+        what = "Y2 crosses 1/2" if collapse else "phi crosses F(1) = 0.7752"
+        m = re.search(r"measured %s \(%s\) = (.*?)(;|$)" % (col, re.escape(what)),
+                      blocks.get(i, ""), re.M)
+        got = m.group(1) if m else "(no line)"
+        check(f"point {i}: report's measured {col} = critical_time_measured ({est(v, e)})",
+              got.startswith(est(v, e)), got)
+        r, k = rows[i], h5row[i]
+        check(f"point {i}: CSV {col}, {col}_err = the attributes at %.10g",
+              r[col] == g10(v) and r[col + "_err"] == g10(e),
+              f"{r[col]} +- {r[col + '_err']} vs {g10(v)} +- {g10(e)}")
+        check(f"point {i}: summary.h5 {col}, {col}_err = the attributes, bit for bit",
+              bits(s["summary/" + col][k], v) and bits(s["summary/" + col + "_err"][k], e))
+        sm = summary.get(i, [""] * 12)
+        check(f"point {i}: closing summary's measured = the attribute",
+              sm[5] == ("not_reached" if math.isnan(v) else f"{v:.4f}"), str(sm))
+        cell = ("not reached" if math.isnan(v) else
+                f"{v:.4f}+-{e:.4f}" if not math.isnan(e) else f"{v:.4f}")
+        check(f"point {i}: nrdiff-post's table {col} = the attribute ({cell})",
+              cell in post.get(i, ""), post.get(i, ""))
+        kind = "collapse" if collapse else "speciation"
+        cloned = f"{kind}/branch_time" in p
+        has = "critical_time_cloning" in a
+        check(f"point {i}: critical_time_cloning present iff {kind} cloning ran", has == cloned)
+        line = (r"t_C by cloning \(phi_C crosses 1/2, branch times only\) = (.*)$" if collapse
+                else r"t_S by cloning \(branch times only\) = (.*)$")
+        m = re.search(line, blocks.get(i, ""), re.M)
+        if not has:
+            check(f"point {i}: no {col} cloning line, empty {col}_clone",
+                  m is None and r[col + "_clone"] == "")
+            continue
+        cv, ce = float(a["critical_time_cloning"]), float(a["critical_time_cloning_error"])
+        got = m.group(1) if m else "(no line)"
+        check(f"point {i}: report's {col} by cloning = critical_time_cloning ({est(cv, ce)})",
+              got.startswith(est(cv, ce)), got)
+        check(f"point {i}: CSV {col}_clone, {col}_clone_err = the attributes",
+              r[col + "_clone"] == g10(cv) and r[col + "_clone_err"] == g10(ce),
+              f"{r[col + '_clone']} vs {g10(cv)}")
+        check(f"point {i}: summary.h5 {col}_clone = the attribute, bit for bit",
+              bits(s["summary/" + col + "_clone"][k], cv)
+              and bits(s["summary/" + col + "_clone_err"][k], ce))
+        check(f"point {i}: closing summary's cloning = the attribute",
+              sm[10] == ("not_reached" if math.isnan(cv) else f"{cv:.4f}"), str(sm))
+        cell = ("not reached" if math.isnan(cv) else
+                f"{cv:.4f}+-{ce:.4f}" if not math.isnan(ce) else f"{cv:.4f}")
+        check(f"point {i}: nrdiff-post's table {col}_clone = the attribute ({cell})",
+              cell in post.get(i, ""), post.get(i, ""))
+        if math.isnan(cv):
+            check(f"point {i}: the cloning 'not reached' is in the notes",
+                  f"{col}_clone (" in r["notes"] and "not reached" in r["notes"], r["notes"])
+sys.exit(1 if fails else 0)
+EOF
+same() { # name report run prefix
+  if /usr/bin/python3 same.py "$2" "$3" "$4" >same.out 2>&1; then
+    sed 's/^/       /' same.out; ok "$1"
+  else
+    sed 's/^/       /' same.out; ko "$1"
+  fi
+}
+"$post" run.h5 >run.post.out 2>&1
+same "one critical time in the report, the attributes and nrdiff-post" run.out run.h5 run
+
+# The issue's case (input/default.yml, fewer particles and steps): at g = 1.5
+# speciation happens before the earliest branch time, so cloning never
+# brackets F(1) while the clone-free curve crosses it.
+"$mpirun" 2 "$nrdiff" "$top_src/input/default.yml" -P "grid.strength=[0,0.5,1.5]" \
+  -P ensemble.particles=2000 -P ensemble.block_size=200 -P time.steps=1000 \
+  -P output.file=dflt.h5 >dflt.out 2>dflt.err \
+  && "$post" dflt.h5 >dflt.post.out 2>&1 \
+  && ok "input/default.yml with 2000 particles: run and nrdiff-post" \
+  || { tail -3 dflt.err dflt.post.out; ko "input/default.yml with 2000 particles"; }
+same "default.yml: one critical time everywhere, cloning beside it" dflt.out dflt.h5 dflt
+awk -F, 'NR == 4 { exit !($4 == "1.5" && $6 != "" && $12 == "" && $13 == "") }' dflt.summary.csv \
+  && grep -q "t_S by cloning (branch times only) = not reached" dflt.out \
+  && ok "g = 1.5: headline t_S present, cloning 'not reached' (report and CSV)" \
+  || { cat dflt.summary.csv; ko "g = 1.5: headline present, cloning not reached"; }
 
 # Figures.
 if "$post" --plot -q -o figs run.h5 >plot.out 2>&1 && ls figs.*.png >/dev/null 2>&1; then
@@ -187,10 +340,18 @@ grep -q "no observables/count" partial.summary.csv && grep -q "no /final block s
   -P "experiment.branch_times=[0.2, 0.4]" -P output.file=early.h5 \
   "$top_src/input/default.yml" >/dev/null 2>&1
 "$post" early.h5 >early.out 2>&1
-grep -q "not reached" early.out && grep -q "t_S from cloning: not reached" early.summary.csv \
-  && awk -F, 'NR == 2 { exit !($6 == "" && $7 == "") }' early.summary.csv \
-  && ok "never crossing: 'not reached', empty t_S in the CSV" \
+grep -q "not reached" early.out \
+  && grep -q "t_S_clone (cloning, branch times only): not reached" early.summary.csv \
+  && awk -F, 'NR == 2 { exit !($6 != "" && $12 == "" && $13 == "") }' early.summary.csv \
+  && ok "cloning never crossing: 'not reached', empty t_S_clone, the clone-free t_S kept" \
   || { cat early.out; ko "never crossing"; }
+/usr/bin/python3 - <<'EOF' && ok "  ... its critical_time_cloning NaN, the headline not" \
+  || ko "never crossing: attributes"
+import h5py, math
+a = h5py.File("early.h5", "r")["points/0000"].attrs
+assert math.isnan(a["critical_time_cloning"]) and math.isnan(a["critical_time_cloning_error"])
+assert not math.isnan(a["critical_time_measured"])
+EOF
 "$post" >/dev/null 2>err; [ $? -eq 2 ] && grep -q "no run file" err \
   && ok "no argument: usage, exit 2" || ko "no argument"
 

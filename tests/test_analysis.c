@@ -1,7 +1,9 @@
-/* Curve analysis (analysis.c): monotone fits, crossings on synthetic curves
- * with known crossings, the jackknife error of a crossing against the
- * spread of independent repetitions, and the FFT autocorrelation against
- * the direct O(N^2) sum. */
+/* The estimators (analysis.c): the jackknife against direct computations
+ * (a ratio with known leave-one-out values, a non-linear function), monotone
+ * fits, crossings on synthetic curves with known crossings and their
+ * jackknife errors in closed form, "not reached", one block, the jackknife
+ * error of a crossing against the spread of independent repetitions, and
+ * the FFT autocorrelation against the direct O(N^2) sum. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -76,6 +78,125 @@ static void test_crossing_noise_is_monotonised(void **state) {
   double t[6] = {0, 1, 2, 3, 4, 5}, y[6] = {1, 0.8, 0.74, 0.76, 0.7, 0.6};
   double c = an_crossing(6, t, y, 0.75, -1);
   assert_true(c >= 2 && c <= 3);
+}
+
+/* A ratio of sums: a = {1, 2, 3, 4}, n = 2 per block.  Totals 10 / 8; the
+ * leave-one-out values 9/6, 8/6, 7/6, 6/6 have mean 5/4 and deviations
+ * +-1/4, +-1/12, so err^2 = 3/4 (2/16 + 2/144) = 5/48. */
+static void test_jackknife_ratio_known(void **state) {
+  (void)state;
+  double sums[8] = {1, 2, 2, 2, 3, 2, 4, 2}, v, e;
+  an_jackknife(4, 2, sums, an_ratio, NULL, &v, &e);
+  assert_true(v == 10.0 / 8);
+  assert_true(fabs(e - sqrt(5.0 / 48)) < 1e-15);
+  /* an_ratio_curve is the same at every point */
+  double num[4] = {1, 2, 3, 4}, den[4] = {2, 2, 2, 2}, c, ce;
+  an_ratio_curve(1, 4, num, den, &c, &ce);
+  assert_true(c == v && ce == e);
+}
+
+/* f(T) = T0 T1 / T2^2, computed by hand: totals, leave-one-out values, their
+ * spread. */
+static double nonlinear(const double *T, const void *ctx) {
+  const double *scale = ctx;
+  return *scale * T[0] * T[1] / (T[2] * T[2]);
+}
+
+static void test_jackknife_nonlinear(void **state) {
+  (void)state;
+  enum { B = 7, NV = 3 };
+  double sums[B * NV], scale = 2.5;
+  for (int b = 0; b < B; b++)
+    for (int v = 0; v < NV; v++)
+      sums[b * NV + v] = 1 + uniform() * (v + 1);
+  double T[NV] = {0}, loo[B], mean = 0, ss = 0;
+  for (int b = 0; b < B; b++)
+    for (int v = 0; v < NV; v++)
+      T[v] += sums[b * NV + v];
+  for (int b = 0; b < B; b++) {
+    double L[NV];
+    for (int v = 0; v < NV; v++)
+      L[v] = T[v] - sums[b * NV + v];
+    loo[b] = scale * L[0] * L[1] / (L[2] * L[2]);
+    mean += loo[b] / B;
+  }
+  for (int b = 0; b < B; b++)
+    ss += (loo[b] - mean) * (loo[b] - mean);
+  double want = sqrt(ss * (B - 1) / B), v, e;
+  an_jackknife(B, NV, sums, nonlinear, &scale, &v, &e);
+  assert_true(fabs(v - scale * T[0] * T[1] / (T[2] * T[2])) < 1e-14 * fabs(v));
+  assert_true(fabs(e - want) < 1e-12 * want && e > 0);
+}
+
+/* One block: a value, no error; a NaN value or a NaN leave-one-out value:
+ * no error. */
+static double nan_without_block0(const double *T, const void *ctx) {
+  (void)ctx;
+  return T[1] < 5 ? NAN : T[0];
+}
+
+static void test_jackknife_undefined(void **state) {
+  (void)state;
+  double one[2] = {3, 4}, v, e;
+  an_jackknife(1, 2, one, an_ratio, NULL, &v, &e);
+  assert_true(v == 0.75 && isnan(e));
+  double zero[4] = {0, 0, 0, 0}; /* 0/0 */
+  an_jackknife(2, 2, zero, an_ratio, NULL, &v, &e);
+  assert_true(isnan(v) && isnan(e));
+  double s[6] = {1, 5, 2, 1, 3, 1}; /* without block 0, T[1] = 2 */
+  an_jackknife(3, 2, s, nan_without_block0, NULL, &v, &e);
+  assert_true(v == 6 && isnan(e));
+  double num[3] = {1, 2, 3}, den[3] = {4, 4, 4}, c[3], ce[3];
+  an_ratio_curve(3, 1, num, den, c, ce);
+  for (int i = 0; i < 3; i++)
+    assert_true(c[i] == num[i] / 4 && isnan(ce[i]));
+  double t[3] = {3, 2, 1}, cross;
+  an_jackknife_crossing(3, t, 1, num, den, 0.4, -1, &cross, &e);
+  assert_true(fabs(cross - 2.4) < 1e-12 && isnan(e));
+}
+
+/* Exact monotone data: block b holds the straight line a_b - t (count 1 per
+ * time), so the curve of totals is mean(a) - t and every leave-one-out
+ * curve is mean_{c != b}(a) - t; linear interpolation is exact on a line.
+ * The crossing of level L is mean(a) - L, and its jackknife error is that
+ * of a mean, sqrt(sum (a_b - mean)^2 / (B (B - 1))). */
+static void test_jackknife_crossing_exact(void **state) {
+  (void)state;
+  enum { N = 31, B = 5 };
+  double t[N], num[B * N], den[B * N], a[B] = {3.1, 2.9, 3.4, 2.7, 3.0};
+  for (int i = 0; i < N; i++)
+    t[i] = 3 - 0.1 * i; /* decreasing, as in the output */
+  for (int b = 0; b < B; b++)
+    for (int i = 0; i < N; i++)
+      num[b * N + i] = a[b] - t[i], den[b * N + i] = 1;
+  double mean = 0, ss = 0;
+  for (int b = 0; b < B; b++)
+    mean += a[b] / B;
+  for (int b = 0; b < B; b++)
+    ss += (a[b] - mean) * (a[b] - mean);
+  double level = 1.5, v, e;
+  an_jackknife_crossing(N, t, B, num, den, level, -1, &v, &e);
+  assert_true(fabs(v - (mean - level)) < 1e-12);
+  assert_true(fabs(e - sqrt(ss / (B * (B - 1)))) < 1e-12);
+  /* not reached: the curve (mean - 3 .. mean over t in [0, 3]) stays below
+   * 4, and reaches mean + 0.001 only at t = -0.001 */
+  an_jackknife_crossing(N, t, B, num, den, 4.0, -1, &v, &e);
+  assert_true(isnan(v) && isnan(e));
+  an_jackknife_crossing(N, t, B, num, den, mean + 0.001, -1, &v, &e);
+  assert_true(isnan(v) && isnan(e));
+  /* reached, but not by every leave-one-out curve: the curve reaches
+   * mean - 0.02 at t = 0.02; without block 2 (a = 3.4) the mean is lower by
+   * 0.095 and the level is reached only at t < 0: a value, no error */
+  an_jackknife_crossing(N, t, B, num, den, mean - 0.02, -1, &v, &e);
+  assert_true(fabs(v - 0.02) < 1e-12 && isnan(e));
+  /* two identical blocks: every leave-one-out curve is the curve itself,
+   * and 2 - t crosses 1/2 at 1.5 */
+  double twin[2 * N], ones[2 * N];
+  for (int b = 0; b < 2; b++)
+    for (int i = 0; i < N; i++)
+      twin[b * N + i] = 2 - t[i], ones[b * N + i] = 1;
+  an_jackknife_crossing(N, t, 2, twin, ones, 0.5, -1, &v, &e);
+  assert_true(fabs(v - 1.5) < 1e-12 && e == 0);
 }
 
 /* Jackknife error of a crossing against the spread of 400 independent
@@ -154,6 +275,10 @@ int main(void) {
       cmocka_unit_test(test_isotonic),
       cmocka_unit_test(test_crossing_exact_curves),
       cmocka_unit_test(test_crossing_noise_is_monotonised),
+      cmocka_unit_test(test_jackknife_ratio_known),
+      cmocka_unit_test(test_jackknife_nonlinear),
+      cmocka_unit_test(test_jackknife_undefined),
+      cmocka_unit_test(test_jackknife_crossing_exact),
       cmocka_unit_test(test_jackknife_error_is_the_spread),
       cmocka_unit_test(test_acf_fft_equals_direct),
       cmocka_unit_test(test_acf_of_ar1),

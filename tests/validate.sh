@@ -95,8 +95,8 @@ with h5py.File("biroli_speciation.h5", "r") as f:
           F(256 * np.exp(-2 * tb)), s["phi_clone_err"][()])
 r = rows("biroli_speciation")[0]
 check("Biroli d = 256: t_S (cloning, clone-free) = 1/2 ln d",
-      [num(r, "t_S"), num(r, "t_S_free")], [0.5 * np.log(256)] * 2,
-      [num(r, "t_S_err"), num(r, "t_S_free_err")])
+      [num(r, "t_S_clone"), num(r, "t_S")], [0.5 * np.log(256)] * 2,
+      [num(r, "t_S_clone_err"), num(r, "t_S_err")])
 
 # --- non-reversible speciation: t_S against kappa_t = 1
 table = {0: 2.3026, 0.75: 1.4629, 2: 0.9952}   # physics.md 4.3, d = 2, slow axis
@@ -144,15 +144,15 @@ for name in ("biroli_collapse", "nr_collapse", "biroli_collapse_f32", "nr_collap
             check(f"{name} point {pt}: f^e(T) = alpha", c["excess_entropy"][0], c["alpha"][0],
                   c["excess_entropy_err"][0], show=False)
     for r in rows(name):
-        print(f"         {name} g = {r['strength']}: t_C (phi_C) = {r['t_C']} +- {r['t_C_err']}, "
-              f"Y2 {r['t_C_Y2']}, freezing {r['t_freeze']}, f^e zero {r['t_C_fe']}; "
+        print(f"         {name} g = {r['strength']}: t_C (Y2) = {r['t_C']} +- {r['t_C_err']}, "
+              f"phi_C {r['t_C_clone']}, freezing {r['t_freeze']}, f^e zero {r['t_C_fe']}; "
               f"REM theory {r['t_C_theory']} (n, d -> infinity)")
 
 # --- float32 against float64: the same seed and particles, so the collapse
 #     times must agree well within one error (compared at Z errors)
 for name in ("biroli_collapse", "nr_collapse"):
     r64, r32 = rows(name), rows(name + "_f32")
-    for k, e in (("t_C", "t_C_err"), ("t_C_Y2", "t_C_Y2_err"), ("t_freeze", "t_freeze_err")):
+    for k, e in (("t_C", "t_C_err"), ("t_C_clone", "t_C_clone_err"), ("t_freeze", "t_freeze_err")):
         check(f"{name}: {k} at float32 = float64", [num(r, k) for r in r32],
               [num(r, k) for r in r64], [num(r, e) for r in r64], ref="float64")
 

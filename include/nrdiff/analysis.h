@@ -1,5 +1,9 @@
-/* Critical times and autocorrelations from measured curves (nrdiff-post).
- * Pure numerics: no MPI, no HDF5.
+/* The estimators of nrdiff: jackknife errors over particle blocks, curves
+ * and critical times from block sums, autocorrelations.  The run (its
+ * report, observables' errors and protocol results) and nrdiff-post use
+ * these same functions on the same block sums, so a quantity has one value
+ * wherever it is printed or stored.  Pure numerics: no MPI, no HDF5, no
+ * logging, no exit.
  *
  * A measured crossing is found by "monotone interpolation": the curve is
  * replaced by its least-squares monotone fit (pool-adjacent-violators),
@@ -24,13 +28,37 @@ void an_isotonic(long n, const double *y, const double *w, int dir,
 double an_crossing(long n, const double *t, const double *y, double level,
                    int dir);
 
-/* Ratio curves from block sums and their crossing with a jackknife error.
- * num, den: B x n (block-major) sums, curve = sum num / sum den.  curve and
- * curve_err (n, may be NULL) receive the curve and its pointwise jackknife
- * error.  *err is NaN when B < 2 or when a leave-one-out curve does not
- * reach the level. */
+/* ------------------------------------------------------------ jackknife
+ *
+ * The one estimator of errors in nrdiff (the run's report, its protocol
+ * results and observables' errors, nrdiff-post): leave-one-block-out
+ * jackknife over the B particle blocks.  sums holds B x nv block sums
+ * (block-major: block b's nv sums at sums[b * nv]).  With the totals
+ * T = sum_b sums[b] (added in block order) and the leave-one-out totals
+ * T_b = T - sums[b],
+ *   value = f(T),   err = sqrt((B - 1)/B sum_b (f(T_b) - mean_b f(T_b))^2).
+ * err is NaN when B < 2, when value is NaN or when any f(T_b) is NaN (a
+ * leave-one-out estimate that does not exist: say, a crossing not reached
+ * without block b).  Out of memory: both NaN. */
+typedef double (*an_stat)(const double *totals, const void *ctx);
+void an_jackknife(long B, long nv, const double *sums, an_stat f,
+                  const void *ctx, double *value, double *err);
+
+/* totals[0] / totals[1] (ctx unused): the mean of a per-particle quantity
+ * from (sum, count). */
+double an_ratio(const double *totals, const void *ctx);
+
+/* Ratio curve from block sums: num, den B x n (block-major), curve[i] =
+ * sum_b num[b][i] / sum_b den[b][i], curve_err[i] its jackknife error
+ * (an_jackknife of an_ratio at each i).  curve or curve_err may be NULL. */
 void an_ratio_curve(long n, long B, const double *num, const double *den,
                     double *curve, double *curve_err);
+
+/* The measured critical time of a ratio curve: where the curve of totals
+ * (an_ratio_curve) crosses `level` (an_crossing, monotone fit), with its
+ * jackknife error (an_jackknife: the whole analysis repeated with each block
+ * left out).  *value is NaN when the curve does not reach the level ("not
+ * reached"); *err as for an_jackknife. */
 void an_jackknife_crossing(long n, const double *t, long B, const double *num,
                            const double *den, double level, int dir,
                            double *value, double *err);

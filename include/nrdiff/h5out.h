@@ -32,21 +32,27 @@ typedef struct {
 void h5out_open(h5out *h, const nrd_params *p, const run_plan *plan,
                 const char *command_line);
 
-/* Results of one grid point.  Scalars and `total` are rank 0's (others may
- * pass anything: rank 0's values are written); block and trajectory data are
- * local to each rank. */
+/* Results of one grid point.  Scalars and `blocks` are rank 0's (others may
+ * pass anything: rank 0's values are written); local block and trajectory
+ * data are each rank's own. */
 typedef struct {
   int index;
   long dimension, n_train, classes;
   double separation, strength;
   double relaxation_rate, entropy_production;
   const char *critical_kind; /* "speciation" or "collapse" */
+  /* the headline critical time (clone-free: speciation_phi through F(1),
+   * Y2 through 1/2), its jackknife error; has_cloning: the cloning protocol
+   * of the kind ran (same on every rank), critical_cloning its estimate */
   double critical_theory, critical_measured, critical_error;
+  int has_cloning;
+  double critical_cloning, critical_cloning_error;
   const obs_layout *layout;
   long n_out;
   const long *out_step;
   const double *out_time;
-  const double *total; /* rank 0: n_out x record, summed over blocks */
+  const double *blocks; /* rank 0: n_out x n_blocks x record, every block's
+                           sums (the reduction), for values and errors */
   long n_blocks;       /* of the grid point */
   long n_local_blocks; /* local: blocks held here, ascending ids */
   const long *local_blocks;

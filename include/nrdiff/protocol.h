@@ -136,7 +136,7 @@ typedef struct {
 /* The results of a grid point from its block sums (n_out x B x record, on
  * the rank that has them; NULL elsewhere gives the same list of datasets
  * without data, for collective writes).  Errors are jackknife errors over
- * blocks. */
+ * blocks (an_jackknife, analysis.h). */
 void proto_results_build(proto_results *r, const proto_layout *X,
                          const proto_theory *th, const obs_layout *L,
                          long n_out, const double *out_time, long B,
