@@ -226,15 +226,16 @@ static int check_dense(const ou_op *op, int scheme, double h, long steps,
     }
   }
   if (rc == NRD_OK && op->rotates) {
-    /* [Q, U] = 0 (to round-off): e^{-QUt} is a rotation commuting with U */
+    /* [Q, U] = 0 (to round-off, in the max norm, which cannot overflow
+     * as sums of squares would): e^{-QUt} is a rotation commuting with U */
     double diff = 0, norm = 0;
     la_matmul(d, op->Q, op->U, M);
     la_matmul(d, op->U, op->Q, N);
     for (size_t k = 0; k < dd; k++) {
-      diff += (M[k] - N[k]) * (M[k] - N[k]);
-      norm += M[k] * M[k];
+      diff = fmax(diff, fabs(M[k] - N[k]));
+      norm = fmax(norm, fabs(M[k]));
     }
-    c->commuting = diff <= 1e-24 * norm;
+    c->commuting = isfinite(diff) && diff <= 1e-12 * norm;
   }
   int ok = 1;
   if (rc == NRD_OK) c->rho = spectral_radius(d, op->A, &ok);

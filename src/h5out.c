@@ -430,6 +430,12 @@ void h5out_write_point(h5out *h, const nrd_params *p, const h5out_point *pt) {
     h5u_attr_double(g, "critical_time_cloning", v[5]);
     h5u_attr_double(g, "critical_time_cloning_error", v[6]);
   }
+  h5u_attr_string(g, "status", pt->status ? pt->status : "ok");
+  h5u_attr_string(g, "warnings", pt->warnings ? pt->warnings : "");
+  if (pt->failed) {
+    H5(H5Gclose(g));
+    return;
+  }
   hid_t obs = h5u_group(g, "observables");
   for (int o = 0; o < OBS_N; o++)
     if (pt->layout->width[o] > 0 && o != OBS_FINAL)

@@ -706,6 +706,7 @@ typedef struct {
  * (speciation) and phi_C through 1/2 (collapse), at the branch times. */
 typedef struct {
   int ran, empirical;
+  int failed; /* the state stopped being finite: nothing is computed */
   estimate headline;
   int cloned_S, cloned_C;
   estimate clone_S, clone_C;
@@ -772,6 +773,43 @@ static estimate clone_crossing(const proto_layout *X, const obs_layout *L,
   free(num);
   free(den);
   return e;
+}
+
+/* The first output time at which a block of the point failed (its |y|^2
+ * sum is not finite: fail_block's mark, or an overflow), or -1. */
+static long point_failed_at(const obs_layout *L, long n_out, long B,
+                            const double *blocks) {
+  for (long i = 0; i < n_out; i++)
+    for (long b = 0; b < B; b++)
+      if (!isfinite(blocks[((size_t)i * B + b) * L->record +
+                           L->offset[OBS_NORM2]]))
+        return i;
+  return -1;
+}
+
+/* Why a grid point failed, for the report and its status attribute. */
+static void failure_text(const run_ctx *c, const point_theory *th,
+                         const grid_point *g, long at, char *buf,
+                         size_t len) {
+  char check[1024] = "";
+  diagnose_point_text(&th->check, c->p, g, check, sizeof check);
+  /* the most telling warning: instability, else bias, else the first */
+  char *line = strstr(check, "unstable");
+  if (!line) line = strstr(check, "biased");
+  while (line && line > check && line[-1] != '\n')
+    line--;
+  if (!line) line = check;
+  char *nl = strchr(line, '\n');
+  if (nl) *nl = 0;
+  const char *why = strstr(line, ": "); /* after "grid point I" */
+  why = why ? why + 2 : line;
+  snprintf(buf, len,
+           "failed: the state of its particles is not finite by t = %.6g; "
+           "no result is computed from it (%s)",
+           c->out_time[at],
+           why[0] ? why
+                  : "no step-size warning: an overflow or a numerical "
+                      "failure; try a smaller time step");
 }
 
 /* Rank 0: print one grid point and measure its critical times from the
@@ -858,6 +896,21 @@ static void report_point(const run_ctx *c, const grid_point *g,
   free(nrm);
 }
 
+/* Rank 0: a failed grid point, with why. */
+static void report_failed_point(const grid_point *g, point_report *rep,
+                                const char *status) {
+  memset(rep, 0, sizeof *rep);
+  rep->ran = rep->failed = 1;
+  rep->empirical = g->n_train > 0;
+  rep->headline = rep->clone_S = rep->clone_C = (estimate){NAN, NAN};
+  rep->theory = NAN;
+  printf("\nGrid point %d: d = %ld, separation = %g, strength g = %g, "
+         "n_train = %ld\n  FAILED: %s\n",
+         g->index, g->dimension, g->separation, g->strength, g->n_train,
+         status + strlen("failed: "));
+  fflush(stdout);
+}
+
 /* The reversible point (strength 0) with the same other coordinates as
  * point i, or -1. */
 static int reversible_partner(const run_plan *plan, int i) {
@@ -897,11 +950,15 @@ static void print_summary(const run_plan *plan, const point_report *rep) {
     const point_report *x = &rep[i];
     if (!x->ran) continue;
     int r = reversible_partner(plan, i);
-    double ratio = r >= 0 && rep[r].ran
+    double ratio = r >= 0 && rep[r].ran && !rep[r].failed
                        ? x->headline.value / rep[r].headline.value
                        : NAN;
     printf("  %5d %9ld %10g %8g %7ld", g->index, g->dimension, g->separation,
            g->strength, g->n_train);
+    if (x->failed) {
+      printf(" %11s  (the grid point failed: see above)\n", "FAILED");
+      continue;
+    }
     column(11, x->headline.value, "not reached");
     column(8, x->headline.error, "-");
     column(9, x->theory, "-");
@@ -1215,6 +1272,7 @@ int run_simulation(const nrd_params *p, const run_plan *plan, int only_point,
   /* (3) reduce, report, write */
   point_report *rep = xcalloc((size_t)P, sizeof *rep); /* rank 0 */
   long B = plan->n_blocks;
+  int n_failed = 0; /* the same on every rank */
   for (int i = 0; i < P; i++) {
     if (only_point >= 0 && i != only_point) continue;
     const obs_layout *L = &lay[i];
@@ -1230,17 +1288,27 @@ int run_simulation(const nrd_params *p, const run_plan *plan, int only_point,
     void *send = rank == 0 ? MPI_IN_PLACE : (void *)blocks;
     NRD_MPI_CHECK(MPI_Reduce(send, blocks, (int)n, MPI_DOUBLE, MPI_SUM, 0,
                              MPI_COMM_WORLD));
-    if (rank == 0)
-      report_point(&c, &plan->points[i], &th[i], L, &c.proto[i], blocks,
-                   &rep[i]);
-    proto_results res;
-    proto_results_build(&res, &c.proto[i], rank == 0 ? &th[i].proto : NULL,
-                        L, c.n_out, c.out_time, B, rank == 0 ? blocks : NULL);
-    if (rank == 0) {
-      proto_results_print(&res, &c.proto[i], stdout);
-      fflush(stdout);
-    }
     const grid_point *g = &plan->points[i];
+    long failed_at = rank == 0 ? point_failed_at(L, c.n_out, B, blocks) : -1;
+    NRD_MPI_CHECK(MPI_Bcast(&failed_at, 1, MPI_LONG, 0, MPI_COMM_WORLD));
+    char status[1400] = "ok", warnings[1024] = "";
+    diagnose_point_text(&th[i].check, p, g, warnings, sizeof warnings);
+    proto_results res;
+    memset(&res, 0, sizeof res);
+    if (failed_at >= 0) {
+      n_failed++;
+      failure_text(&c, &th[i], g, failed_at, status, sizeof status);
+      if (rank == 0) report_failed_point(g, &rep[i], status);
+    } else {
+      if (rank == 0)
+        report_point(&c, g, &th[i], L, &c.proto[i], blocks, &rep[i]);
+      proto_results_build(&res, &c.proto[i], rank == 0 ? &th[i].proto : NULL,
+                          L, c.n_out, c.out_time, B, rank == 0 ? blocks : NULL);
+      if (rank == 0) {
+        proto_results_print(&res, &c.proto[i], stdout);
+        fflush(stdout);
+      }
+    }
     h5out_point pt = {
         .index = i,
         .dimension = g->dimension,
@@ -1260,6 +1328,9 @@ int run_simulation(const nrd_params *p, const run_plan *plan, int only_point,
                            : c.proto[i].speciation && c.proto[i].n_branch > 0,
         .critical_cloning = kind_clone(&rep[i]).value,
         .critical_cloning_error = kind_clone(&rep[i]).error,
+        .failed = failed_at >= 0,
+        .status = status,
+        .warnings = warnings,
         .layout = L,
         .n_out = c.n_out,
         .out_step = c.out_step,
@@ -1287,8 +1358,8 @@ int run_simulation(const nrd_params *p, const run_plan *plan, int only_point,
   double wall = nrd_log_elapsed() - t_start;
   h5out_close(&out, wall);
   char done[256];
-  snprintf(done, sizeof done, "%d grid point(s), %.1f s",
-           only_point >= 0 ? 1 : P, wall);
+  snprintf(done, sizeof done, "%d grid point(s), %d of them failed, %.1f s",
+           only_point >= 0 ? 1 : P, n_failed, wall);
   run_mark_complete(p, done);
   if (rank == 0) {
     print_summary(plan, rep);
@@ -1299,6 +1370,12 @@ int run_simulation(const nrd_params *p, const run_plan *plan, int only_point,
            n_run, psteps, wall, nrd_log_size(), psteps / wall, p->output.file);
     fflush(stdout);
   }
+  if (n_failed > 0 && rank == 0)
+    fprintf(stderr,
+            "nrdiff: error: %d grid point(s) failed (their state stopped "
+            "being finite; see 'FAILED' above and /points/IIII@status); the "
+            "other points' results are in %s\n",
+            n_failed, p->output.file);
   for (int i = 0; i < P; i++) {
     obs_layout_free(&lay[i]);
     free(th[i].phi_theory);
@@ -1310,5 +1387,5 @@ int run_simulation(const nrd_params *p, const run_plan *plan, int only_point,
   free(rep);
   ctx_free(&c);
   free(t);
-  return NRD_EXIT_OK;
+  return n_failed > 0 ? NRD_EXIT_RUNTIME : NRD_EXIT_OK;
 }

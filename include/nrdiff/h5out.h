@@ -47,6 +47,11 @@ typedef struct {
   double critical_theory, critical_measured, critical_error;
   int has_cloning;
   double critical_cloning, critical_cloning_error;
+  /* "ok" or "failed: why" (same on every rank); a failed point is written
+   * with its attributes only: nothing is computed from a non-finite state */
+  int failed;
+  const char *status;
+  const char *warnings; /* the point's physics checks (diagnose.h) or "" */
   const obs_layout *layout;
   long n_out;
   const long *out_step;
