@@ -77,9 +77,10 @@ def collapse(rundir):
             continue
         rs = sorted(rows(p), key=lambda r: float(r["strength"]))
         g = [float(r["strength"]) for r in rs]
-        ax.errorbar(g, [num(r, "t_C") for r in rs], [num(r, "t_C_err") for r in rs],
+        ax.errorbar(g, [num(r, "t_C_clone") for r in rs],
+                    [num(r, "t_C_clone_err") for r in rs],
                     fmt="o", color="C3", label="t_C: cloning, phi_C = 1/2")
-        ax.errorbar(g, [num(r, "t_C_Y2") for r in rs], [num(r, "t_C_Y2_err") for r in rs],
+        ax.errorbar(g, [num(r, "t_C") for r in rs], [num(r, "t_C_err") for r in rs],
                     fmt="x", color="C0", label="t_C: E[Y2] = 1/2")
         ax.plot(g, [num(r, "t_C_theory") for r in rs], "--", color="k",
                 label="REM theory (n, d -> infinity)")
