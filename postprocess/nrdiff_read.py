@@ -79,18 +79,21 @@ def load(path):
         for name in sorted(f["points"]):
             g = f["points"][name]
             pt = Point(int(g.attrs["index"]), dict(g.attrs))
+            points.append(pt)
+            if "observables" not in g:  # a failed point: attributes only
+                continue
             for o in g["observables"]:
                 h = g["observables"][o]
                 pt.obs[o] = Observable(h["step"][:], h["time"][:], h["value"][:],
                                        h["block_sum"][:],
                                        _text(h.attrs.get("description", "")),
                                        h["error"][:] if "error" in h else None)
-            tr = g["particles/trajectory"]
-            pt.traj_id = tr["id"][:]
-            pt.traj_step = tr["position/step"][:]
-            pt.traj_time = tr["position/time"][:]
-            pt.traj_position = tr["position/value"][:]
-            points.append(pt)
+            if "particles/trajectory" in g:  # output.trajectories > 0
+                tr = g["particles/trajectory"]
+                pt.traj_id = tr["id"][:]
+                pt.traj_step = tr["position/step"][:]
+                pt.traj_time = tr["position/time"][:]
+                pt.traj_position = tr["position/value"][:]
     return Run(path, code, params, points)
 
 
@@ -191,10 +194,18 @@ def check_point(c, g, name, f):
               "particles", "block_size", "n_blocks", "classes",
               "relaxation_rate", "entropy_production", "critical_time_kind",
               "critical_time_theory", "critical_time_measured",
-              "critical_time_error"):
+              "critical_time_error", "status", "warnings"):
         c.require(a in g.attrs, f"{where} attribute {a}")
     i = int(g.attrs["index"])
     c.require(name == f"{i:04d}", f"{where}: name is the zero-padded index")
+    if _text(g.attrs.get("status", "ok")).startswith("failed"):
+        # nothing is computed from a non-finite state
+        c.require(len(g) == 0, f"{where}: a failed point has attributes only")
+        c.require(np.isnan(g.attrs["critical_time_measured"]),
+                  f"{where}: a failed point has no measured critical time")
+        return
+    c.require(_text(g.attrs.get("status", "")) == "ok",
+              f"{where} status is 'ok' or 'failed: ...'")
     # the cloning estimate beside the headline exactly where the kind's
     # cloning protocol ran (its branch times are in the file)
     kind = _text(g.attrs.get("critical_time_kind", ""))
@@ -276,6 +287,10 @@ def summary(path):
         print(f"\npoint {pt.index}: d = {a['dimension']}, separation = "
               f"{a['separation']:g}, strength = {a['strength']:g}, "
               f"n_train = {a['n_train']}")
+        status = _text(a.get("status", "ok"))
+        if status != "ok":
+            print(f"  FAILED: {status[len('failed: '):]}")
+            continue
         theory = a["critical_time_theory"]
         theory = f"{theory:.4f}" if np.isfinite(theory) else "not available"
         print(f"  {kind} critical time: measured "
