@@ -287,6 +287,7 @@ int main(int argc, char **argv) {
     status = run_simulation(&p, &plan, (int)o.grid_index, o.restart, cmd);
     free(cmd);
   }
+  h5out_release_target();
   plan_free(&plan);
   params_free(&p);
   free(o.overrides);

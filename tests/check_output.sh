@@ -91,10 +91,12 @@ mkdir "$work/dry"
 [ $? -eq 0 ] && [ "$(ls "$work/dry")" = "$(printf 'err\nout')" ] \
   && ok "--dry-run writes no file" || { ls "$work/dry"; ko "--dry-run writes no file"; }
 
-# A directory that cannot be written: a runtime error naming the file.
+# A directory that does not exist: refused before anything is done (exit 2,
+# naming output.file and the directory; tests/hostile/outputs.cases has more).
 (cd "$work" && "$nrdiff" "${params[@]}" -P output.file=no/such/dir/x.h5 \
    "$top_src/input/default.yml" >/dev/null 2>"$work/nodir.err")
-[ $? -eq 1 ] && grep -q "no/such/dir/x.h5.tmp" "$work/nodir.err" \
-  && ok "unwritable output: exit 1, file named" || { cat "$work/nodir.err"; ko "unwritable output"; }
+[ $? -eq 2 ] && grep -q "key 'output.file': directory 'no/such/dir' does not exist" "$work/nodir.err" \
+  && ok "output in a missing directory: exit 2, key and directory named" \
+  || { cat "$work/nodir.err"; ko "output in a missing directory"; }
 
 finish
