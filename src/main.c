@@ -272,6 +272,9 @@ int main(int argc, char **argv) {
   if (rank == 0) plan_print(&plan, &p, nrd_log_size(), stdout);
   if (rank == 0 && o.grid_index >= 0)
     printf("Only grid point %ld runs (--grid-index).\n", o.grid_index);
+  if (rank == 0) fflush(stdout);
+  if (plan_check_memory(&plan, (int)o.grid_index, err, sizeof err) != NRD_OK)
+    nrd_fatal(NRD_EXIT_USAGE, "%s", err);
   if (o.overwrite) p.output.overwrite = 1;
   char err2[1400];
   if (h5out_prepare_target(&p, o.restart, o.dry_run, err2, sizeof err2) !=
