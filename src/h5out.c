@@ -277,7 +277,9 @@ static int check_inputs(const nrd_params *p, char *msg, size_t len) {
 static struct {
   int fd, created;
   char *path;
-} lk = {-1, 0, NULL};
+  char old[512]; /* a lock file taken over: what it said (for a refusal) */
+  ssize_t n_old;
+} lk = {-1, 0, NULL, "", 0};
 
 static void read_holder(int fd, char *who, size_t len) {
   char buf[512];
@@ -295,12 +297,20 @@ static void read_holder(int fd, char *who, size_t len) {
   snprintf(who, len, "which has not recorded its pid and host yet");
 }
 
-static void lock_release(int completed) {
+/* completed: the run is over, remove the lock file; else remove it only if
+ * this run created it, and after a refusal (restore) give a lock file that
+ * was there back its old content: a refused run changes nothing. */
+static void lock_release(int completed, int restore) {
   if (lk.fd < 0) return;
   struct stat a, b;
   if ((completed || lk.created) && fstat(lk.fd, &a) == 0 &&
       stat(lk.path, &b) == 0 && a.st_dev == b.st_dev && a.st_ino == b.st_ino)
     unlink(lk.path);
+  else if (restore && !lk.created && lk.n_old >= 0 &&
+           (ftruncate(lk.fd, 0) != 0 ||
+            pwrite(lk.fd, lk.old, (size_t)lk.n_old, 0) != lk.n_old))
+    nrd_warn("cannot restore the lock file '%s': %s", lk.path,
+             strerror(errno));
   close(lk.fd);
   lk.fd = -1;
   free(lk.path);
@@ -308,7 +318,7 @@ static void lock_release(int completed) {
 }
 
 static void lock_release_on_fatal(void) {
-  lock_release(0);
+  lock_release(0, 0);
 }
 
 /* 0: locked; 1: another run holds it (who); -1: cannot create it (*err);
@@ -342,6 +352,7 @@ static int lock_take(const char *path, char *who, size_t len, int *err) {
       close(fd);
       continue;
     }
+    lk.n_old = created ? 0 : pread(fd, lk.old, sizeof lk.old, 0);
     char host[256] = "unknown", date[64] = "", line[400];
     gethostname(host, sizeof host - 1);
     for (char *c = host; *c; c++)
@@ -438,7 +449,7 @@ int h5out_prepare_target(const nrd_params *p, int restart, int dry_run,
         free(f);
       }
     }
-    if (msg[0]) lock_release(0);
+    if (msg[0]) lock_release(0, 1);
   }
   NRD_MPI_CHECK(MPI_Bcast(msg, sizeof msg, MPI_CHAR, 0, MPI_COMM_WORLD));
   if (!msg[0]) return NRD_OK;
@@ -447,7 +458,7 @@ int h5out_prepare_target(const nrd_params *p, int restart, int dry_run,
 }
 
 void h5out_release_target(void) {
-  lock_release(1);
+  lock_release(1, 0);
 }
 
 /* --------------------------------------------------------------- open */
@@ -570,9 +581,9 @@ void h5out_open(h5out *h, const nrd_params *p, const run_plan *plan,
   snprintf(h->tmp_path, n, "%s.tmp", p->output.file);
   hid_t fapl = H5(H5Pcreate(H5P_FILE_ACCESS));
   H5(H5Pset_fapl_mpio(fapl, MPI_COMM_WORLD, MPI_INFO_NULL));
+  nrd_h5_writing(h->tmp_path); /* removed on a fatal error from here on */
   /* the file's own format, not the library's newest: readable by any
    * HDF5 >= 1.8 and h5py */
-  nrd_h5_writing(h->tmp_path); /* removed on a fatal error from here on */
   h->file = H5Fcreate(h->tmp_path, H5F_ACC_TRUNC, H5P_DEFAULT, fapl);
   /* agree: a rank that could not create it must not leave the others
    * waiting in the next collective call */
