@@ -281,20 +281,39 @@ static struct {
   ssize_t n_old;
 } lk = {-1, 0, NULL, "", 0};
 
-static void read_holder(int fd, char *who, size_t len) {
+/* The holder's identity for a message (who); returns 1 if it is a process
+ * of this host that is on its way out: gone, a zombie, or orphaned (parent
+ * 1), as the ranks of an mpirun killed with SIGKILL are for up to a second
+ * or so before they notice and exit.  Such a lock is waited for. */
+static int read_holder(int fd, char *who, size_t len) {
   char buf[512];
   ssize_t n = pread(fd, buf, sizeof buf - 1, 0);
   long pid;
-  char host[256], since[64];
+  char host[256], since[64], me[256] = "";
   if (n > 0) {
     buf[n] = 0;
     if (sscanf(buf, "nrdiff pid %ld host %255s started %63s", &pid, host,
                since) == 3) {
       snprintf(who, len, "pid %ld on host %s, started %s", pid, host, since);
-      return;
+      gethostname(me, sizeof me - 1);
+      for (char *c = me; *c; c++)
+        if (*c == ' ') *c = '_';
+      if (strcmp(host, me) != 0 || pid <= 0) return 0;
+      char stat_path[64], state = 0;
+      long ppid = 0;
+      snprintf(stat_path, sizeof stat_path, "/proc/%ld/stat", pid);
+      FILE *f = fopen(stat_path, "r");
+      if (!f) return 1;
+      /* pid (comm) state ppid: comm may hold spaces and parentheses */
+      char line[1024];
+      char *end = fgets(line, sizeof line, f) ? strrchr(line, ')') : NULL;
+      fclose(f);
+      if (!end || sscanf(end + 1, " %c %ld", &state, &ppid) != 2) return 0;
+      return state == 'Z' || state == 'X' || ppid == 1;
     }
   }
   snprintf(who, len, "which has not recorded its pid and host yet");
+  return 0;
 }
 
 /* completed: the run is over, remove the lock file; else remove it only if
@@ -324,6 +343,7 @@ static void lock_release_on_fatal(void) {
 /* 0: locked; 1: another run holds it (who); -1: cannot create it (*err);
  * -2: the file system cannot lock (*err). */
 static int lock_take(const char *path, char *who, size_t len, int *err) {
+  int waited = 0;
   for (int attempt = 0; attempt < 100; attempt++) {
     int created = 1;
     int fd = open(path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
@@ -339,8 +359,16 @@ static int lock_take(const char *path, char *who, size_t len, int *err) {
     struct flock fl = {.l_type = F_WRLCK, .l_whence = SEEK_SET};
     if (fcntl(fd, F_OFD_SETLK, &fl) != 0) {
       int e = errno;
-      if (e == EAGAIN || e == EACCES) read_holder(fd, who, len);
+      int dying = (e == EAGAIN || e == EACCES) && read_holder(fd, who, len);
       close(fd);
+      if (dying && waited < 200) { /* up to 10 s */
+        if (!waited++)
+          nrd_info("'%s' is held by %s, which is ending: waiting for it", path,
+                   who);
+        nanosleep(&(struct timespec){0, 50000000}, NULL);
+        attempt--;
+        continue;
+      }
       if (e == EAGAIN || e == EACCES) return 1;
       if (created) unlink(path);
       *err = e;
@@ -383,7 +411,7 @@ static int lock_held(const char *path, char *who, size_t len) {
   if (fd < 0) return 0;
   struct flock fl = {.l_type = F_WRLCK, .l_whence = SEEK_SET};
   int held = fcntl(fd, F_OFD_GETLK, &fl) == 0 && fl.l_type != F_UNLCK;
-  if (held) read_holder(fd, who, len);
+  if (held) read_holder(fd, who, len); /* a dry run does not wait */
   close(fd);
   return held;
 }
