@@ -30,8 +30,8 @@ void nrd_debug(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 void nrd_warn(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
 /* Collective fatal error: every rank of the communicator calls it with the
- * same arguments; rank 0 prints "nrdiff: error: ...", all ranks finalize MPI
- * and exit with `status`. */
+ * same arguments; rank 0 prints "nrdiff: error: ...", all ranks run the
+ * cleanups (nrd_at_fatal), finalize MPI and exit with `status`. */
 _Noreturn void nrd_fatal(int status, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 /* Single-rank fatal error: this rank prints (with file:line and its rank),
