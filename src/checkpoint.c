@@ -25,6 +25,7 @@
 #include "nrdiff/version.h"
 
 #include <cblas.h>
+#include <errno.h>
 #include <fcntl.h>
 #include <mpi.h>
 #include <stdint.h>
@@ -189,13 +190,14 @@ static void local_rows_free(local_rows *r) {
   free(r->trajectories);
 }
 
-/* Make `path` durable: its data and the directory entry. */
-static void sync_file(const char *path) {
+/* Make `path` durable: its data and the directory entry.  0 or the errno
+ * (a delayed write error, such as a full disk, shows here). */
+static int sync_file(const char *path) {
   int fd = open(path, O_RDONLY);
-  if (fd >= 0) {
-    fsync(fd);
-    close(fd);
-  }
+  if (fd < 0) return errno;
+  int e = fsync(fd) == 0 ? 0 : errno;
+  close(fd);
+  return e;
 }
 
 void checkpoint_write(const nrd_params *p, const run_shape *sh,
@@ -225,9 +227,32 @@ void checkpoint_write(const nrd_params *p, const run_shape *sh,
   nrd_h5_quiet();
   hid_t fapl = H5(H5Pcreate(H5P_FILE_ACCESS));
   H5(H5Pset_fapl_mpio(fapl, MPI_COMM_WORLD, MPI_INFO_NULL));
+  /* from here on a fatal error on this rank removes FILE.tmp (and says
+   * why writing it failed); FILE and FILE.prev stay as they are */
+  nrd_h5_writing(tmp);
   hid_t file = H5Fcreate(tmp, H5F_ACC_TRUNC, H5P_DEFAULT, fapl);
-  if (file < 0)
-    NRD_ABORT(NRD_EXIT_RUNTIME, "cannot create the checkpoint '%s'", tmp);
+  int bad[2] = {file < 0, file >= 0}; /* any rank failed, any succeeded */
+  NRD_MPI_CHECK(
+      MPI_Allreduce(MPI_IN_PLACE, bad, 2, MPI_INT, MPI_MAX, MPI_COMM_WORLD));
+  if (bad[0]) {
+    char msg[512] = "";
+    int e = 0;
+    if (file < 0) {
+      nrd_h5_last_error(msg, sizeof msg);
+      int fd = open(tmp, O_WRONLY | O_CREAT, 0644);
+      e = fd < 0 ? errno : (close(fd), nrd_h5_write_error(tmp));
+    }
+    if (!bad[1])
+      nrd_fatal(NRD_EXIT_RUNTIME,
+                "cannot create the checkpoint '%s': %s (HDF5: %s); the "
+                "previous checkpoints are untouched",
+                tmp, e ? strerror(e) : "reason unknown", msg);
+    if (file < 0)
+      NRD_ABORT(NRD_EXIT_RUNTIME,
+                "cannot create the checkpoint '%s': %s (HDF5: %s)", tmp,
+                e ? strerror(e) : "reason unknown", msg);
+    NRD_MPI_CHECK(MPI_Barrier(MPI_COMM_WORLD)); /* until that rank aborts */
+  }
   H5(H5Pclose(fapl));
   hid_t dxpl = H5(H5Pcreate(H5P_DATASET_XFER));
   H5(H5Pset_dxpl_mpio(dxpl, H5FD_MPIO_COLLECTIVE));
@@ -305,25 +330,39 @@ void checkpoint_write(const nrd_params *p, const run_shape *sh,
   H5(H5Pclose(dxpl));
   H5(H5Fflush(file, H5F_SCOPE_GLOBAL));
   H5(H5Fclose(file));
-  /* FILE -> FILE.prev, FILE.tmp -> FILE: a crash in between leaves
-   * FILE.prev, which a restart falls back to. */
-  int rc = 0;
+  /* FILE.tmp is complete once every rank closed it without error (one that
+   * failed has aborted: the others wait here until they are stopped, and
+   * nothing is renamed) and it is on disk.  Then FILE -> FILE.prev,
+   * FILE.tmp -> FILE: a crash in between leaves FILE.prev, which a restart
+   * falls back to. */
+  NRD_MPI_CHECK(MPI_Barrier(MPI_COMM_WORLD));
+  int rc[2] = {0, 0}; /* step that failed (1 fsync, 2 and 3 the renames), errno */
   if (h5u_root()) {
-    sync_file(tmp);
-    if (access(path, F_OK) == 0 && rename(path, prev) != 0) rc = 1;
-    if (!rc && rename(tmp, path) != 0) rc = 2;
+    if ((rc[1] = sync_file(tmp)) != 0) rc[0] = 1;
+    if (!rc[0] && access(path, F_OK) == 0 && rename(path, prev) != 0)
+      rc[0] = 2, rc[1] = errno;
+    if (!rc[0] && rename(tmp, path) != 0) rc[0] = 3, rc[1] = errno;
     char *dir = strdup(path);
     if (dir) {
       char *slash = strrchr(dir, '/');
       if (slash) *slash = 0;
-      sync_file(slash ? dir : ".");
+      sync_file(slash ? (slash == dir ? "/" : dir) : ".");
       free(dir);
     }
   }
-  NRD_MPI_CHECK(MPI_Bcast(&rc, 1, MPI_INT, 0, MPI_COMM_WORLD));
-  if (rc)
-    nrd_fatal(NRD_EXIT_RUNTIME, "cannot rename the new checkpoint into '%s'",
-              path);
+  NRD_MPI_CHECK(MPI_Bcast(rc, 2, MPI_INT, 0, MPI_COMM_WORLD));
+  /* on failure the cleanup removes FILE.tmp */
+  if (rc[0] == 1)
+    nrd_fatal(NRD_EXIT_RUNTIME,
+              "writing the checkpoint '%s' failed: %s; it is removed, the "
+              "previous checkpoints are untouched",
+              tmp, strerror(rc[1]));
+  if (rc[0])
+    nrd_fatal(NRD_EXIT_RUNTIME,
+              "cannot rename the new checkpoint into '%s': %s (renaming %s)",
+              path, strerror(rc[1]),
+              rc[0] == 2 ? "the previous one to .prev" : "it from .tmp");
+  nrd_h5_written(tmp);
   nrd_info("checkpoint written: %s (%.2f s)", path, nrd_log_elapsed() - t0);
   free_checksums(sh, sums);
   free(flags);

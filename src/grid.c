@@ -1,14 +1,20 @@
 /* Run plan: grid points, blocks, and cost/memory estimates (see grid.h). */
+#define _POSIX_C_SOURCE 200809L /* gethostname, sysconf */
 #include "nrdiff/grid.h"
 #include "nrdiff/error.h"
+#include "nrdiff/log.h"
 #include "nrdiff/score.h"
 
+#include <math.h>
+#include <mpi.h>
 #include <stdlib.h>
+#include <unistd.h>
 
 /* Rough estimates, good to a factor of two: they size allocations in the
  * dry-run report and balance work, nothing depends on them numerically. */
 static void estimate(const nrd_params *p, const grid_point *g, long block,
-                     double *bytes, double *flops) {
+                     double *bytes, double *fixed, double *per_particle,
+                     double *flops) {
   double d = (double)g->dimension, n = (double)g->n_train;
   double P = (double)p->ensemble.particles;
   double K = (double)p->data.classes;
@@ -42,6 +48,10 @@ static void estimate(const nrd_params *p, const grid_point *g, long block,
   if (logits > blk * n) logits = blk * n;
   double emp = n > 0 ? 3.0 * n * d + logits : 0.0;
   *bytes = 8.0 * (mat + part + emp);
+  /* the same, split into what a rank holding any of the point's blocks
+   * needs whatever its share, and what each of its particles adds */
+  *fixed = 8.0 * (mat + 4.0 * blk * d + emp);
+  *per_particle = 8.0 * (rows + 3.0) * d;
   /* per step: the exact-time moments (e^{-At} and Delta_t, each a d x d
    * expm for most t, plus the mixture's Gamma_t^{-1}: ~60 d^3 measured at
    * d = 512; O(d^2) when the operator is diagonal: U diagonal, no
@@ -80,7 +90,11 @@ int plan_build(const nrd_params *p, run_plan *plan) {
   plan->points = calloc((size_t)plan->n_points, sizeof *plan->points);
   plan->bytes = calloc((size_t)plan->n_points, sizeof *plan->bytes);
   plan->flops = calloc((size_t)plan->n_points, sizeof *plan->flops);
-  if (!plan->points || !plan->bytes || !plan->flops) {
+  plan->bytes_fixed = calloc((size_t)plan->n_points, sizeof *plan->bytes_fixed);
+  plan->bytes_particle =
+      calloc((size_t)plan->n_points, sizeof *plan->bytes_particle);
+  if (!plan->points || !plan->bytes || !plan->flops || !plan->bytes_fixed ||
+      !plan->bytes_particle) {
     plan_free(plan);
     return NRD_ERR_NOMEM;
   }
@@ -95,7 +109,9 @@ int plan_build(const nrd_params *p, run_plan *plan) {
           g->separation = sep->v[b];
           g->strength = str->v[c];
           g->n_train = ntr->v[e];
-          estimate(p, g, plan->block_size, &plan->bytes[i], &plan->flops[i]);
+          estimate(p, g, plan->block_size, &plan->bytes[i],
+                   &plan->bytes_fixed[i], &plan->bytes_particle[i],
+                   &plan->flops[i]);
         }
   return NRD_OK;
 }
@@ -106,8 +122,10 @@ void plan_free(run_plan *plan) {
   free(plan->flops);
   free(plan->warnings);
   plan->warnings = NULL;
+  free(plan->bytes_fixed);
+  free(plan->bytes_particle);
   plan->points = NULL;
-  plan->bytes = plan->flops = NULL;
+  plan->bytes = plan->flops = plan->bytes_fixed = plan->bytes_particle = NULL;
   plan->n_points = 0;
 }
 
@@ -118,9 +136,9 @@ void plan_block_range(const run_plan *plan, long b, long *first, long *count) {
 }
 
 static void human_bytes(double b, char *buf, size_t len) {
-  const char *unit[] = {"B", "KiB", "MiB", "GiB", "TiB"};
+  const char *unit[] = {"B", "KiB", "MiB", "GiB", "TiB", "PiB", "EiB"};
   int u = 0;
-  while (b >= 1024.0 && u < 4) {
+  while (b >= 1024.0 && u < 6) {
     b /= 1024.0;
     u++;
   }
@@ -248,5 +266,118 @@ int plan_assign(const run_plan *plan, int nranks, int only_point, int *owner,
       load[q] = ld[q];
   free(items);
   free(ld);
+  return NRD_OK;
+}
+
+/* ------------------------------------------------------------ memory */
+
+/* Above this many work items the assignment itself is too big to build
+ * for a check (24 bytes each): the check assumes fair shares instead. */
+enum { MEMORY_CHECK_MAX_ITEMS = 1 << 22 };
+
+/* This rank's peak: the largest, over the points it runs blocks of, of the
+ * point's fixed part plus its particles' part for the rows it holds (the
+ * state of one point at a time is allocated: run.c).  *at: that point. */
+static double rank_peak(const run_plan *plan, int nranks, int rank,
+                        int only_point, int *at) {
+  long B = plan->n_blocks;
+  double peak = 0;
+  *at = -1;
+  int *owner = NULL;
+  if ((double)plan->n_points * B <= MEMORY_CHECK_MAX_ITEMS) {
+    owner = malloc((size_t)plan->n_points * B * sizeof *owner);
+    if (owner && plan_assign(plan, nranks, only_point, owner, NULL) != NRD_OK) {
+      free(owner);
+      owner = NULL;
+    }
+  }
+  /* without the table: a fair share of all particles run, plus two blocks
+   * (loads differ by at most two items), at most a whole point */
+  double n_run = only_point >= 0 ? 1 : plan->n_points;
+  double fair = ceil(n_run * plan->particles / nranks) + 2.0 * plan->block_size;
+  if (fair > plan->particles) fair = (double)plan->particles;
+  for (int i = 0; i < plan->n_points; i++) {
+    if (only_point >= 0 && i != only_point) continue;
+    double rows = 0;
+    if (owner) {
+      for (long b = 0; b < B; b++)
+        if (owner[(size_t)i * B + b] == rank) {
+          long first, count;
+          plan_block_range(plan, b, &first, &count);
+          rows += (double)count;
+        }
+    } else {
+      rows = fair;
+    }
+    if (rows == 0) continue;
+    double bytes = plan->bytes_fixed[i] + plan->bytes_particle[i] * rows;
+    if (bytes > peak) peak = bytes, *at = i;
+  }
+  free(owner);
+  return peak;
+}
+
+int plan_check_memory(const run_plan *plan, int only_point, char *err,
+                      size_t errlen) {
+  int rank, size, on_node;
+  NRD_MPI_CHECK(MPI_Comm_rank(MPI_COMM_WORLD, &rank));
+  NRD_MPI_CHECK(MPI_Comm_size(MPI_COMM_WORLD, &size));
+  MPI_Comm node;
+  NRD_MPI_CHECK(MPI_Comm_split_type(MPI_COMM_WORLD, MPI_COMM_TYPE_SHARED, rank,
+                                    MPI_INFO_NULL, &node));
+  NRD_MPI_CHECK(MPI_Comm_size(node, &on_node));
+  int at;
+  double mine = rank_peak(plan, size, rank, only_point, &at);
+  /* the node's total, and its largest rank (with the point it is at) */
+  double total = 0;
+  struct {
+    double v;
+    int i;
+  } big = {mine, at}, node_big;
+  NRD_MPI_CHECK(MPI_Allreduce(&mine, &total, 1, MPI_DOUBLE, MPI_SUM, node));
+  NRD_MPI_CHECK(
+      MPI_Allreduce(&big, &node_big, 1, MPI_DOUBLE_INT, MPI_MAXLOC, node));
+  NRD_MPI_CHECK(MPI_Comm_free(&node));
+  long pages = sysconf(_SC_PHYS_PAGES), page = sysconf(_SC_PAGESIZE);
+  double phys = pages > 0 && page > 0 ? (double)pages * page : 0;
+  /* the worst node decides, on every rank alike */
+  struct {
+    double v;
+    int i;
+  } ratio = {phys > 0 ? total / phys : 0, rank}, worst;
+  NRD_MPI_CHECK(MPI_Allreduce(&ratio, &worst, 1, MPI_DOUBLE_INT, MPI_MAXLOC,
+                              MPI_COMM_WORLD));
+  double v[5] = {total, phys, on_node, node_big.v, node_big.i};
+  char host[256] = "";
+  if (rank == worst.i) gethostname(host, sizeof host - 1);
+  NRD_MPI_CHECK(MPI_Bcast(v, 5, MPI_DOUBLE, worst.i, MPI_COMM_WORLD));
+  NRD_MPI_CHECK(MPI_Bcast(host, sizeof host, MPI_CHAR, worst.i, MPI_COMM_WORLD));
+  if (v[1] <= 0 || worst.v <= 0.8) return NRD_OK;
+  char need[32], have[32], each[32];
+  human_bytes(v[0], need, sizeof need);
+  human_bytes(v[1], have, sizeof have);
+  human_bytes(v[3], each, sizeof each);
+  int pt = (int)v[4];
+  const grid_point *g = pt >= 0 ? &plan->points[pt] : &plan->points[0];
+  char where[400];
+  snprintf(where, sizeof where,
+           "about %s on node '%s' (%d rank(s) there, up to %s each, at grid "
+           "point %d: d = %ld, n_train = %ld, %ld particles)",
+           need, host, (int)v[2], each, pt, g->dimension, g->n_train,
+           plan->particles);
+  if (worst.v > 1.0) {
+    snprintf(err, errlen,
+             "the run does not fit in memory: it needs %s, and the node has "
+             "%s of physical memory.  The estimate (the plan's) grows with "
+             "ensemble.particles x grid.dimension (the particles' states), "
+             "grid.dimension^2 (operators) and grid.n_train x grid.dimension "
+             "(the training set): reduce them, or spread the ranks over more "
+             "nodes",
+             where, have);
+    return NRD_ERR_INPUT;
+  }
+  if (rank == 0)
+    nrd_warn("the run needs %s: %.0f %% of the node's %s of physical memory",
+             where, 100.0 * worst.v, have);
   return NRD_OK;
 }

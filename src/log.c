@@ -1,9 +1,11 @@
 /* Rank/time-tagged logging and fatal-error handling (see log.h). */
+#define _POSIX_C_SOURCE 200809L /* _exit */
 #include "nrdiff/log.h"
 
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 static struct {
   MPI_Comm comm;
@@ -80,6 +82,23 @@ void nrd_warn_lines(const char *text) {
   }
 }
 
+/* Cleanups for a fatal error, newest first, each run at most once (a
+ * cleanup that fails fatally itself must not loop). */
+enum { MAX_CLEANUPS = 8 };
+static void (*cleanups[MAX_CLEANUPS])(void);
+static int n_cleanups;
+
+void nrd_at_fatal(void (*fn)(void)) {
+  for (int i = 0; i < n_cleanups; i++)
+    if (cleanups[i] == fn) return;
+  if (n_cleanups < MAX_CLEANUPS) cleanups[n_cleanups++] = fn;
+}
+
+void nrd_fatal_cleanup(void) {
+  while (n_cleanups > 0)
+    cleanups[--n_cleanups]();
+}
+
 _Noreturn void nrd_fatal(int status, const char *fmt, ...) {
   if (ctx.rank == 0) {
     va_list ap;
@@ -90,6 +109,7 @@ _Noreturn void nrd_fatal(int status, const char *fmt, ...) {
     fflush(stderr);
     va_end(ap);
   }
+  nrd_fatal_cleanup();
   int initialized = 0, finalized = 0;
   MPI_Initialized(&initialized);
   MPI_Finalized(&finalized);
@@ -107,8 +127,16 @@ _Noreturn void nrd_abort(int status, const char *file, int line,
   fprintf(stderr, "nrdiff: error on rank %d (%s:%d): %s\n", ctx.rank, file,
           line, msg);
   fflush(stderr);
-  int initialized = 0;
+  nrd_fatal_cleanup();
+  fflush(NULL);
+  int initialized = 0, finalized = 0;
   MPI_Initialized(&initialized);
-  if (initialized && ctx.size > 1) MPI_Abort(MPI_COMM_WORLD, status);
-  exit(status);
+  MPI_Finalized(&finalized);
+  if (initialized && !finalized && ctx.size > 1)
+    MPI_Abort(MPI_COMM_WORLD, status);
+  /* Not exit(): its handlers include HDF5's, which closes every file still
+   * open, and a file a failed write left half-open cannot be closed (HDF5
+   * 1.10's close fails, frees the file's shared state and keeps its id, and
+   * its next pass dereferences the freed state: a segfault, exit 139). */
+  _exit(status);
 }

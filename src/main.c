@@ -287,18 +287,6 @@ static void dry_run_checks(const nrd_params *p, const run_plan *plan) {
             "%s", err);
 }
 
-/* Whether OUTPUT exists without OUTPUT.done (rank 0 looks). */
-static int output_unmarked(const nrd_params *p) {
-  int found = 0;
-  if (nrd_log_rank() == 0) {
-    char *done = done_marker_path(p);
-    found = access(p->output.file, F_OK) == 0 && access(done, F_OK) != 0;
-    free(done);
-  }
-  NRD_MPI_CHECK(MPI_Bcast(&found, 1, MPI_INT, 0, MPI_COMM_WORLD));
-  return found;
-}
-
 /* The command line as one string, for the output's provenance. */
 static char *join_args(int argc, char **argv) {
   size_t n = 1;
@@ -366,24 +354,30 @@ int main(int argc, char **argv) {
   if (rank == 0) fflush(stdout), nrd_warn_lines(plan.warnings);
   if (rank == 0 && o.grid_index >= 0)
     printf("Only grid point %ld runs (--grid-index).\n", o.grid_index);
+  if (rank == 0) fflush(stdout);
+  if (plan_check_memory(&plan, (int)o.grid_index, err, sizeof err) != NRD_OK)
+    nrd_fatal(NRD_EXIT_USAGE, "%s", err);
   if (o.overwrite) p.output.overwrite = 1;
-  if (o.restart && !o.dry_run && output_unmarked(&p)) {
+  char err2[1400];
+  int unmarked = 0;
+  if (h5out_prepare_target(&p, o.restart, o.dry_run, &unmarked, err2,
+                           sizeof err2) != NRD_OK)
+    nrd_fatal(NRD_EXIT_USAGE, "%s", err2);
+  if (unmarked) {
     /* killed after OUTPUT was renamed into place (it is complete: it only
      * ever appears whole) and before OUTPUT.done: finish that last step */
-    nrd_info("%s is complete but its run ended before writing the "
-             "marker: writing %s.done, removing the checkpoints",
-             p.output.file, p.output.file);
-    run_mark_complete(&p, "marked complete by a restart");
+    nrd_info("%s is complete but its run ended before writing the marker: "
+             "%s", p.output.file,
+             o.dry_run ? "a restart writes it and removes the checkpoints"
+                       : "writing it, removing the checkpoints");
+    if (!o.dry_run) run_mark_complete(&p, "marked complete by a restart");
+    h5out_release_target();
     plan_free(&plan);
     params_free(&p);
     free(o.overrides);
     MPI_Finalize();
     return NRD_EXIT_OK;
   }
-  char err2[1400];
-  if (h5out_prepare_target(&p, o.restart, o.dry_run, err2, sizeof err2) !=
-      NRD_OK)
-    nrd_fatal(NRD_EXIT_USAGE, "%s", err2);
 
   int status = NRD_EXIT_OK;
   if (o.dry_run) {
@@ -394,6 +388,7 @@ int main(int argc, char **argv) {
     status = run_simulation(&p, &plan, (int)o.grid_index, o.restart, cmd);
     free(cmd);
   }
+  h5out_release_target();
   plan_free(&plan);
   params_free(&p);
   free(o.overrides);

@@ -28,6 +28,9 @@ typedef struct {
   double *flops;   /* per grid point: arithmetic cost estimate */
   char *warnings;  /* the parameters' physics checks (diagnose.h), one a
                       line, or NULL; plan_free frees it */
+  /* per grid point: bytes = bytes_fixed + particles x bytes_particle, the
+   * parts any rank running blocks of the point needs, and each particle */
+  double *bytes_fixed, *bytes_particle;
 } run_plan;
 
 /* Axes are ordered dimension (slowest), separation, strength, n_train
@@ -37,6 +40,14 @@ void plan_free(run_plan *plan);
 /* Human-readable plan: grid points, particles, steps, memory, cost. */
 void plan_print(const run_plan *plan, const nrd_params *p, int nranks,
                 FILE *out);
+/* Collective (MPI_COMM_WORLD): whether the run fits in memory.  Each rank's
+ * peak is the plan's estimate for the rows it runs under plan_assign (only
+ * only_point if >= 0); the ranks of one node (MPI_COMM_TYPE_SHARED) share
+ * its physical memory (sysconf).  Beyond it: NRD_ERR_INPUT, with a message
+ * naming the estimate, the node's memory and the keys that drive it; above
+ * 80 % a warning (rank 0).  Every rank gets the same answer. */
+int plan_check_memory(const run_plan *plan, int only_point, char *err,
+                      size_t errlen);
 /* Particles [first, first+count) of block b. */
 void plan_block_range(const run_plan *plan, long b, long *first, long *count);
 

@@ -13,14 +13,36 @@
 #include "nrdiff/protocol.h"
 #include "nrdiff/params.h"
 
-/* Collective (rank 0 looks, everyone gets the answer).  A fresh run may not
- * find output.file, its .tmp or its checkpoints (.ckpt, .ckpt.prev); a
- * restart may not find output.file (the run is complete).  Either is
- * NRD_ERR_INPUT with a message, unless output.overwrite.  Unless dry_run,
- * leftovers the run replaces are then removed (the .done marker, a partial
- * .tmp, and for a fresh run old checkpoints). */
+/* Collective (rank 0 looks, everyone gets the answer); NRD_ERR_INPUT with
+ * a message naming output.file when
+ *   - output.file is not a usable file name: a directory ('.', '..', '/',
+ *     a trailing '/', an existing directory), too long for MPI-IO, ending
+ *     in a companion's suffix (.tmp, .ckpt, .ckpt.prev, .ckpt.tmp, .done,
+ *     .lock), in a directory that does not exist or cannot be written;
+ *     or a companion that exists is a directory, a symbolic link, not a
+ *     regular file, or a hard link of another;
+ *   - output.file or a companion is an input: the parameter file,
+ *     forward.u_file or forward.q_file (same device and inode, or the same
+ *     resolved path);
+ *   - another run holds output.file's lock (OUTPUT.lock; its pid and host
+ *     are named).  Unless dry_run, rank 0 takes the lock here and holds it
+ *     until h5out_release_target (or the process ends);
+ *   - a fresh run finds output.file, its .tmp or its checkpoints (.ckpt,
+ *     .ckpt.prev), unless output.overwrite;
+ *   - a restart finds output.file and output.file.done: the run is
+ *     complete.  Without the marker (a kill just before it was written)
+ *     *unmarked is set instead: the caller writes the marker.
+ * Unless dry_run or *unmarked, leftovers the run replaces are then removed
+ * (the .done marker, a partial .tmp, and for a fresh run old checkpoints).
+ * Nothing is written or removed when it refuses. */
 int h5out_prepare_target(const nrd_params *p, int restart, int dry_run,
-                         char *err, size_t errlen);
+                         int *unmarked, char *err, size_t errlen);
+
+/* Collective (rank 0 acts): the run is over, OUTPUT and OUTPUT.done are
+ * written (or it stopped after a checkpoint): remove OUTPUT.lock and
+ * release the lock.  After a fatal error the lock is released all the
+ * same (nrd_at_fatal); its file stays then if it was there before. */
+void h5out_release_target(void);
 
 typedef struct {
   hid_t file, dxpl;

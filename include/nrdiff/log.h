@@ -32,15 +32,25 @@ void nrd_warn(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 void nrd_warn_lines(const char *text);
 
 /* Collective fatal error: every rank of the communicator calls it with the
- * same arguments; rank 0 prints "nrdiff: error: ...", all ranks finalize MPI
- * and exit with `status`. */
+ * same arguments; rank 0 prints "nrdiff: error: ...", all ranks run the
+ * cleanups (nrd_at_fatal), finalize MPI and exit with `status`. */
 _Noreturn void nrd_fatal(int status, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
-/* Single-rank fatal error: this rank prints (with file:line and its rank)
- * and calls MPI_Abort so the other ranks cannot hang in a collective. */
+/* Single-rank fatal error: this rank prints (with file:line and its rank),
+ * runs the cleanups and calls MPI_Abort so the other ranks cannot hang in a
+ * collective (one rank: _exit, without exit()'s handlers, HDF5's among
+ * them, which may crash on a file left half-written). */
 _Noreturn void nrd_abort(int status, const char *file, int line,
                          const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
+
+/* Register a cleanup that nrd_fatal and nrd_abort run (on the ranks that
+ * call them, newest first, once) before the process ends: removing a
+ * partial file, releasing a lock.  It must be safe on any rank and at any
+ * point of the run; registering the same function twice is a no-op. */
+void nrd_at_fatal(void (*fn)(void));
+/* Run the registered cleanups now (and forget them). */
+void nrd_fatal_cleanup(void);
 
 #define NRD_ABORT(status, ...) nrd_abort((status), __FILE__, __LINE__, __VA_ARGS__)
 
