@@ -1566,6 +1566,63 @@ static int plot(const char *prefix) {
   return rc == 0 ? 0 : -1;
 }
 
+/* The figures postprocess/nrdiff_plots.py draws (its FIGURES). */
+static const char *const FIGURE_NAMES[5] = {"phi", "fe", "phase", "uturn",
+                                            "acf"};
+
+/* Directory (stat) and base name of a path. */
+static int split_path(const char *path, struct stat *dir, const char **base) {
+  const char *slash = strrchr(path, '/');
+  char d[1100];
+  *base = slash ? slash + 1 : path;
+  snprintf(d, sizeof d, "%.*s", slash ? (int)(slash - path) + 1 : 1,
+           slash ? path : ".");
+  return stat(d, dir);
+}
+
+/* 0, or -1 (with a message) when an output of prefix stem would overwrite
+ * an input file: the same file (device and inode: the same path, hard or
+ * symbolic links) as PREFIX.summary.csv, PREFIX.curves.csv,
+ * PREFIX.summary.h5 or, with --plot, a figure; or, with --plot, an input
+ * named like a figure, PREFIX.*.png, in the output directory. */
+static int outputs_clobber_inputs(const char *stem, int with_plot,
+                                  char **files, int n_files) {
+  char out[8][1100];
+  int n_out = 0;
+  static const char *const data[3] = {"summary.csv", "curves.csv",
+                                      "summary.h5"};
+  for (int k = 0; k < 3; k++)
+    snprintf(out[n_out++], sizeof out[0], "%s.%s", stem, data[k]);
+  for (int k = 0; with_plot && k < 5; k++)
+    snprintf(out[n_out++], sizeof out[0], "%s.%s.png", stem, FIGURE_NAMES[k]);
+  struct stat sd, si, so;
+  const char *stem_base, *in_base;
+  int have_dir = split_path(stem, &sd, &stem_base) == 0;
+  size_t nb = strlen(stem_base);
+  for (int i = 0; i < n_files; i++) {
+    if (stat(files[i], &si) != 0) continue; /* absent: nothing to lose */
+    for (int k = 0; k < n_out; k++)
+      if (stat(out[k], &so) == 0 && so.st_dev == si.st_dev &&
+          so.st_ino == si.st_ino) {
+        warn("%s would overwrite the input %s%s: choose another -o PREFIX",
+             out[k], files[i], strcmp(out[k], files[i]) ? " (the same file)" : "");
+        return -1;
+      }
+    struct stat di;
+    size_t ni;
+    if (with_plot && have_dir && split_path(files[i], &di, &in_base) == 0 &&
+        di.st_dev == sd.st_dev && di.st_ino == sd.st_ino &&
+        (ni = strlen(in_base)) > nb + 5 && !strncmp(in_base, stem_base, nb) &&
+        in_base[nb] == '.' && !strcmp(in_base + ni - 4, ".png")) {
+      warn("the input %s is named like a figure of --plot (%s.*.png): choose "
+           "another -o PREFIX",
+           files[i], stem);
+      return -1;
+    }
+  }
+  return 0;
+}
+
 static void usage(FILE *f) {
   fprintf(f,
           "usage: nrdiff-post [options] RUN.h5 [more run files]\n"
@@ -1628,6 +1685,19 @@ int main(int argc, char **argv) {
     usage(stderr);
     return 2;
   }
+  char stem[1024];
+  if (strlen(prefix ? prefix : files[0]) >= sizeof stem) {
+    warn("%s: too long for an output prefix", prefix ? prefix : files[0]);
+    return 2;
+  }
+  if (prefix) {
+    snprintf(stem, sizeof stem, "%s", prefix);
+  } else {
+    snprintf(stem, sizeof stem, "%s", files[0]);
+    size_t n = strlen(stem);
+    if (n > 3 && !strcmp(stem + n - 3, ".h5")) stem[n - 3] = 0;
+  }
+  if (outputs_clobber_inputs(stem, want_plot, files, n_files) != 0) return 2;
   H5Eset_auto2(H5E_DEFAULT, NULL, NULL); /* our messages, not HDF5's stack */
   row_list rows = {0};
   curve_list cv = {0};
@@ -1640,14 +1710,6 @@ int main(int argc, char **argv) {
   if (rows.n == 0) {
     warn("no grid point to post-process");
     return 2;
-  }
-  char stem[1024];
-  if (prefix) {
-    snprintf(stem, sizeof stem, "%s", prefix);
-  } else {
-    snprintf(stem, sizeof stem, "%s", files[0]);
-    size_t n = strlen(stem);
-    if (n > 3 && !strcmp(stem + n - 3, ".h5")) stem[n - 3] = 0;
   }
   if (!quiet) print_table(&rows);
   int rc = write_csv(stem, &rows, &cv) || write_h5(stem, &rows, &cv);
