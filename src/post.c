@@ -35,6 +35,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #ifndef NRD_PKGDATADIR
@@ -1556,12 +1557,26 @@ static int plot(const char *prefix) {
     warn("--plot: nrdiff_plots.py not found (set NRDIFF_PLOTS)");
     return -1;
   }
-  char cmd[4096];
-  snprintf(cmd, sizeof cmd,
-           "/usr/bin/python3 '%s' '%s.summary.csv' '%s.curves.csv' --out '%s'",
-           script, prefix, prefix, prefix);
+  /* run directly, not through a shell: any file name is only a name */
+  char summary[1100], curves[1100];
+  snprintf(summary, sizeof summary, "%s.summary.csv", prefix);
+  snprintf(curves, sizeof curves, "%s.curves.csv", prefix);
   fflush(stdout);
-  int rc = system(cmd);
+  fflush(stderr);
+  pid_t pid = fork();
+  if (pid == 0) {
+    execl("/usr/bin/python3", "python3", script, summary, curves, "--out",
+          prefix, (char *)NULL);
+    fprintf(stderr, "nrdiff-post: --plot: /usr/bin/python3: %s\n",
+            strerror(errno));
+    _exit(127);
+  }
+  int status = 0;
+  while (pid > 0 && waitpid(pid, &status, 0) < 0 && errno == EINTR)
+    ;
+  int rc = pid < 0                ? -1
+           : WIFEXITED(status)   ? WEXITSTATUS(status)
+                                 : 128 + WTERMSIG(status);
   if (rc != 0) warn("--plot: the figure script failed (exit %d)", rc);
   return rc == 0 ? 0 : -1;
 }

@@ -191,6 +191,12 @@ with h5py.File("refused.summary.h5", "r") as s:
     ok = same and files == {"run.h5"} and list(s["curves"]) == ["0"]
 sys.exit(0 if ok else 1)
 EOF
+# --plot with a prefix no shell would take as one word
+if "$post" --plot -q -o "it's \$(x)" run.h5 >plotq.out 2>&1 && [ -s "it's \$(x).phi.png" ]; then
+  ok "--plot: any prefix is only a name (no shell)"
+else
+  sed 's/^/       /' plotq.out | tail -3; ko "--plot with a quote in the prefix"
+fi
 cp run.h5 partial.h5
 /usr/bin/python3 - <<'EOF'
 import h5py
