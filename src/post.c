@@ -1659,11 +1659,11 @@ static void usage(FILE *f) {
           "write the results.\n");
 }
 
-int main(int argc, char **argv) {
+/* main, with room for the file names (freed on every return). */
+static int post_main(int argc, char **argv, char **files) {
   options o = {.acf_from = NAN, .fe_level = 0.02};
   const char *prefix = NULL;
   int want_plot = 0, n_files = 0;
-  char **files = xmalloc((size_t)argc * sizeof *files);
   for (int i = 1; i < argc; i++) {
     const char *a = argv[i];
     if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
@@ -1722,19 +1722,25 @@ int main(int argc, char **argv) {
     current_file_index = i;
     if (process_one(files[i], &o, &rows, &cv) != 0) bad = 1;
   }
-  if (rows.n == 0) {
+  if (rows.n == 0) { /* every file refused: nothing written */
     warn("no grid point to post-process");
+    free(rows.v), free(cv.v);
     return 2;
   }
   if (!quiet) print_table(&rows);
   int rc = write_csv(stem, &rows, &cv) || write_h5(stem, &rows, &cv);
-  if (rc) return 1;
-  if (!quiet)
+  if (!rc && !quiet)
     printf("wrote %s.summary.csv, %s.curves.csv, %s.summary.h5\n", stem, stem,
            stem);
-  if (want_plot && plot(stem) != 0) return 1;
+  if (!rc && want_plot && plot(stem) != 0) rc = 1;
   free(rows.v);
   free(cv.v);
+  return rc ? 1 : bad ? 2 : 0;
+}
+
+int main(int argc, char **argv) {
+  char **files = xmalloc((size_t)argc * sizeof *files);
+  int rc = post_main(argc, argv, files);
   free(files);
-  return bad ? 2 : 0;
+  return rc;
 }
