@@ -31,11 +31,15 @@
 
 #include <errno.h>
 #include <hdf5.h>
+#include <limits.h>
 #include <math.h>
 #include <stdarg.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #ifndef NRD_PKGDATADIR
@@ -56,10 +60,26 @@ static void warn(const char *fmt, ...) {
   va_end(ap);
 }
 
+/* The first problem found in the run file being read, "FILE: OBJECT: what
+ * is wrong" ("" = none).  Every dataset and attribute is validated before
+ * use (reading layer below); a file with a problem is refused whole
+ * (process_one: its rows are dropped, exit status 2), the other files are
+ * processed as usual. */
+static char file_error[1536];
+static int in_file = 0;        /* a run file is being read */
+static char cur_object[512];   /* its object being read (for out of memory) */
+
+static void bad(hid_t loc, const char *name, const char *fmt, ...);
+
+/* Zeroed memory.  Out of memory while a run file is read is that file's
+ * error: NULL, recorded (the file is refused, the others processed);
+ * while the results are written, they cannot be: exit status 1. */
 static void *xmalloc(size_t n) {
   void *p = calloc(n ? n : 1, 1);
-  if (!p) {
-    warn("out of memory");
+  if (!p && in_file) {
+    bad(-1, NULL, "out of memory (%zu bytes)", n);
+  } else if (!p) {
+    warn("out of memory (%zu bytes)", n);
     exit(1);
   }
   return p;
@@ -101,13 +121,14 @@ static int current_file_index = 0;
 
 static void curve_add(curve_list *c, int index, const char *name, double t,
                       double value, double err, double theory) {
-  if (c->n == c->cap) {
-    c->cap = c->cap ? 2 * c->cap : 1024;
-    c->v = realloc(c->v, (size_t)c->cap * sizeof *c->v);
-    if (!c->v) {
-      warn("out of memory");
-      exit(1);
+  if (c->n == c->cap) { /* out of memory: the point is dropped, recorded */
+    long cap = c->cap ? 2 * c->cap : 1024;
+    curve_point *v = realloc(c->v, (size_t)cap * sizeof *v);
+    if (!v) {
+      bad(-1, NULL, "out of memory (%ld curve points)", cap);
+      return;
     }
+    c->v = v, c->cap = cap;
   }
   c->v[c->n++] = (curve_point){index, name, t, value, err, theory, current_file,
                                 current_file_index};
@@ -126,54 +147,580 @@ static void note(row *r, const char *fmt, ...) {
 
 /* ------------------------------------------------------------ reading */
 
-/* A double dataset (any rank <= 3) or NULL if absent/unreadable; dims of
- * the missing trailing axes are 1. */
-static double *read_doubles(hid_t loc, const char *path, hsize_t dims[3]) {
-  dims[0] = dims[1] = dims[2] = 1;
-  if (H5Lexists(loc, path, H5P_DEFAULT) <= 0) return NULL;
-  hid_t d = H5Dopen2(loc, path, H5P_DEFAULT);
-  if (d < 0) return NULL;
-  hid_t s = H5Dget_space(d);
-  int rank = H5Sget_simple_extent_ndims(s);
-  double *v = NULL;
-  if (rank >= 1 && rank <= 3) {
-    H5Sget_simple_extent_dims(s, dims, NULL);
-    size_t n = (size_t)(dims[0] * dims[1] * dims[2]);
-    v = xmalloc(n * sizeof *v);
-    if (H5Dread(d, H5T_NATIVE_DOUBLE, H5S_ALL, H5S_ALL, H5P_DEFAULT, v) < 0) {
-      free(v);
-      v = NULL;
-    }
+/* The reading layer: every dataset and attribute post-processing uses is
+ * read here and validated before use (doc/file-format.md): its type, rank
+ * and shape (the shape against the data it labels or indexes), a size the
+ * file can hold, its values (no infinity anywhere; NaN only where the
+ * format allows it; counts > 0, times >= 0 and time axes strictly
+ * decreasing).  Absent is not an error (NULL / 1: what needs it is skipped
+ * and the notes say so); anything else wrong is recorded by bad() and the
+ * file is refused. */
+
+static hsize_t file_bytes;            /* size of the file being read */
+static long point_blocks;             /* the point's n_blocks (0: unknown) */
+static long point_block_size;         /* its block_size (0: unknown) */
+
+/* Record the file's first problem: OBJECT is loc's path, then name. */
+static void bad(hid_t loc, const char *name, const char *fmt, ...) {
+  if (file_error[0]) return; /* later problems may follow from the first */
+  char obj[512] = "";
+  if (loc >= 0 && H5Iget_name(loc, obj, sizeof obj) < 0) obj[0] = 0;
+  if (loc < 0) snprintf(obj, sizeof obj, "%s", cur_object[0] ? cur_object : "/");
+  if (name && name[0]) {
+    size_t n = strlen(obj);
+    snprintf(obj + n, sizeof obj - n, "%s%s", n && obj[n - 1] == '/' ? "" : "/",
+             name);
   }
-  H5Sclose(s);
+  char what[768];
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(what, sizeof what, fmt, ap);
+  va_end(ap);
+  snprintf(file_error, sizeof file_error, "%s: %s: %s", current_file,
+           obj[0] ? obj : "/", what);
+}
+
+/* A shape "[2, 3]" (want: ANY = any length, shown as *). */
+#define ANY (-1L)
+#define SHAPE(a, b, c) ((const long[3]){(a), (b), (c)})
+static const char *shape_text(char *buf, size_t len, int rank,
+                              const hsize_t *dims, const long *want) {
+  size_t n = (size_t)snprintf(buf, len, "[");
+  for (int k = 0; k < rank && n < len; k++) {
+    const char *sep = k ? ", " : "";
+    if (dims)
+      n += (size_t)snprintf(buf + n, len - n, "%s%llu", sep,
+                            (unsigned long long)dims[k]);
+    else if (want[k] == ANY)
+      n += (size_t)snprintf(buf + n, len - n, "%s*", sep);
+    else
+      n += (size_t)snprintf(buf + n, len - n, "%s%ld", sep, want[k]);
+  }
+  if (n < len) snprintf(buf + n, len - n, "]");
+  return buf;
+}
+
+static const char *class_text(H5T_class_t c) {
+  switch (c) {
+  case H5T_INTEGER: return "integer";
+  case H5T_FLOAT: return "floating-point";
+  case H5T_STRING: return "string";
+  case H5T_COMPOUND: return "compound";
+  case H5T_ENUM: return "enum";
+  case H5T_ARRAY: return "array";
+  case H5T_VLEN: return "variable-length";
+  default: return "non-numeric";
+  }
+}
+
+/* What path (relative to loc) is: 1 the object wanted (H5O_TYPE_GROUP or
+ * H5O_TYPE_DATASET), 0 absent, -1 something else (recorded): every
+ * component but the last a group, no external link (it would read another
+ * file; nrdiff writes none), no dangling soft link. */
+static int object_kind(hid_t loc, const char *path, H5O_type_t want) {
+  char buf[512];
+  if (snprintf(buf, sizeof buf, "%s", path) >= (int)sizeof buf) {
+    bad(loc, NULL, "object name too long");
+    return -1;
+  }
+  for (char *end = buf;; end++) {
+    if (*end != '/' && *end) continue;
+    char c = *end;
+    *end = 0;
+    int last = c == 0;
+    htri_t e = H5Lexists(loc, buf, H5P_DEFAULT);
+    if (e < 0) {
+      bad(loc, buf, "cannot be looked up (damaged file?)");
+      return -1;
+    }
+    if (e == 0) return 0;
+    H5L_info_t li;
+    if (H5Lget_info(loc, buf, &li, H5P_DEFAULT) < 0) {
+      bad(loc, buf, "cannot be looked up (damaged file?)");
+      return -1;
+    }
+    if (li.type != H5L_TYPE_HARD && li.type != H5L_TYPE_SOFT) {
+      bad(loc, buf, "an external link (to another file): nrdiff writes none");
+      return -1;
+    }
+#if H5_VERSION_GE(1, 12, 0)
+    H5O_info2_t oi;
+    herr_t rc = H5Oget_info_by_name3(loc, buf, &oi, H5O_INFO_BASIC, H5P_DEFAULT);
+#else
+    H5O_info_t oi;
+    herr_t rc = H5Oget_info_by_name2(loc, buf, &oi, H5O_INFO_BASIC, H5P_DEFAULT);
+#endif
+    if (rc < 0) {
+      bad(loc, buf, "%s", li.type == H5L_TYPE_SOFT
+                              ? "a soft link to nothing"
+                              : "cannot be opened (damaged file?)");
+      return -1;
+    }
+    H5O_type_t need = last ? want : H5O_TYPE_GROUP;
+    if (oi.type != need) {
+      bad(loc, buf, "%s, expected a %s",
+          oi.type == H5O_TYPE_GROUP     ? "a group"
+          : oi.type == H5O_TYPE_DATASET ? "a dataset"
+                                        : "a named datatype",
+          need == H5O_TYPE_GROUP ? "group" : "dataset");
+      return -1;
+    }
+    if (last) return 1;
+    *end = c;
+  }
+}
+
+/* A group: its id, or -1 when absent (no error) or not a group (error
+ * recorded; tell them apart by file_error). */
+static hid_t open_group(hid_t loc, const char *path) {
+  if (object_kind(loc, path, H5O_TYPE_GROUP) <= 0) return -1;
+  hid_t g = H5Gopen2(loc, path, H5P_DEFAULT);
+  if (g < 0) bad(loc, path, "cannot be opened (damaged file?)");
+  return g;
+}
+
+/* What the values of a dataset may be, beyond finite. */
+enum {
+  V_NAN = 1,      /* NaN: a value undefined (doc/file-format.md) */
+  V_NONNEG = 2,   /* >= 0 */
+  V_POSITIVE = 4, /* > 0 */
+  V_FALLING = 8,  /* strictly decreasing (rank 1: a time axis) */
+  V_NONEMPTY = 16 /* no axis of length 0 */
+};
+#define V_TIMES (V_NONNEG)                        /* times in any order */
+#define V_TIME_AXIS (V_NONNEG | V_FALLING | V_NONEMPTY) /* output times */
+
+/* A floating-point dataset of exactly `rank` axes (1 .. 3) whose axis k
+ * has length want[k] (ANY: any), with the values `flags` allow (infinity
+ * never).  Returns its values as doubles, dims the shape (missing trailing
+ * axes 1), or NULL: absent (no error), or wrong (error recorded). */
+static double *read_dataset(hid_t loc, const char *path, int rank,
+                            const long want[3], int flags, hsize_t dims[3]) {
+  dims[0] = dims[1] = dims[2] = 1;
+  if (object_kind(loc, path, H5O_TYPE_DATASET) <= 0) return NULL;
+  hid_t d = H5Dopen2(loc, path, H5P_DEFAULT);
+  if (d < 0) {
+    bad(loc, path, "cannot be opened (damaged file?)");
+    return NULL;
+  }
+  hid_t s = H5Dget_space(d), t = H5Dget_type(d), pl = H5Dget_create_plist(d);
+  double *v = NULL;
+  hsize_t dd[3] = {1, 1, 1};
+  char got[96], exp[96];
+  H5S_class_t sc = s >= 0 ? H5Sget_simple_extent_type(s) : H5S_NO_CLASS;
+  int r = sc == H5S_SIMPLE ? H5Sget_simple_extent_ndims(s) : 0;
+  H5T_class_t tc = t >= 0 ? H5Tget_class(t) : H5T_NO_CLASS;
+  H5D_layout_t layout = pl >= 0 ? H5Pget_layout(pl) : H5D_LAYOUT_ERROR;
+  if (s < 0 || t < 0 || pl < 0 || sc == H5S_NO_CLASS) {
+    bad(loc, path, "cannot be read (damaged file?)");
+    goto done;
+  }
+  if (sc != H5S_SIMPLE || r != rank) {
+    bad(loc, path, "%s, expected %d ax%s %s",
+        sc == H5S_NULL     ? "no data (a null dataspace)"
+        : sc == H5S_SCALAR ? "a scalar"
+                           : (snprintf(got, sizeof got, "%d ax%s", r, r == 1 ? "is" : "es"), got),
+        rank, rank == 1 ? "is" : "es", shape_text(exp, sizeof exp, rank, NULL, want));
+    goto done;
+  }
+  H5Sget_simple_extent_dims(s, dd, NULL);
+  for (int k = 0; k < rank; k++)
+    if ((want && want[k] != ANY && dd[k] != (hsize_t)want[k]) ||
+        ((flags & V_NONEMPTY) && dd[k] == 0)) {
+      bad(loc, path, "shape %s, expected %s%s",
+          shape_text(got, sizeof got, rank, dd, NULL),
+          shape_text(exp, sizeof exp, rank, NULL, want ? want : SHAPE(ANY, ANY, ANY)),
+          (flags & V_NONEMPTY) && dd[k] == 0 ? " and not empty" : "");
+      goto done;
+    }
+  if (tc != H5T_FLOAT) {
+    bad(loc, path, "%s data, expected floating point", class_text(tc));
+    goto done;
+  }
+  if (layout != H5D_COMPACT && layout != H5D_CONTIGUOUS &&
+      layout != H5D_CHUNKED) {
+    bad(loc, path, "a virtual or unknown storage layout: nrdiff writes none");
+    goto done;
+  }
+  if (H5Pget_external_count(pl) != 0) {
+    bad(loc, path, "stored in an external raw file: nrdiff writes none");
+    goto done;
+  }
+  /* the number of values, overflow-checked, and a size the file can hold
+   * (compressed: deflate's 1032:1 at most) */
+  size_t n = 1, tsize = H5Tget_size(t);
+  int filters = H5Pget_nfilters(pl);
+  for (int k = 0; k < rank; k++) {
+    if (dd[k] && n > SIZE_MAX / sizeof(double) / dd[k]) {
+      bad(loc, path, "shape %s: more values than can be addressed",
+          shape_text(got, sizeof got, rank, dd, NULL));
+      goto done;
+    }
+    n *= (size_t)dd[k];
+  }
+  double limit = (double)file_bytes * (filters > 0 ? 1032.0 : 1.0);
+  if ((double)n * (double)tsize > limit) {
+    bad(loc, path, "shape %s: %.4g bytes, more than the file (%llu bytes) "
+                   "can hold",
+        shape_text(got, sizeof got, rank, dd, NULL), (double)n * (double)tsize,
+        (unsigned long long)file_bytes);
+    goto done;
+  }
+  v = calloc(n ? n : 1, sizeof *v);
+  if (!v) {
+    bad(loc, path, "out of memory for %zu values", n);
+    goto done;
+  }
+  if (H5Dread(d, H5T_NATIVE_DOUBLE, H5S_ALL, H5S_ALL, H5P_DEFAULT, v) < 0) {
+    bad(loc, path, "cannot be read (damaged file?)");
+    free(v);
+    v = NULL;
+    goto done;
+  }
+  for (size_t i = 0; i < n; i++) {
+    double x = v[i];
+    const char *wrong = isinf(x)                                 ? "infinite"
+                        : isnan(x) && !(flags & V_NAN)           ? "NaN"
+                        : (flags & V_NONNEG) && x < 0            ? "negative"
+                        : (flags & V_POSITIVE) && x <= 0         ? "not > 0"
+                        : (flags & V_FALLING) && i && !(x < v[i - 1])
+                            ? "not below the value before it (a time axis "
+                              "falls strictly)"
+                            : NULL;
+    if (!wrong) continue;
+    hsize_t at[3] = {i, 0, 0};
+    if (rank == 2) at[0] = i / dd[1], at[1] = i % dd[1];
+    if (rank == 3)
+      at[0] = i / (dd[1] * dd[2]), at[1] = i / dd[2] % dd[1], at[2] = i % dd[2];
+    bad(loc, path, "value %g at %s: %s", x,
+        shape_text(got, sizeof got, rank, at, NULL), wrong);
+    free(v);
+    v = NULL;
+    goto done;
+  }
+  memcpy(dims, dd, sizeof dd);
+done:
+  if (pl >= 0) H5Pclose(pl);
+  if (t >= 0) H5Tclose(t);
+  if (s >= 0) H5Sclose(s);
   H5Dclose(d);
   return v;
 }
 
+/* An attribute of one value, read as `type` (H5T_NATIVE_LONG or
+ * H5T_NATIVE_DOUBLE, of the same class in the file) into v: 0; 1 absent (v
+ * unchanged); -1 wrong (an array, another type class, unreadable, an
+ * infinity: error recorded). */
 static int read_attr(hid_t obj, const char *name, hid_t type, void *v) {
-  if (H5Aexists(obj, name) <= 0) return -1;
+  htri_t e = H5Aexists(obj, name);
+  if (e == 0) return 1;
+  if (e < 0) {
+    bad(obj, NULL, "attribute %s cannot be looked up (damaged file?)", name);
+    return -1;
+  }
   hid_t a = H5Aopen(obj, name, H5P_DEFAULT);
-  int rc = a >= 0 && H5Aread(a, type, v) >= 0 ? 0 : -1;
+  hid_t s = a >= 0 ? H5Aget_space(a) : -1, t = a >= 0 ? H5Aget_type(a) : -1;
+  H5T_class_t want = H5Tget_class(type), got = t >= 0 ? H5Tget_class(t) : H5T_NO_CLASS;
+  hssize_t np = s >= 0 && H5Sget_simple_extent_type(s) != H5S_NULL
+                    ? H5Sget_simple_extent_npoints(s)
+                    : 0;
+  union {
+    long l;
+    double d;
+  } x;
+  int rc = -1;
+  if (a < 0 || s < 0 || t < 0)
+    bad(obj, NULL, "attribute %s cannot be read (damaged file?)", name);
+  else if (np != 1)
+    bad(obj, NULL, "attribute %s holds %lld values, expected one", name,
+        (long long)np);
+  else if (got != want)
+    bad(obj, NULL, "attribute %s is %s, expected %s", name, class_text(got),
+        want == H5T_INTEGER ? "an integer" : "a floating-point number");
+  else if (H5Tget_size(type) != sizeof x.l || H5Aread(a, type, &x) < 0)
+    bad(obj, NULL, "attribute %s cannot be read (damaged file?)", name);
+  else if (want == H5T_FLOAT && isinf(x.d))
+    bad(obj, NULL, "attribute %s is infinite", name);
+  else
+    rc = 0;
+  if (rc == 0) memcpy(v, &x, sizeof x.l);
+  if (t >= 0) H5Tclose(t);
+  if (s >= 0) H5Sclose(s);
   if (a >= 0) H5Aclose(a);
   return rc;
 }
 
-/* A variable-length string attribute into buf ("" if absent). */
+/* An integer attribute in [lo, hi] (0; 1 absent; -1 wrong, recorded). */
+static int attr_long(hid_t obj, const char *name, long lo, long hi, long *v) {
+  long x = 0;
+  int rc = read_attr(obj, name, H5T_NATIVE_LONG, &x);
+  if (rc == 0 && (x < lo || x > hi)) {
+    if (lo == hi)
+      bad(obj, NULL, "attribute %s = %ld, expected %ld", name, x, lo);
+    else
+      bad(obj, NULL, "attribute %s = %ld, expected %ld .. %ld", name, x, lo, hi);
+    rc = -1;
+  }
+  if (rc == 0) *v = x;
+  return rc;
+}
+
+/* A floating-point attribute, finite or as flags (V_NAN, V_NONNEG) allow. */
+static int attr_double(hid_t obj, const char *name, int flags, double *v) {
+  double x = 0;
+  int rc = read_attr(obj, name, H5T_NATIVE_DOUBLE, &x);
+  if (rc == 0 && ((isnan(x) && !(flags & V_NAN)) ||
+                  ((flags & V_NONNEG) && x < 0))) {
+    bad(obj, NULL, "attribute %s = %g, expected a %snumber%s", name, x,
+        flags & V_NONNEG ? "non-negative " : "finite ",
+        flags & V_NAN ? " or NaN" : "");
+    rc = -1;
+  }
+  if (rc == 0) *v = x;
+  return rc;
+}
+
+/* A variable-length string attribute of one value into buf ("" if absent
+ * or anything else: the identification attributes, checked by value). */
 static void read_attr_string(hid_t obj, const char *name, char *buf,
                              size_t len) {
   buf[0] = 0;
   if (H5Aexists(obj, name) <= 0) return;
   hid_t a = H5Aopen(obj, name, H5P_DEFAULT);
-  hid_t t = H5Aget_type(a);
-  if (H5Tis_variable_str(t) > 0) {
-    char *s = NULL;
-    if (H5Aread(a, t, &s) >= 0 && s) {
-      snprintf(buf, len, "%s", s);
-      H5free_memory(s);
+  if (a < 0) return;
+  hid_t t = H5Aget_type(a), s = H5Aget_space(a);
+  if (t >= 0 && s >= 0 && H5Tis_variable_str(t) > 0 &&
+      H5Sget_simple_extent_type(s) != H5S_NULL &&
+      H5Sget_simple_extent_npoints(s) == 1) {
+    char *str = NULL;
+    if (H5Aread(a, t, &str) >= 0 && str) {
+      snprintf(buf, len, "%s", str);
+      H5free_memory(str);
     }
   }
-  H5Tclose(t);
+  if (s >= 0) H5Sclose(s);
+  if (t >= 0) H5Tclose(t);
   H5Aclose(a);
+}
+
+/* /parameters/resolved, before load_parameters reads it whole into a
+ * buffer of its type's size: one fixed-length string (0), or absent (1:
+ * load_parameters says so), or anything else (-1, recorded). */
+static int check_resolved(hid_t file) {
+  const char *path = "parameters/resolved";
+  int k = object_kind(file, path, H5O_TYPE_DATASET);
+  if (k <= 0) return k < 0 ? -1 : 1;
+  hid_t d = H5Dopen2(file, path, H5P_DEFAULT);
+  hid_t s = d >= 0 ? H5Dget_space(d) : -1, t = d >= 0 ? H5Dget_type(d) : -1;
+  hid_t pl = d >= 0 ? H5Dget_create_plist(d) : -1;
+  int rc = -1;
+  if (s < 0 || t < 0 || pl < 0)
+    bad(file, path, "cannot be read (damaged file?)");
+  else if (H5Tget_class(t) != H5T_STRING || H5Tis_variable_str(t) != 0)
+    bad(file, path, "%s%s data, expected one fixed-length string",
+        H5Tget_class(t) == H5T_STRING ? "variable-length " : "",
+        class_text(H5Tget_class(t)));
+  else if (H5Sget_simple_extent_type(s) == H5S_NULL ||
+           H5Sget_simple_extent_npoints(s) != 1)
+    bad(file, path, "%lld strings, expected one",
+        H5Sget_simple_extent_type(s) == H5S_NULL
+            ? 0LL
+            : (long long)H5Sget_simple_extent_npoints(s));
+  else if ((double)H5Tget_size(t) >
+           (double)file_bytes * (H5Pget_nfilters(pl) > 0 ? 1032.0 : 1.0))
+    bad(file, path, "a string of %zu bytes, more than the file can hold",
+        H5Tget_size(t));
+  else if (H5Pget_external_count(pl) != 0 ||
+           (H5Pget_layout(pl) != H5D_COMPACT &&
+            H5Pget_layout(pl) != H5D_CONTIGUOUS &&
+            H5Pget_layout(pl) != H5D_CHUNKED))
+    bad(file, path, "stored outside the file: nrdiff stores it inside");
+  else
+    rc = 0;
+  if (pl >= 0) H5Pclose(pl);
+  if (t >= 0) H5Tclose(t);
+  if (s >= 0) H5Sclose(s);
+  if (d >= 0) H5Dclose(d);
+  else bad(file, path, "cannot be opened (damaged file?)");
+  return rc;
+}
+
+/* The point's number of blocks as a wanted length (ANY: unknown). */
+#define BLOCKS (point_blocks > 0 ? point_blocks : ANY)
+
+/* Particle counts per block, [n_out][n_blocks] (not empty): whole numbers
+ * > 0, at most the point's block_size. */
+static double *read_counts(hid_t loc, const char *path, hsize_t dims[3]) {
+  double *v = read_dataset(loc, path, 2, SHAPE(ANY, BLOCKS, ANY),
+                           V_POSITIVE | V_NONEMPTY, dims);
+  for (size_t i = 0; v && i < (size_t)(dims[0] * dims[1]); i++)
+    if (v[i] != floor(v[i]) ||
+        (point_block_size > 0 && v[i] > (double)point_block_size)) {
+      bad(loc, path, "value %g at [%llu, %llu]: %s", v[i],
+          (unsigned long long)(i / dims[1]), (unsigned long long)(i % dims[1]),
+          v[i] != floor(v[i]) ? "a count, not a whole number"
+                              : "a count above the point's block_size");
+      free(v);
+      v = NULL;
+    }
+  return v;
+}
+
+/* /points/<IIII>/final (group g): block_sum [1][n_blocks][F] and the
+ * attributes that lay out its columns, off[] = f_count, f_class,
+ * f_nearest, f_freeze, n_branch, f_uturn, each checked against the
+ * columns it indexes for the protocols present (speciation: n_branch
+ * columns at f_class, collapse: n_branch at f_nearest and 2 at f_freeze),
+ * and the values there: counts whole numbers > 0 (at most block_size),
+ * clone pairs between 0 and the count, freezing-time sums >= 0.  NULL if
+ * absent (no error) or wrong (recorded). */
+static double *read_final(hid_t g, int spec, int coll, long off[6],
+                          hsize_t df[3]) {
+  double *fin = read_dataset(
+      g, "block_sum", 3, SHAPE(1, point_blocks > 0 ? point_blocks : ANY, ANY),
+      V_NONEMPTY, df);
+  if (!fin) return NULL;
+  static const char *const names[6] = {"f_count",  "f_class",  "f_nearest",
+                                       "f_freeze", "n_branch", "f_uturn"};
+  long B = (long)df[1], F = (long)df[2];
+  for (int i = 0; i < 6; i++) {
+    int rc = attr_long(g, names[i], 0, F, &off[i]);
+    if (rc == 1)
+      bad(g, NULL, "attribute %s missing (it lays out block_sum)", names[i]);
+    if (rc != 0) {
+      free(fin);
+      return NULL;
+    }
+  }
+  long nb = off[4];
+  const char *over = off[0] >= F                ? "f_count"
+                     : spec && off[1] + nb > F  ? "f_class + n_branch"
+                     : coll && off[2] + nb > F  ? "f_nearest + n_branch"
+                     : coll && off[3] + 2 > F   ? "f_freeze + 2"
+                                                : NULL;
+  if (over) {
+    bad(g, "block_sum", "attributes %s (f_count %ld, f_class %ld, f_nearest "
+                        "%ld, f_freeze %ld, n_branch %ld) beyond its %ld "
+                        "columns",
+        over, off[0], off[1], off[2], off[3], nb, F);
+    free(fin);
+    return NULL;
+  }
+  for (long b = 0; b < B; b++) {
+    const double *x = fin + b * F;
+    double n = x[off[0]];
+    const char *wrong =
+        !(n > 0) || n != floor(n) ? "a count, not a whole number > 0"
+        : point_block_size > 0 && n > (double)point_block_size
+            ? "a count above the point's block_size"
+            : NULL;
+    long col = off[0];
+    for (long s = 0; !wrong && s < nb; s++) {
+      if (spec && !(x[off[1] + s] >= 0 && x[off[1] + s] <= n))
+        wrong = "clone pairs (f_class) outside 0 .. the count", col = off[1] + s;
+      else if (coll && !(x[off[2] + s] >= 0 && x[off[2] + s] <= n))
+        wrong = "clone pairs (f_nearest) outside 0 .. the count",
+        col = off[2] + s;
+    }
+    for (int k = 0; !wrong && coll && k < 2; k++)
+      if (x[off[3] + k] < 0)
+        wrong = "a negative freezing-time sum (f_freeze)", col = off[3] + k;
+    if (wrong) {
+      bad(g, "block_sum", "value %g at [0, %ld, %ld]: %s", x[col], b, col,
+          wrong);
+      free(fin);
+      return NULL;
+    }
+  }
+  return fin;
+}
+
+/* Grid point k of /points: its group (name its name, "IIII", digits), or
+ * -1 (recorded: another name, not a group, an external link).  Its block
+ * layout attributes (particles, block_size, n_blocks: consistent) become
+ * point_blocks, point_block_size for the readers of block sums. */
+static hid_t open_point(hid_t pts, hsize_t k, char *name, size_t len) {
+  point_blocks = point_block_size = 0;
+  ssize_t n = H5Lget_name_by_idx(pts, ".", H5_INDEX_NAME, H5_ITER_INC, k,
+                                 NULL, 0, H5P_DEFAULT);
+  if (n < 0 || (size_t)n >= len ||
+      H5Lget_name_by_idx(pts, ".", H5_INDEX_NAME, H5_ITER_INC, k, name, len,
+                         H5P_DEFAULT) < 0) {
+    bad(pts, NULL, "member %llu: %s", (unsigned long long)k,
+        n < 0 ? "cannot be read (damaged file?)" : "name too long for a grid point");
+    return -1;
+  }
+  if (!name[0] || strspn(name, "0123456789") != strlen(name)) {
+    bad(pts, name, "not a grid point (the members of /points are named by "
+                   "their index, IIII)");
+    return -1;
+  }
+  snprintf(cur_object, sizeof cur_object, "/points/%s", name);
+  hid_t pg = open_group(pts, name);
+  if (pg < 0) {
+    if (!file_error[0]) bad(pts, name, "cannot be opened (damaged file?)");
+    return -1;
+  }
+  long np = 0, bs = 0, nb = 0;
+  if (attr_long(pg, "particles", 1, LONG_MAX, &np) < 0 ||
+      attr_long(pg, "block_size", 1, LONG_MAX, &bs) < 0 ||
+      attr_long(pg, "n_blocks", 1, LONG_MAX, &nb) < 0) {
+    H5Gclose(pg);
+    return -1;
+  }
+  if (np && bs && nb && nb != (np + bs - 1) / bs) {
+    bad(pg, NULL, "attribute n_blocks = %ld, but particles = %ld in blocks of "
+                  "block_size = %ld make %ld",
+        nb, np, bs, (np + bs - 1) / bs);
+    H5Gclose(pg);
+    return -1;
+  }
+  point_blocks = nb, point_block_size = bs;
+  return pg;
+}
+
+static int same_value(double a, double b) {
+  return a == b || fabs(a - b) <= 1e-12 * fmax(fabs(a), fabs(b));
+}
+
+/* A grid point's attributes against its group name and the run's plan
+ * (rebuilt from /parameters/resolved; NULL: unreadable), before its theory
+ * is built from the plan: 0 or -1 (recorded). */
+static int check_point(hid_t pg, const char *name, long idx, const row *r,
+                       const run_plan *plan) {
+  if (idx >= 0 && (strlen(name) > 18 || idx != atol(name))) {
+    bad(pg, NULL, "attribute index = %ld, but the group is named %s", idx,
+        name);
+    return -1;
+  }
+  if (!plan || idx < 0) return 0;
+  if (idx >= plan->n_points) {
+    bad(pg, NULL, "attribute index = %ld, but /parameters/resolved plans %d "
+                  "grid point%s",
+        idx, plan->n_points, plan->n_points == 1 ? "" : "s");
+    return -1;
+  }
+  const grid_point *g = &plan->points[idx];
+#define HAS(a) (H5Aexists(pg, a) > 0)
+  const char *what =
+      HAS("dimension") && r->dimension != g->dimension ? "dimension"
+      : HAS("n_train") && r->n_train != g->n_train     ? "n_train"
+      : HAS("separation") && !same_value(r->separation, g->separation)
+          ? "separation"
+      : HAS("strength") && !same_value(r->strength, g->strength) ? "strength"
+      : point_block_size && point_block_size != plan->block_size ? "block_size"
+      : point_blocks && point_blocks != plan->n_blocks           ? "n_blocks"
+                                                                 : NULL;
+#undef HAS
+  if (what) {
+    bad(pg, NULL, "attribute %s differs from grid point %ld of "
+                  "/parameters/resolved (dimension %ld, separation %g, "
+                  "strength %g, n_train %ld, block_size %ld, n_blocks %ld)",
+        what, idx, g->dimension, g->separation, g->strength, g->n_train,
+        plan->block_size, plan->n_blocks);
+    return -1;
+  }
+  return 0;
 }
 
 /* The resolved parameter file stored in the run (a fixed-length string
@@ -220,7 +767,7 @@ static int load_parameters(hid_t file, const char *path, nrd_params *p,
 static double *block_major(const double *v, const hsize_t dims[3], int col) {
   long n = (long)dims[0], B = (long)dims[1], m = (long)dims[2];
   double *out = xmalloc((size_t)(n * B) * sizeof *out);
-  for (long i = 0; i < n; i++)
+  for (long i = 0; out && i < n; i++)
     for (long b = 0; b < B; b++)
       out[b * n + i] = v[(i * B + b) * m + col];
   return out;
@@ -242,7 +789,7 @@ static double stationary_corr(const model *m, double tau) {
   int d = m->d;
   double *E = xmalloc((size_t)d * d * sizeof *E), num = 0, den = 0;
   double c = NAN;
-  if (ou_propagator(&m->op, tau, E) == NRD_OK) {
+  if (E && ou_propagator(&m->op, tau, E) == NRD_OK) {
     for (int i = 0; i < d; i++)
       for (int k = 0; k < d; k++)
         num += E[(size_t)i * d + k] * m->op.S[(size_t)k * d + i];
@@ -290,7 +837,12 @@ static void measure_curve(curve_list *cv, int index, const char *name, long n,
                           const double *den, const double *theory,
                           double level, int dir, double scale, double *cross,
                           double *cross_err) {
+  if (!num || !den) return; /* out of memory: recorded, the file refused */
   double *c = xmalloc((size_t)n * sizeof *c), *e = xmalloc((size_t)n * sizeof *e);
+  if (!c || !e) {
+    free(c), free(e);
+    return;
+  }
   an_ratio_curve(n, B, num, den, c, e);
   for (long i = 0; i < n; i++)
     curve_add(cv, index, name, t[i], c[i] / scale, e[i] / scale,
@@ -313,8 +865,10 @@ static void say_crossing(row *r, const char *what, double v, double err) {
 static void measure_observables(hid_t pg, const point_model *pm,
                                 const options *o, row *r, curve_list *cv) {
   hsize_t dc[3], dv[3], dt[3];
-  double *cnt = read_doubles(pg, "observables/count/block_sum", dc);
-  double *time = read_doubles(pg, "observables/count/time", dt);
+  double *cnt = read_counts(pg, "observables/count/block_sum", dc);
+  double *time = read_dataset(pg, "observables/count/time", 1,
+                              SHAPE(cnt ? (long)dc[0] : ANY, ANY, ANY),
+                              V_TIME_AXIS, dt);
   if (!cnt || !time) {
     note(r, "no observables/count: time-resolved estimators skipped");
     free(cnt), free(time);
@@ -322,11 +876,12 @@ static void measure_observables(hid_t pg, const point_model *pm,
   }
   long n = (long)dc[0], B = (long)dc[1];
   double *den = block_major(cnt, dc, 0);
-  double *phi = read_doubles(pg, "observables/speciation_phi/block_sum", dv);
+  double *phi = read_dataset(pg, "observables/speciation_phi/block_sum", 2,
+                             SHAPE(n, B, ANY), V_NAN | V_NONNEG, dv);
   if (phi && dv[0] == dc[0] && dv[1] == dc[1]) {
     double *num = block_major(phi, dv, 0);
     double *th = xmalloc((size_t)n * sizeof *th);
-    for (long i = 0; i < n; i++) {
+    for (long i = 0; th && i < n; i++) {
       double k;
       const mixture *mx = &pm->m.mix;
       th[i] = NAN;
@@ -341,7 +896,8 @@ static void measure_observables(hid_t pg, const point_model *pm,
     free(num), free(th);
   }
   free(phi);
-  double *y2 = read_doubles(pg, "observables/participation_y2/block_sum", dv);
+  double *y2 = read_dataset(pg, "observables/participation_y2/block_sum", 2,
+                            SHAPE(n, B, ANY), V_NAN | V_NONNEG, dv);
   if (y2 && dv[0] == dc[0] && dv[1] == dc[1]) {
     double *num = block_major(y2, dv, 0);
     measure_curve(cv, r->index, "Y2", n, time, B, num, den, NULL, 0.5, -1, 1,
@@ -353,15 +909,18 @@ static void measure_observables(hid_t pg, const point_model *pm,
   free(y2);
   /* excess entropy: d f^e = d offset_t + ln p^e, so the ratio curve of
    * (sum ln p + d offset count) / count crosses 0 where f^e does */
-  double *lp = read_doubles(pg, "observables/log_pe/block_sum", dv);
+  double *lp = read_dataset(pg, "observables/log_pe/block_sum", 2,
+                            SHAPE(n, B, ANY), V_NAN, dv);
   hsize_t de[3], da[3];
-  double *fe = read_doubles(pg, "collapse/excess_entropy", de);
-  double *alpha = read_doubles(pg, "collapse/alpha", da);
+  double *fe = read_dataset(pg, "collapse/excess_entropy", 1,
+                            SHAPE(n, ANY, ANY), V_NAN, de);
+  double *alpha = read_dataset(pg, "collapse/alpha", 1, SHAPE(1, ANY, ANY),
+                               V_NONNEG, da);
   if (lp && fe && alpha && dv[0] == dc[0] && dv[1] == dc[1] &&
-      (long)de[0] == n) {
+      (long)de[0] == n && r->dimension > 0 && alpha[0] > 0) {
     int d = (int)r->dimension;
     double *num = block_major(lp, dv, 0);
-    for (long i = 0; i < n; i++) {
+    for (long i = 0; num && den && i < n; i++) {
       double L = 0, N = 0;
       for (long b = 0; b < B; b++)
         L += num[b * n + i], N += den[b * n + i];
@@ -390,16 +949,10 @@ static void measure_final(hid_t pg, row *r, curve_list *cv) {
   int has_spec = H5Lexists(pg, "speciation", H5P_DEFAULT) > 0;
   int has_coll = H5Lexists(pg, "collapse", H5P_DEFAULT) > 0;
   if (!has_spec && !has_coll) return;
-  hid_t g = H5Lexists(pg, "final", H5P_DEFAULT) > 0
-                ? H5Gopen2(pg, "final", H5P_DEFAULT)
-                : -1;
-  double *fin = g >= 0 ? read_doubles(g, "block_sum", df) : NULL;
+  hid_t g = open_group(pg, "final");
   long off[6];
-  const char *names[6] = {"f_count", "f_class", "f_nearest", "f_freeze",
-                          "n_branch", "f_uturn"};
+  double *fin = g >= 0 ? read_final(g, has_spec, has_coll, off, df) : NULL;
   int ok = fin != NULL;
-  for (int i = 0; ok && i < 6; i++)
-    ok = read_attr(g, names[i], H5T_NATIVE_LONG, &off[i]) == 0;
   if (g >= 0) H5Gclose(g);
   if (!ok) {
     note(r, "no /final block sums: cloning and freezing times skipped");
@@ -413,7 +966,7 @@ static void measure_final(hid_t pg, row *r, curve_list *cv) {
     if (!(kind ? has_coll : has_spec)) continue;
     char path[64];
     snprintf(path, sizeof path, "%s/branch_time", grp);
-    double *tb = read_doubles(pg, path, db);
+    double *tb = read_dataset(pg, path, 1, SHAPE(off[4], ANY, ANY), V_TIMES, db);
     long nb = tb ? (long)db[0] : 0, col = kind ? off[2] : off[1];
     if (!tb || nb != off[4] || col + nb > F) {
       free(tb);
@@ -421,13 +974,15 @@ static void measure_final(hid_t pg, row *r, curve_list *cv) {
     }
     double *num = xmalloc((size_t)(B * nb) * sizeof *num);
     den = xmalloc((size_t)(B * nb) * sizeof *den);
-    for (long b = 0; b < B; b++)
+    for (long b = 0; num && den && b < B; b++)
       for (long s = 0; s < nb; s++) {
         num[b * nb + s] = fin[b * F + col + s];
         den[b * nb + s] = fin[b * F + off[0]];
       }
     double *th = NULL;
-    if (!kind) th = read_doubles(pg, "speciation/phi_theory", db);
+    if (!kind)
+      th = read_dataset(pg, "speciation/phi_theory", 1, SHAPE(nb, ANY, ANY),
+                        V_NAN | V_NONNEG, db);
     if (kind) r->cloned_C = 1;
     else r->cloned_S = 1;
     if (kind) {
@@ -447,13 +1002,13 @@ static void measure_final(hid_t pg, row *r, curve_list *cv) {
   if (has_coll && off[3] + 2 <= F) { /* freezing: mean and spread */
     double *sum = xmalloc((size_t)B * sizeof *sum), *cnt = xmalloc((size_t)B * sizeof *cnt);
     double sq = 0, n = 0;
-    for (long b = 0; b < B; b++) {
+    for (long b = 0; sum && cnt && b < B; b++) {
       sum[b] = fin[b * F + off[3]];
       cnt[b] = fin[b * F + off[0]];
       sq += fin[b * F + off[3] + 1];
       n += cnt[b];
     }
-    an_ratio_curve(1, B, sum, cnt, &r->t_freeze, &r->t_freeze_err);
+    if (sum && cnt) an_ratio_curve(1, B, sum, cnt, &r->t_freeze, &r->t_freeze_err);
     r->t_freeze_spread = sqrt(fmax(sq / n - r->t_freeze * r->t_freeze, 0));
     free(sum), free(cnt);
   }
@@ -471,7 +1026,9 @@ static void measure_uturn(hid_t pg, row *r, curve_list *cv) {
   int ok = 1;
   long n = -1;
   for (int k = 0; k < 7; k++) {
-    v[k] = read_doubles(pg, names[k], d);
+    v[k] = read_dataset(pg, names[k], 1, SHAPE(n >= 0 ? n : ANY, ANY, ANY),
+                        k == 0 ? V_TIMES : k == 2 || k == 4 ? V_NAN | V_NONNEG : V_NAN,
+                        d);
     if (!v[k]) ok = 0;
     if (v[k] && n < 0) n = (long)d[0];
     if (v[k] && (long)d[0] != n) ok = 0;
@@ -494,8 +1051,10 @@ static void measure_uturn(hid_t pg, row *r, curve_list *cv) {
 static void measure_forward(hid_t pg, row *r, curve_list *cv) {
   if (H5Lexists(pg, "forward", H5P_DEFAULT) <= 0) return;
   hsize_t ds[3], dt[3], dv[3];
-  double *s = read_doubles(pg, "forward/reference_time", ds);
-  double *t = read_doubles(pg, "forward/time", dt);
+  double *s = read_dataset(pg, "forward/reference_time", 1,
+                           SHAPE(ANY, ANY, ANY), V_TIMES | V_NONEMPTY, ds);
+  double *t = read_dataset(pg, "forward/time", 1, SHAPE(ANY, ANY, ANY),
+                           V_TIME_AXIS, dt);
   if (!s || !t) {
     note(r, "forward group incomplete: forward curves skipped");
     free(s), free(t);
@@ -508,8 +1067,10 @@ static void measure_forward(hid_t pg, row *r, curve_list *cv) {
     snprintf(p[0], 64, "forward/%s", kind[k]);
     snprintf(p[1], 64, "forward/%s_err", kind[k]);
     snprintf(p[2], 64, "forward/%s_theory", kind[k]);
-    double *v = read_doubles(pg, p[0], dv), *e = read_doubles(pg, p[1], dv);
-    double *th = read_doubles(pg, p[2], dv);
+    const long *want = SHAPE((long)ds[0], n, ANY); /* [n_ref][n_out] */
+    double *v = read_dataset(pg, p[0], 2, want, V_NAN, dv);
+    double *e = read_dataset(pg, p[1], 2, want, V_NAN | V_NONNEG, dv);
+    double *th = read_dataset(pg, p[2], 2, want, V_NAN, dv);
     if (v && e && th && (long)dv[1] == n)
       for (long i = 0; i < n; i++) /* row 0: the first reference time */
         if (t[i] >= s[0])
@@ -527,8 +1088,12 @@ static void measure_acf(hid_t pg, const point_model *pm, const options *o,
                         double T, row *r, curve_list *cv) {
   hsize_t dv[3], dt[3];
   if (H5Lexists(pg, "particles", H5P_DEFAULT) <= 0) return;
-  double *x = read_doubles(pg, "particles/trajectory/position/value", dv);
-  double *t = read_doubles(pg, "particles/trajectory/position/time", dt);
+  double *x = read_dataset(pg, "particles/trajectory/position/value", 3,
+                           SHAPE(ANY, ANY, r->dimension > 0 ? r->dimension : ANY),
+                           V_NONEMPTY, dv);
+  double *t = read_dataset(pg, "particles/trajectory/position/time", 1,
+                           SHAPE(x ? (long)dv[0] : ANY, ANY, ANY), V_TIME_AXIS,
+                           dt); /* one time per frame */
   long nf = (long)dv[0], nt = (long)dv[1], d = (long)dv[2];
   double from = isnan(o->acf_from) ? T / 2 : o->acf_from;
   long N = 0;
@@ -546,11 +1111,11 @@ static void measure_acf(hid_t pg, const point_model *pm, const options *o,
   long m = nt * d;
   double *series = xmalloc((size_t)(m * N) * sizeof *series);
   double *acf = xmalloc((size_t)N * sizeof *acf);
-  for (long j = 0; j < nt; j++)
+  for (long j = 0; series && acf && j < nt; j++)
     for (long c = 0; c < d; c++)
       for (long f = 0; f < N; f++)
         series[(j * d + c) * N + f] = x[(f * nt + j) * d + c];
-  if (an_acf_fft(N, m, series, acf) == 0)
+  if (series && acf && an_acf_fft(N, m, series, acf) == 0)
     for (long k = 0; k < N / 2; k++) { /* longer lags: too few pairs */
       double tau = t[0] - t[k];
       curve_add(cv, r->index, "acf", tau, acf[k], NAN,
@@ -567,13 +1132,14 @@ typedef struct {
 } row_list;
 
 static row *row_new(row_list *rl) {
-  if (rl->n == rl->cap) {
-    rl->cap = rl->cap ? 2 * rl->cap : 16;
-    rl->v = realloc(rl->v, (size_t)rl->cap * sizeof *rl->v);
-    if (!rl->v) {
-      warn("out of memory");
-      exit(1);
+  if (rl->n == rl->cap) { /* out of memory: NULL, recorded */
+    long cap = rl->cap ? 2 * rl->cap : 16;
+    row *v = realloc(rl->v, (size_t)cap * sizeof *v);
+    if (!v) {
+      bad(-1, NULL, "out of memory (%ld rows)", cap);
+      return NULL;
     }
+    rl->v = v, rl->cap = cap;
   }
   row *r = &rl->v[rl->n++];
   memset(r, 0, sizeof *r);
@@ -599,9 +1165,13 @@ static int process_file(const char *path, const options *o, row_list *rows,
     warn("%s: not an HDF5 file", path);
     return -1;
   }
-  hid_t f = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT);
-  if (f < 0) {
+  hid_t fapl = H5Pcreate(H5P_FILE_ACCESS); /* closing f closes everything */
+  H5Pset_fclose_degree(fapl, H5F_CLOSE_STRONG);
+  hid_t f = H5Fopen(path, H5F_ACC_RDONLY, fapl);
+  H5Pclose(fapl);
+  if (f < 0 || H5Fget_filesize(f, &file_bytes) < 0) {
     warn("%s: cannot open (damaged?)", path);
+    if (f >= 0) H5Fclose(f);
     return -1;
   }
   char format[64], sig[64];
@@ -619,13 +1189,17 @@ static int process_file(const char *path, const options *o, row_list *rows,
     H5Fclose(f);
     return -1;
   }
+  long version = 1;
   double wall;
-  hid_t code = H5Lexists(f, "code", H5P_DEFAULT) > 0
-                   ? H5Gopen2(f, "code", H5P_DEFAULT)
-                   : -1;
-  int finished = code >= 0 && read_attr(code, "wall_seconds",
-                                        H5T_NATIVE_DOUBLE, &wall) == 0;
+  hid_t code = open_group(f, "code");
+  int finished = code >= 0 && attr_double(code, "wall_seconds", V_NONNEG,
+                                          &wall) == 0;
   if (code >= 0) H5Gclose(code);
+  if (attr_long(f, "file_format_version", 1, 1, &version) < 0 ||
+      check_resolved(f) < 0 || file_error[0]) {
+    H5Fclose(f);
+    return -1;
+  }
   nrd_params p;
   memset(&p, 0, sizeof p);
   char err[1024] = "";
@@ -636,13 +1210,13 @@ static int process_file(const char *path, const options *o, row_list *rows,
   run_plan plan;
   memset(&plan, 0, sizeof plan);
   if (have_params && plan_build(&p, &plan) != NRD_OK) have_params = 0;
-  hid_t pts = H5Lexists(f, "points", H5P_DEFAULT) > 0
-                  ? H5Gopen2(f, "points", H5P_DEFAULT)
-                  : -1;
+  hid_t pts = open_group(f, "points");
   hsize_t n_groups = 0;
   if (pts >= 0) H5Gget_num_objs(pts, &n_groups);
   hsize_t dg[3];
-  double *gd = read_doubles(f, "grid/strength", dg);
+  double *gd = read_dataset(f, "grid/strength", 1,
+                            SHAPE(have_params ? plan.n_points : ANY, ANY, ANY),
+                            V_NONEMPTY, dg);
   long planned = gd ? (long)dg[0] : -1;
   free(gd);
   if (!finished || pts < 0)
@@ -653,21 +1227,30 @@ static int process_file(const char *path, const options *o, row_list *rows,
   else if (planned > (long)n_groups && !quiet)
     warn("%s: %llu of %ld grid points present (a --grid-index run?)", path,
          (unsigned long long)n_groups, planned);
-  for (hsize_t k = 0; pts >= 0 && k < n_groups; k++) {
+  /* a problem in the file stops it (process_one drops its rows) */
+  for (hsize_t k = 0; pts >= 0 && k < n_groups && !file_error[0]; k++) {
     char name[64];
-    H5Gget_objname_by_idx(pts, k, name, sizeof name);
-    hid_t pg = H5Gopen2(pts, name, H5P_DEFAULT);
+    hid_t pg = open_point(pts, k, name, sizeof name);
     if (pg < 0) continue;
     row *r = row_new(rows);
+    if (!r) {
+      H5Gclose(pg);
+      continue;
+    }
     snprintf(r->file, sizeof r->file, "%s", path);
     long idx = -1;
-    read_attr(pg, "index", H5T_NATIVE_LONG, &idx);
+    attr_long(pg, "index", 0, INT_MAX, &idx);
     r->index = (int)idx;
-    read_attr(pg, "dimension", H5T_NATIVE_LONG, &r->dimension);
-    read_attr(pg, "n_train", H5T_NATIVE_LONG, &r->n_train);
-    read_attr(pg, "separation", H5T_NATIVE_DOUBLE, &r->separation);
-    read_attr(pg, "strength", H5T_NATIVE_DOUBLE, &r->strength);
+    attr_long(pg, "dimension", 1, INT_MAX, &r->dimension);
+    attr_long(pg, "n_train", 0, LONG_MAX, &r->n_train);
+    attr_double(pg, "separation", V_NONNEG, &r->separation);
+    attr_double(pg, "strength", 0, &r->strength);
     point_model pm = {0};
+    if (check_point(pg, name, idx, r, have_params ? &plan : NULL) < 0 ||
+        file_error[0]) {
+      H5Gclose(pg);
+      continue;
+    }
     if (have_params && idx >= 0 && idx < plan.n_points) {
       pm.ok = model_build(&pm.m, &p, &plan.points[idx], err, sizeof err) ==
               NRD_OK;
@@ -677,7 +1260,7 @@ static int process_file(const char *path, const options *o, row_list *rows,
       theory_times(r, &pm);
     } else { /* the run's own theory value */
       double th = NAN;
-      read_attr(pg, "critical_time_theory", H5T_NATIVE_DOUBLE, &th);
+      attr_double(pg, "critical_time_theory", V_NAN | V_NONNEG, &th);
       if (r->n_train > 0) r->tC_theory = th;
       else r->tS_theory = th;
     }
@@ -694,6 +1277,40 @@ static int process_file(const char *path, const options *o, row_list *rows,
   params_free(&p);
   H5Fclose(f);
   return 0;
+}
+
+/* One run file: 0 used; -1 refused, with a message naming the file (and
+ * the dataset or attribute that is wrong: "FILE: OBJECT: what"), none of
+ * its rows or curves kept: its numbers are right or not shown. */
+static int process_one(const char *path, const options *o, row_list *rows,
+                       curve_list *cv) {
+  long rows0 = rows->n, cv0 = cv->n;
+  struct stat st;
+  file_error[0] = cur_object[0] = 0;
+  point_blocks = point_block_size = 0;
+  file_bytes = 0;
+  if (stat(path, &st) == 0 && !S_ISREG(st.st_mode)) { /* a FIFO would hang */
+    warn("%s: %s, not a run file", path,
+         S_ISDIR(st.st_mode) ? "a directory" : "not a regular file");
+    return -1;
+  }
+  if (strlen(path) >= sizeof((row *)0)->file) {
+    warn("%s: file name longer than %zu bytes", path,
+         sizeof((row *)0)->file - 1);
+    return -1;
+  }
+  in_file = 1;
+  int rc = process_file(path, o, rows, cv);
+  in_file = 0;
+  if (rc == 0 && !file_error[0] && rows->n == rows0)
+    snprintf(file_error, sizeof file_error,
+             "%s: /points: no grid point to post-process", path);
+  if (file_error[0]) {
+    warn("%s", file_error);
+    rc = -1;
+  }
+  if (rc != 0) rows->n = rows0, cv->n = cv0;
+  return rc;
 }
 
 /* ------------------------------------------------------------ outputs */
@@ -967,14 +1584,85 @@ static int plot(const char *prefix) {
     warn("--plot: nrdiff_plots.py not found (set NRDIFF_PLOTS)");
     return -1;
   }
-  char cmd[4096];
-  snprintf(cmd, sizeof cmd,
-           "/usr/bin/python3 '%s' '%s.summary.csv' '%s.curves.csv' --out '%s'",
-           script, prefix, prefix, prefix);
+  /* run directly, not through a shell: any file name is only a name */
+  char summary[1100], curves[1100];
+  snprintf(summary, sizeof summary, "%s.summary.csv", prefix);
+  snprintf(curves, sizeof curves, "%s.curves.csv", prefix);
   fflush(stdout);
-  int rc = system(cmd);
+  fflush(stderr);
+  pid_t pid = fork();
+  if (pid == 0) {
+    execl("/usr/bin/python3", "python3", script, summary, curves, "--out",
+          prefix, (char *)NULL);
+    fprintf(stderr, "nrdiff-post: --plot: /usr/bin/python3: %s\n",
+            strerror(errno));
+    _exit(127);
+  }
+  int status = 0;
+  while (pid > 0 && waitpid(pid, &status, 0) < 0 && errno == EINTR)
+    ;
+  int rc = pid < 0                ? -1
+           : WIFEXITED(status)   ? WEXITSTATUS(status)
+                                 : 128 + WTERMSIG(status);
   if (rc != 0) warn("--plot: the figure script failed (exit %d)", rc);
   return rc == 0 ? 0 : -1;
+}
+
+/* The figures postprocess/nrdiff_plots.py draws (its FIGURES). */
+static const char *const FIGURE_NAMES[5] = {"phi", "fe", "phase", "uturn",
+                                            "acf"};
+
+/* Directory (stat) and base name of a path. */
+static int split_path(const char *path, struct stat *dir, const char **base) {
+  const char *slash = strrchr(path, '/');
+  char d[1100];
+  *base = slash ? slash + 1 : path;
+  snprintf(d, sizeof d, "%.*s", slash ? (int)(slash - path) + 1 : 1,
+           slash ? path : ".");
+  return stat(d, dir);
+}
+
+/* 0, or -1 (with a message) when an output of prefix stem would overwrite
+ * an input file: the same file (device and inode: the same path, hard or
+ * symbolic links) as PREFIX.summary.csv, PREFIX.curves.csv,
+ * PREFIX.summary.h5 or, with --plot, a figure; or, with --plot, an input
+ * named like a figure, PREFIX.*.png, in the output directory. */
+static int outputs_clobber_inputs(const char *stem, int with_plot,
+                                  char **files, int n_files) {
+  char out[8][1100];
+  int n_out = 0;
+  static const char *const data[3] = {"summary.csv", "curves.csv",
+                                      "summary.h5"};
+  for (int k = 0; k < 3; k++)
+    snprintf(out[n_out++], sizeof out[0], "%s.%s", stem, data[k]);
+  for (int k = 0; with_plot && k < 5; k++)
+    snprintf(out[n_out++], sizeof out[0], "%s.%s.png", stem, FIGURE_NAMES[k]);
+  struct stat sd, si, so;
+  const char *stem_base, *in_base;
+  int have_dir = split_path(stem, &sd, &stem_base) == 0;
+  size_t nb = strlen(stem_base);
+  for (int i = 0; i < n_files; i++) {
+    if (stat(files[i], &si) != 0) continue; /* absent: nothing to lose */
+    for (int k = 0; k < n_out; k++)
+      if (stat(out[k], &so) == 0 && so.st_dev == si.st_dev &&
+          so.st_ino == si.st_ino) {
+        warn("%s would overwrite the input %s%s: choose another -o PREFIX",
+             out[k], files[i], strcmp(out[k], files[i]) ? " (the same file)" : "");
+        return -1;
+      }
+    struct stat di;
+    size_t ni;
+    if (with_plot && have_dir && split_path(files[i], &di, &in_base) == 0 &&
+        di.st_dev == sd.st_dev && di.st_ino == sd.st_ino &&
+        (ni = strlen(in_base)) > nb + 5 && !strncmp(in_base, stem_base, nb) &&
+        in_base[nb] == '.' && !strcmp(in_base + ni - 4, ".png")) {
+      warn("the input %s is named like a figure of --plot (%s.*.png): choose "
+           "another -o PREFIX",
+           files[i], stem);
+      return -1;
+    }
+  }
+  return 0;
 }
 
 static void usage(FILE *f) {
@@ -998,11 +1686,11 @@ static void usage(FILE *f) {
           "write the results.\n");
 }
 
-int main(int argc, char **argv) {
+/* main, with room for the file names (freed on every return). */
+static int post_main(int argc, char **argv, char **files) {
   options o = {.acf_from = NAN, .fe_level = 0.02};
   const char *prefix = NULL;
   int want_plot = 0, n_files = 0;
-  char **files = xmalloc((size_t)argc * sizeof *files);
   for (int i = 1; i < argc; i++) {
     const char *a = argv[i];
     if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
@@ -1039,20 +1727,11 @@ int main(int argc, char **argv) {
     usage(stderr);
     return 2;
   }
-  H5Eset_auto2(H5E_DEFAULT, NULL, NULL); /* our messages, not HDF5's stack */
-  row_list rows = {0};
-  curve_list cv = {0};
-  int bad = 0;
-  for (int i = 0; i < n_files; i++) {
-    current_file = files[i];
-    current_file_index = i;
-    if (process_file(files[i], &o, &rows, &cv) != 0) bad = 1;
-  }
-  if (rows.n == 0) {
-    warn("no grid point to post-process");
+  char stem[1024];
+  if (strlen(prefix ? prefix : files[0]) >= sizeof stem) {
+    warn("%s: too long for an output prefix", prefix ? prefix : files[0]);
     return 2;
   }
-  char stem[1024];
   if (prefix) {
     snprintf(stem, sizeof stem, "%s", prefix);
   } else {
@@ -1060,15 +1739,35 @@ int main(int argc, char **argv) {
     size_t n = strlen(stem);
     if (n > 3 && !strcmp(stem + n - 3, ".h5")) stem[n - 3] = 0;
   }
+  if (outputs_clobber_inputs(stem, want_plot, files, n_files) != 0) return 2;
+  H5Eset_auto2(H5E_DEFAULT, NULL, NULL); /* our messages, not HDF5's stack */
+  row_list rows = {0};
+  curve_list cv = {0};
+  int bad = 0;
+  for (int i = 0; i < n_files; i++) {
+    current_file = files[i];
+    current_file_index = i;
+    if (process_one(files[i], &o, &rows, &cv) != 0) bad = 1;
+  }
+  if (rows.n == 0) { /* every file refused: nothing written */
+    warn("no grid point to post-process");
+    free(rows.v), free(cv.v);
+    return 2;
+  }
   if (!quiet) print_table(&rows);
   int rc = write_csv(stem, &rows, &cv) || write_h5(stem, &rows, &cv);
-  if (rc) return 1;
-  if (!quiet)
+  if (!rc && !quiet)
     printf("wrote %s.summary.csv, %s.curves.csv, %s.summary.h5\n", stem, stem,
            stem);
-  if (want_plot && plot(stem) != 0) return 1;
+  if (!rc && want_plot && plot(stem) != 0) rc = 1;
   free(rows.v);
   free(cv.v);
+  return rc ? 1 : bad ? 2 : 0;
+}
+
+int main(int argc, char **argv) {
+  char **files = xmalloc((size_t)argc * sizeof *files);
+  int rc = post_main(argc, argv, files);
   free(files);
-  return bad ? 2 : 0;
+  return rc;
 }

@@ -321,6 +321,35 @@ expect "an HDF5 file that is not nrdiff's" 2 "other.h5: not an nrdiff output" ot
 expect "a checkpoint" 2 "checkpoint of an unfinished run" ck.h5.ckpt
 expect "a bad file beside a good one: the good one is used" 2 "text.h5" -o mixed text.h5 run.h5
 [ -s mixed.summary.csv ] && ok "  ... and its summary written" || ko "mixed inputs summary"
+# A damaged dataset (more tests/hostile/post.cases) refuses its whole file,
+# naming the file and the dataset: none of its rows or curves in any output,
+# the good file's results identical to its results alone.
+cp run.h5 damaged.h5
+/usr/bin/python3 -c '
+import h5py
+with h5py.File("damaged.h5", "a") as f:
+    t = f["points/0002/observables/count/time"]
+    t[3] = t[2]  # a time axis that does not fall
+'
+expect "a damaged grid point refuses its file: FILE: DATASET: what" 2 \
+  "damaged.h5: /points/0002/observables/count/time: value 5.8 at \[3\]: not below" \
+  -o refused run.h5 damaged.h5
+/usr/bin/python3 - <<'EOF' && ok "  ... its rows and curves in no output, the good file's unchanged" \
+  || ko "refused file left out of the outputs"
+import h5py, sys
+same = all(open(f"refused.{k}").read() == open(f"run.{k}").read()
+           for k in ("summary.csv", "curves.csv"))
+with h5py.File("refused.summary.h5", "r") as s:
+    files = {x.decode() for x in s["summary/file"][()]}
+    ok = same and files == {"run.h5"} and list(s["curves"]) == ["0"]
+sys.exit(0 if ok else 1)
+EOF
+# --plot with a prefix no shell would take as one word
+if "$post" --plot -q -o "it's \$(x)" run.h5 >plotq.out 2>&1 && [ -s "it's \$(x).phi.png" ]; then
+  ok "--plot: any prefix is only a name (no shell)"
+else
+  sed 's/^/       /' plotq.out | tail -3; ko "--plot with a quote in the prefix"
+fi
 cp run.h5 partial.h5
 /usr/bin/python3 - <<'EOF'
 import h5py
