@@ -1264,6 +1264,17 @@ static int process_file(const char *path, const options *o, row_list *rows,
       if (r->n_train > 0) r->tC_theory = th;
       else r->tS_theory = th;
     }
+    /* a point that failed in the run holds no results (its state stopped
+     * being finite): say so, measure nothing */
+    char status[1400];
+    read_attr_string(pg, "status", status, sizeof status);
+    if (!strncmp(status, "failed", 6)) {
+      const char *why = strstr(status, ": ");
+      note(r, "FAILED in the run: %s", why ? why + 2 : "no reason recorded");
+      if (pm.ok) model_free(&pm.m);
+      H5Gclose(pg);
+      continue;
+    }
     measure_observables(pg, &pm, o, r, cv);
     measure_final(pg, r, cv);
     measure_uturn(pg, r, cv);
@@ -1349,10 +1360,24 @@ static void csv_text(FILE *f, const char *s) {
   fputc('"', f);
 }
 
+/* The outputs are written as NAME.tmp and renamed into place once all
+ * three are complete (publish_outputs): a failure, a full disk, leaves the
+ * older outputs as they were and no partial file. */
+static const char *const OUTPUTS[3] = {".summary.csv", ".curves.csv",
+                                       ".summary.h5"};
+
+static int close_checked(FILE *f, const char *name) {
+  int bad = ferror(f);
+  if (fclose(f) != 0) bad = 1;
+  if (bad) warn("cannot write %s: %s", name, strerror(errno ? errno : EIO));
+  return bad ? -1 : 0;
+}
+
 static int write_csv(const char *path, const row_list *rows,
                      const curve_list *cv) {
   char name[1100];
-  snprintf(name, sizeof name, "%s.summary.csv", path);
+  snprintf(name, sizeof name, "%s.summary.csv.tmp", path);
+  errno = 0;
   FILE *f = fopen(name, "w");
   if (!f) {
     warn("cannot write %s: %s", name, strerror(errno));
@@ -1375,8 +1400,9 @@ static int write_csv(const char *path, const row_list *rows,
     csv_text(f, r->notes);
     fputc('\n', f);
   }
-  int bad = fclose(f) != 0;
-  snprintf(name, sizeof name, "%s.curves.csv", path);
+  if (close_checked(f, name) != 0) return -1;
+  snprintf(name, sizeof name, "%s.curves.csv.tmp", path);
+  errno = 0;
   f = fopen(name, "w");
   if (!f) {
     warn("cannot write %s: %s", name, strerror(errno));
@@ -1397,28 +1423,49 @@ static int write_csv(const char *path, const row_list *rows,
     csv_text(f, c->file);
     fputc('\n', f);
   }
-  bad |= fclose(f) != 0;
-  return bad ? -1 : 0;
+  return close_checked(f, name);
 }
+
+/* Rename the three NAME.tmp into place (ok), or remove them. */
+static int publish_outputs(const char *stem, int ok) {
+  int rc = ok ? 0 : -1;
+  for (int k = 0; k < 3; k++) {
+    char tmp[1120], name[1100];
+    snprintf(name, sizeof name, "%s%s", stem, OUTPUTS[k]);
+    snprintf(tmp, sizeof tmp, "%.1100s.tmp", name);
+    if (rc == 0 && rename(tmp, name) != 0) {
+      warn("cannot write %s: %s", name, strerror(errno));
+      rc = -1;
+    }
+    if (rc != 0) unlink(tmp);
+  }
+  return rc;
+}
+
+/* Failures of the summary file's HDF5 calls, counted (write_h5 checks). */
+static int h5_failures = 0;
 
 static void h5_column(hid_t g, const char *name, hsize_t n, const double *v,
                       const char *description) {
   hid_t s = H5Screate_simple(1, &n, NULL);
   hid_t d = H5Dcreate2(g, name, H5T_IEEE_F64LE, s, H5P_DEFAULT, H5P_DEFAULT,
                        H5P_DEFAULT);
-  H5Dwrite(d, H5T_NATIVE_DOUBLE, H5S_ALL, H5S_ALL, H5P_DEFAULT, v);
+  if (d < 0 || H5Dwrite(d, H5T_NATIVE_DOUBLE, H5S_ALL, H5S_ALL, H5P_DEFAULT,
+                        v) < 0)
+    h5_failures++;
   hid_t ts = H5Screate(H5S_SCALAR), tt = H5Tcopy(H5T_C_S1);
   H5Tset_size(tt, H5T_VARIABLE);
   H5Tset_cset(tt, H5T_CSET_UTF8);
   hid_t a = H5Acreate2(d, "description", tt, ts, H5P_DEFAULT, H5P_DEFAULT);
-  H5Awrite(a, tt, &description);
+  if (a < 0 || H5Awrite(a, tt, &description) < 0) h5_failures++;
   H5Aclose(a), H5Tclose(tt), H5Sclose(ts), H5Sclose(s), H5Dclose(d);
 }
 
 static int write_h5(const char *path, const row_list *rows,
                     const curve_list *cv) {
   char name[1100];
-  snprintf(name, sizeof name, "%s.summary.h5", path);
+  snprintf(name, sizeof name, "%s.summary.h5.tmp", path);
+  h5_failures = 0;
   hid_t f = H5Fcreate(name, H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
   if (f < 0) {
     warn("cannot write %s", name);
@@ -1520,7 +1567,11 @@ static int write_h5(const char *path, const row_list *rows,
   }
   H5Gclose(cg);
   free(col);
-  return H5Fclose(f) < 0 ? -1 : 0;
+  if (H5Fclose(f) < 0 || h5_failures) {
+    warn("cannot write %s (HDF5 failed to write it: disk full?)", name);
+    return -1;
+  }
+  return 0;
 }
 
 /* An estimate in a 17-wide column: "-" where it was not measured (no data,
@@ -1756,6 +1807,7 @@ static int post_main(int argc, char **argv, char **files) {
   }
   if (!quiet) print_table(&rows);
   int rc = write_csv(stem, &rows, &cv) || write_h5(stem, &rows, &cv);
+  rc = publish_outputs(stem, !rc) != 0;
   if (!rc && !quiet)
     printf("wrote %s.summary.csv, %s.curves.csv, %s.summary.h5\n", stem, stem,
            stem);

@@ -384,4 +384,22 @@ EOF
 "$post" >/dev/null 2>err; [ $? -eq 2 ] && grep -q "no run file" err \
   && ok "no argument: usage, exit 2" || ko "no argument"
 
+# A full disk while writing the summary: exit 1 with the reason, the older
+# summary files as they were, nothing partial left (a small tmpfs, as root).
+full="$work/full"; mkdir "$full"
+if mount -t tmpfs -o size=256k tmpfs "$full" 2>/dev/null; then
+  "$post" -q -o "$full/s" early.h5 >/dev/null 2>&1
+  before=$(cd "$full" && sha256sum s.*)
+  head -c 200k /dev/zero >"$full/filler" 2>/dev/null
+  "$post" -q -o "$full/s" early.h5 run.h5 >out 2>err; rc=$?
+  after=$(cd "$full" && sha256sum s.*)
+  [ $rc -eq 1 ] && grep -q "cannot write" err && [ "$before" = "$after" ] \
+    && [ -z "$(ls "$full" | grep '\.tmp$')" ] \
+    && ok "full disk: exit 1, the older summary intact, no partial file" \
+    || { cat err; ls -la "$full"; ko "full disk (exit $rc)"; }
+  umount "$full"
+else
+  echo "skip - full disk: cannot mount a tmpfs here (needs root)"
+fi
+
 finish
