@@ -84,14 +84,16 @@ make -j"$(nproc)" check || status=$?
 make validate 2>&1 | tee tests/validate.log
 [ "${PIPESTATUS[0]}" -eq 0 ] || status=1
 
-# The unit tests once more in a sanitizer build of the distributed sources
-# (which also proves the tarball is complete).
+# The unit tests and nrdiff-post's hostile files (tests/hostile/post.cases)
+# once more in a sanitizer build of the distributed sources (which also
+# proves the tarball is complete): an invalid read fails the case.
 san=_build-sanitizers
 rm -rf "$san" && mkdir -p "$san"
 make distdir distdir="$san/src" >/dev/null
 ( cd "$san/src" && ./configure --enable-sanitizers --enable-werror >/dev/null \
   && make -j"$(nproc)" >/dev/null \
-  && make -j"$(nproc)" check TESTS='$(UNIT_TESTS)' ) || status=1
+  && HOSTILE_FILES=post.cases make -j"$(nproc)" check \
+       TESTS='$(UNIT_TESTS) tests/check_hostile.sh' ) || status=1
 
 # Totals over every test case: CMocka's "[  PASSED  ] N test(s)" and
 # "[  FAILED  ] N test(s)" lines and the scripts' "checks: N passed, M failed".

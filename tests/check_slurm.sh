@@ -75,7 +75,7 @@ if [ -n "$array" ] && [ -n "$post" ]; then
   done
   [ $good -eq 2 ] && ok "task I wrote grid point I, identical to the unsplit run, task id in /code" \
     || ko "array outputs ($good of 2 right)"
-  [ "$(grep -c 'critical time' "$work/sweep/run_summary.txt" 2>/dev/null)" = 2 ] \
+  [ "$(grep -c 'critical time: measured' "$work/sweep/run_summary.txt" 2>/dev/null)" = 2 ] \
     && ok "post-processing summarised both outputs after the array" \
     || ko "post-processing summary"
   [ "$(wc -l <"$work/sweep/run.summary.csv" 2>/dev/null)" = 3 ] \
