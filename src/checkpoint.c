@@ -121,11 +121,11 @@ typedef struct {
   long schema_version;
   long shape[8]; /* n_points, n_blocks, block_size, particles, steps, n_out,
                     n_frames, n_traj */
-  const int *selected;        /* shape[0] */
+  const int *selected; /* shape[0] */
   long n_params;
   char *const *key, *const *value; /* n_params each */
-  const long (*attrs)[3];     /* per point: record, dimension, state_width */
-  uint64_t *const *sums;      /* per selected point: shape[1] block sums */
+  const long (*attrs)[3]; /* per point: record, dimension, state_width */
+  uint64_t *const *sums;  /* per selected point: shape[1] block sums */
 } ckpt_meta;
 
 static uint64_t meta_checksum(const ckpt_meta *m) {
@@ -295,8 +295,8 @@ void checkpoint_write(const nrd_params *p, const run_shape *sh,
                     .blas_kernels = openblas_get_corename(),
                     .schema_version = SCHEMA_VERSION,
                     .shape = {sh->n_points, sh->n_blocks, sh->block_size,
-                              sh->particles, sh->steps, sh->n_out,
-                              sh->n_frames, sh->n_traj},
+                              sh->particles, sh->steps, sh->n_out, sh->n_frames,
+                              sh->n_traj},
                     .selected = sh->selected,
                     .n_params = np,
                     .key = key,
@@ -782,8 +782,8 @@ static read_status check_meta(const nrd_params *p, const run_shape *sh,
            path);
 
   /* verified: now what differs from this run is the user's doing */
-  read_status st = compare_parameters(p, r->n_params, r->key, r->value, err,
-                                      errlen);
+  read_status st =
+      compare_parameters(p, r->n_params, r->key, r->value, err, errlen);
   if (st != READ_OK) return st;
   long want[8] = {sh->n_points, sh->n_blocks, sh->block_size, sh->particles,
                   sh->steps,    sh->n_out,    sh->n_frames,   sh->n_traj};
@@ -860,8 +860,8 @@ static read_status check_point_data(const run_shape *sh, const point_state *s,
          (H5Lexists(pg, "positions", H5P_DEFAULT) > 0) == running;
   if (ok && started) {
     drec = dataset_checked(pg, "records", H5T_FLOAT, 8, H5T_SGN_ERROR, 3, dr);
-    dtr = dataset_checked(pg, "trajectories", H5T_FLOAT, 8, H5T_SGN_ERROR, 3,
-                          dt);
+    dtr =
+        dataset_checked(pg, "trajectories", H5T_FLOAT, 8, H5T_SGN_ERROR, 3, dt);
     ok = drec >= 0 && dtr >= 0;
   }
   if (ok && running) {
@@ -973,8 +973,8 @@ static read_status check_file(const nrd_params *p, const run_shape *sh,
   }
   for (int i = 0; st == READ_OK && i < sh->n_points; i++) {
     if (!sh->selected[i]) continue;
-    st = check_point_data(sh, &ps[i], tmap + (size_t)i * sh->n_traj, points,
-                          i, r.sums[i], path, why, whylen);
+    st = check_point_data(sh, &ps[i], tmap + (size_t)i * sh->n_traj, points, i,
+                          r.sums[i], path, why, whylen);
     if (st == READ_OK)
       memcpy(sums[i], r.sums[i], (size_t)sh->n_blocks * sizeof **sums);
   }
@@ -1008,8 +1008,11 @@ static read_status read_point(const run_shape *sh, hid_t points, hid_t dxpl,
   snprintf(name, sizeof name, "%04d", i);
   /* rank 0 has opened this group: it exists on every rank */
   hid_t pg = H5Gopen2(points, name, H5P_DEFAULT);
-  if (pg < 0) NRD_ABORT(NRD_EXIT_RUNTIME, "checkpoint: cannot open group %s "
-                                          "that was just verified", name);
+  if (pg < 0)
+    NRD_ABORT(NRD_EXIT_RUNTIME,
+              "checkpoint: cannot open group %s "
+              "that was just verified",
+              name);
   hsize_t d1[2] = {1, (hsize_t)sh->n_blocks};
   int ok = h5u_read_rows(dxpl, pg, "next_step", H5T_NATIVE_LONG, 2, d1,
                          s->n_blocks, s->blocks, s->next_step) == 0;
@@ -1103,10 +1106,18 @@ static read_status read_point(const run_shape *sh, hid_t points, hid_t dxpl,
   return ok ? READ_OK : READ_DAMAGED;
 }
 
+/* stat *s is of the file id = (device, inode, size, mtime s, ns). */
+static int same_file(const struct stat *s, const long long *id) {
+  return (long long)s->st_dev == id[0] && (long long)s->st_ino == id[1] &&
+         (long long)s->st_size == id[2] &&
+         (long long)s->st_mtim.tv_sec == id[3] &&
+         (long long)s->st_mtim.tv_nsec == id[4];
+}
+
 static read_status try_read(const nrd_params *p, const run_shape *sh,
-                            point_state *ps, const long *tmap,
-                            const char *path, char *why, size_t whylen,
-                            char *err, size_t errlen) {
+                            point_state *ps, const long *tmap, const char *path,
+                            char *why, size_t whylen, char *err,
+                            size_t errlen) {
   /* 1. rank 0 checks the whole file alone; everyone learns the verdict */
   uint64_t **sums = calloc((size_t)sh->n_points, sizeof *sums);
   if (!sums) NRD_ABORT(NRD_EXIT_RUNTIME, "out of memory");
@@ -1119,11 +1130,10 @@ static read_status try_read(const nrd_params *p, const run_shape *sh,
   memset(&seen, 0, sizeof seen);
   if (h5u_root()) {
     double t0 = nrd_log_elapsed();
-    code = (int)check_file(p, sh, ps, tmap, path, sums, &seen, why, whylen,
-                           err, errlen);
+    code = (int)check_file(p, sh, ps, tmap, path, sums, &seen, why, whylen, err,
+                           errlen);
     if (code == READ_OK)
-      nrd_info("checkpoint %s verified (%.2f s)", path,
-               nrd_log_elapsed() - t0);
+      nrd_info("checkpoint %s verified (%.2f s)", path, nrd_log_elapsed() - t0);
   }
   NRD_MPI_CHECK(MPI_Bcast(&code, 1, MPI_INT, 0, MPI_COMM_WORLD));
   NRD_MPI_CHECK(MPI_Bcast(why, (int)whylen, MPI_CHAR, 0, MPI_COMM_WORLD));
@@ -1136,19 +1146,33 @@ static read_status try_read(const nrd_params *p, const run_shape *sh,
 
   /* 2. a verified file: every rank reads its blocks collectively */
   hid_t file = -1, points = -1, dxpl = -1;
+  long long id[5] = {(long long)seen.st_dev, (long long)seen.st_ino,
+                     (long long)seen.st_size, (long long)seen.st_mtim.tv_sec,
+                     (long long)seen.st_mtim.tv_nsec};
   if (st == READ_OK) {
+    /* the file rank 0 verified, on every rank: not one that replaced it
+     * since (another run writing checkpoints here), which could make the
+     * ranks' collective reads differ */
+    NRD_MPI_CHECK(MPI_Bcast(id, 5, MPI_LONG_LONG, 0, MPI_COMM_WORLD));
+    struct stat before, after;
+    int same = stat(path, &before) == 0 && same_file(&before, id);
     nrd_h5_quiet();
     hid_t fapl = H5(H5Pcreate(H5P_FILE_ACCESS));
     H5(H5Pset_fapl_mpio(fapl, MPI_COMM_WORLD, MPI_INFO_NULL));
     H5(H5Pset_fclose_degree(fapl, H5F_CLOSE_STRONG));
     file = H5Fopen(path, H5F_ACC_RDONLY, fapl);
     H5(H5Pclose(fapl));
+    same = same && stat(path, &after) == 0 && same_file(&after, id);
     points = file >= 0 ? H5Gopen2(file, "points", H5P_DEFAULT) : -1;
-    int ok = points >= 0, all = 0;
-    NRD_MPI_CHECK(MPI_Allreduce(&ok, &all, 1, MPI_INT, MPI_MIN,
-                                MPI_COMM_WORLD));
-    if (!all) {
-      /* the file changed since rank 0 checked it */
+    int ok[2] = {points >= 0, same}, all[2] = {0, 0};
+    NRD_MPI_CHECK(MPI_Allreduce(ok, all, 2, MPI_INT, MPI_MIN, MPI_COMM_WORLD));
+    if (!all[1]) {
+      snprintf(why, whylen,
+               "%s: changed while it was being read (is another run "
+               "writing checkpoints here?)",
+               path);
+      st = READ_DAMAGED;
+    } else if (!all[0]) {
       snprintf(why, whylen, "%s: could not be opened on every rank", path);
       st = READ_DAMAGED;
     } else {
@@ -1166,12 +1190,8 @@ static read_status try_read(const nrd_params *p, const run_shape *sh,
     if (any) {
       /* rank 0 has verified these bytes: was the file replaced since? */
       struct stat now;
-      int changed = h5u_root() &&
-                    (stat(path, &now) != 0 || now.st_ino != seen.st_ino ||
-                     now.st_dev != seen.st_dev ||
-                     now.st_size != seen.st_size ||
-                     now.st_mtim.tv_sec != seen.st_mtim.tv_sec ||
-                     now.st_mtim.tv_nsec != seen.st_mtim.tv_nsec);
+      int changed =
+          h5u_root() && (stat(path, &now) != 0 || !same_file(&now, id));
       NRD_MPI_CHECK(MPI_Bcast(&changed, 1, MPI_INT, 0, MPI_COMM_WORLD));
       if (changed)
         snprintf(why, whylen,
