@@ -817,11 +817,6 @@ static read_status check_meta(const nrd_params *p, const run_shape *sh,
              "(damaged, or another nrdiff version)",
              path, i, r->attrs[i][0], r->attrs[i][1], r->attrs[i][2],
              ps[i].record, ps[i].d, ps[i].width);
-  if (strcmp(r->blas_kernels, openblas_get_corename()) != 0)
-    nrd_warn("%s was written with OpenBLAS's %s kernels, this run uses "
-             "%s: the continuation may differ from an uninterrupted run "
-             "in the last digits (choose with --blas-kernel)",
-             path, r->blas_kernels, openblas_get_corename());
   return READ_OK;
 }
 
@@ -979,6 +974,11 @@ static read_status check_file(const nrd_params *p, const run_shape *sh,
       memcpy(sums[i], r.sums[i], (size_t)sh->n_blocks * sizeof **sums);
   }
   if (points >= 0) H5Gclose(points);
+  if (st == READ_OK && strcmp(r.blas_kernels, openblas_get_corename()) != 0)
+    nrd_warn("%s was written with OpenBLAS's %s kernels, this run uses "
+             "%s: the continuation may differ from an uninterrupted run "
+             "in the last digits (choose with --blas-kernel)",
+             path, r.blas_kernels, openblas_get_corename());
   check_free(&r);
   H5Fclose(file);
   H5Eclear2(H5E_DEFAULT);
