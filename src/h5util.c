@@ -26,6 +26,27 @@ void h5u_attr_string(hid_t obj, const char *name, const char *value) {
   H5(H5Tclose(t));
 }
 
+/* A fixed-length string attribute: stored inside the object header (no
+ * global heap reference a damaged file could send astray). */
+void h5u_attr_fixed_string(hid_t obj, const char *name, const char *value) {
+  const char *v = value ? value : "";
+  size_t n = strlen(v);
+  hid_t t = H5(H5Tcopy(H5T_C_S1));
+  H5(H5Tset_size(t, n ? n : 1));
+  H5(H5Tset_strpad(t, H5T_STR_NULLPAD));
+  H5(H5Tset_cset(t, H5T_CSET_UTF8));
+  hid_t sp = H5(H5Screate(H5S_SCALAR));
+  hid_t a = H5(H5Acreate2(obj, name, t, sp, H5P_DEFAULT, H5P_DEFAULT));
+  char *buf = calloc(n ? n : 1, 1);
+  if (!buf) NRD_ABORT(NRD_EXIT_RUNTIME, "out of memory");
+  memcpy(buf, v, n);
+  H5(H5Awrite(a, t, buf));
+  free(buf);
+  H5(H5Aclose(a));
+  H5(H5Sclose(sp));
+  H5(H5Tclose(t));
+}
+
 void h5u_attr_numbers(hid_t obj, const char *name, hid_t type, int n,
                          const void *v) {
   hsize_t dim = (hsize_t)n;

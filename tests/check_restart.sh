@@ -104,7 +104,10 @@ done
 
 # kill -9 of the whole job at 10 seeded random moments, checkpoints every
 # 25 steps; then restart (or start again if no checkpoint was written yet).
-# A killed run never leaves a partial OUTPUT under its final name.
+# A killed run never leaves a partial OUTPUT under its final name.  "The
+# whole job" is its session (setsid): Open MPI gives every rank a process
+# group of its own, and ranks that outlived mpiexec went on writing
+# checkpoints for up to a second, while the restart was reading them.
 RANDOM=42
 good=0
 for trial in $(seq 1 10); do
@@ -113,10 +116,14 @@ for trial in $(seq 1 10); do
      "$input" >out0 2>err0) &
   pid=$!
   sleep "0.$((RANDOM % 9 + 1))"
-  pgid=$(ps -o pgid= -p $pid 2>/dev/null | tr -d ' ')
-  [ -n "$pgid" ] && kill -9 -- -"$pgid" 2>/dev/null
+  sid=$(ps -o sid= -p $pid 2>/dev/null | tr -d ' ')
+  [ "$sid" = "$pid" ] || sid=""   # only a session of the job's own
+  [ -n "$sid" ] && pkill -9 -s "$sid" 2>/dev/null
   wait $pid 2>/dev/null
-  sleep 0.2
+  for _ in $(seq 50); do
+    [ -n "$sid" ] && pgrep -s "$sid" >/dev/null || break
+    sleep 0.1
+  done
   partial_ok=1
   if [ -e "$d/out.h5" ]; then
     "${reader[@]}" check-layout "$d/out.h5" >/dev/null 2>&1 || partial_ok=0
@@ -138,9 +145,63 @@ done
 [ $good -eq 10 ] && ok "kill -9 at 10 random moments: every continuation identical" \
   || ko "kill -9: $good of 10 identical"
 
+# Set the superblock's end-of-file address of HDF5 file $1 to the middle of
+# its largest dataset's data ($2 = "data"), or overwrite bytes 40-47 with
+# garbage ($2 = "garbage"; in a version 0 superblock they are the
+# end-of-file address, in a version 2 one part of the root group's address
+# and the superblock checksum).  "data" makes the superblock's checksum
+# match again, so that HDF5 opens the file and only the reads beyond the
+# address fail, those of the ranks whose rows lie there: that once left one
+# rank in a collective H5Dread while the others had moved on (a hang).
+damage_eof() {
+  /usr/bin/python3 - "$1" "$2" <<'PY'
+import struct, sys, h5py
+path, how = sys.argv[1], sys.argv[2]
+def lookup3(data):  # HDF5's metadata checksum (H5_checksum_lookup3)
+    M = 0xffffffff
+    rot = lambda x, k: ((x << k) | (x >> (32 - k))) & M
+    n = len(data); a = b = c = (0xdeadbeef + n) & M; i = 0
+    w = lambda j: struct.unpack_from("<I", data, j)[0]
+    while n > 12:
+        a = (a + w(i)) & M; b = (b + w(i + 4)) & M; c = (c + w(i + 8)) & M
+        for x, y, z, r in ((0, 2, 1, 4), (1, 0, 2, 6), (2, 1, 0, 8),
+                           (0, 2, 1, 16), (1, 0, 2, 19), (2, 1, 0, 4)):
+            v = [a, b, c]
+            v[x] = (v[x] - v[y]) & M; v[x] ^= rot(v[y], r); v[y] = (v[y] + v[z]) & M
+            a, b, c = v
+        i += 12; n -= 12
+    t = bytes(data[i:i + n]) + bytes(12 - n)
+    a = (a + struct.unpack_from("<I", t, 0)[0]) & M
+    b = (b + struct.unpack_from("<I", t, 4)[0]) & M
+    c = (c + struct.unpack_from("<I", t, 8)[0]) & M
+    for x, y, r in ((2, 1, 14), (0, 2, 11), (1, 0, 25), (2, 1, 16),
+                    (0, 2, 4), (1, 0, 14), (2, 1, 24)):
+        v = [a, b, c]; v[x] ^= v[y]; v[x] = (v[x] - rot(v[y], r)) & M; a, b, c = v
+    return c
+sets = []
+with h5py.File(path, "r") as f:
+    f.visititems(lambda n, o: sets.append((o.id.get_storage_size(), o.id.get_offset()))
+                 if isinstance(o, h5py.Dataset) and o.id.get_offset() else None)
+size, offset = max(sets)
+eof = offset + size // 2
+b = bytearray(open(path, "rb").read())
+if how == "garbage":
+    b[40:48] = bytes.fromhex("5be1c0ffee0d15ea")
+elif b[8] in (0, 1):                      # superblock version 0/1
+    b[40:48] = struct.pack("<Q", eof)
+else:                                     # version 2/3, then its checksum
+    b[28:36] = struct.pack("<Q", eof)
+    b[44:48] = struct.pack("<I", lookup3(bytes(b[:44])))
+open(path, "wb").write(bytes(b))
+PY
+}
+
 # Damaged checkpoints: with .ckpt and .ckpt.prev present, a truncated,
-# re-signed or bit-flipped .ckpt is rejected with a message and .ckpt.prev
-# used; when both are bad the restart fails (exit 1) and touches nothing.
+# re-signed or bit-flipped .ckpt, one with a flipped byte in its stored
+# parameters (damage, not a changed key) or a damaged end-of-file address
+# (on 1, 2 and 3 ranks, under a time limit: never a hang) is rejected with a
+# message and .ckpt.prev used; when both are bad the restart fails (exit 1)
+# and touches nothing.
 mkdir "$work/dmg"
 (cd "$work/dmg" && "$mpirun" 2 "$nrdiff" "${params[@]}" -P checkpoint.every=100 \
    -P run.max_wall_time=$wall "$input" >out 2>err)
@@ -148,7 +209,13 @@ rc=$?
 if [ $rc -eq 3 ] && [ -f "$work/dmg/out.h5.ckpt" ] && [ -f "$work/dmg/out.h5.ckpt.prev" ]; then
   cp "$work/dmg/out.h5.ckpt" "$work/good.ckpt"
   cp "$work/dmg/out.h5.ckpt.prev" "$work/good.prev"
-  for damage in truncate signature flip; do
+  for variant in truncate signature flip parameter eof:1 eof:2 eof:3 garbage:2; do
+    damage=${variant%:*} np=2 expect="checkpoint rejected"
+    case $variant in *:*) np=${variant#*:} ;; esac
+    case $damage in
+      parameter) expect="parameters, attributes and block checksums does not match (damaged)" ;;
+      eof) expect="end-of-file address" ;;
+    esac
     cp "$work/good.ckpt" "$work/dmg/out.h5.ckpt"
     cp "$work/good.prev" "$work/dmg/out.h5.ckpt.prev"
     case $damage in
@@ -164,16 +231,32 @@ data[off + 8 * 5 + 3] ^= 0x10          # one bit of one stored double
 open(sys.argv[1], "wb").write(bytes(data))
 PY
       ;;
+      parameter) /usr/bin/python3 - "$work/dmg/out.h5.ckpt" <<'PY'
+import sys, h5py
+with h5py.File(sys.argv[1], "r") as f:
+    keys = [k.decode() for k in f["parameters/key"][:]]
+    ds = f["parameters/value"]
+    off, width = ds.id.get_offset(), ds.dtype.itemsize
+data = bytearray(open(sys.argv[1], "rb").read())
+data[off + width * keys.index("ensemble.particles")] ^= 0x02   # "1500" -> "3500"
+open(sys.argv[1], "wb").write(bytes(data))
+PY
+      ;;
+      eof) damage_eof "$work/dmg/out.h5.ckpt" data ;;
+      garbage) damage_eof "$work/dmg/out.h5.ckpt" garbage ;;
     esac
-    before=$(sha256sum "$work/dmg/out.h5.ckpt" "$work/dmg/out.h5.ckpt.prev")
     rm -f "$work/dmg/out.h5" "$work/dmg/out.h5.done"
-    (cd "$work/dmg" && "$mpirun" 2 "$nrdiff" --restart "${params[@]}" "$input" >out2 2>err2)
+    (cd "$work/dmg" && timeout -k 10 60 "$mpirun" $np "$nrdiff" --restart "${params[@]}" \
+       "$input" >out2 2>err2)
     rc=$?
     if [ $rc -eq 0 ] && grep -q "checkpoint rejected" "$work/dmg/err2" \
+       && grep -qF "$expect" "$work/dmg/err2" \
+       && grep -q "restarting from out.h5.ckpt.prev" "$work/dmg/out2" \
        && [ "$(science "$work/dmg/out.h5")" = "$ref" ]; then
-      ok "$damage .ckpt: rejected, .ckpt.prev used, identical science"
+      ok "$damage .ckpt, $np rank(s): rejected, .ckpt.prev used, identical science"
     else
-      cat "$work/dmg/err2"; ko "$damage .ckpt (exit $rc)"
+      [ $rc -eq 124 ] && echo "       (no answer within 60 s: a hang)"
+      cat "$work/dmg/err2"; ko "$damage .ckpt, $np rank(s) (exit $rc)"
     fi
   done
   # both damaged: exit 1, clear message, files untouched
@@ -209,6 +292,29 @@ before=$(sha256sum <"$work/keep/out.h5.ckpt")
 [ $? -eq 2 ] && grep -q "grid.strength" "$work/keep/err" \
   && ok "restart with a changed grid.strength: exit 2 naming the key" \
   || { cat "$work/keep/err"; ko "changed non-restartable key"; }
+# Keys that change the run's shape (the particles, blocks, steps, output
+# and trajectory cadences, the grid): the same, with the old and new value,
+# on 1 and 2 ranks; the checkpoint untouched.
+np=1
+# key|old value|new value[|the new value as the message shows it]
+for change in "ensemble.particles|1500|1600" "ensemble.block_size|100|50" \
+              "time.steps|1200|1300" "output.every|10|20" \
+              "output.trajectory_every|7|5" "output.trajectories|6|4" \
+              "grid.n_train|[0, 20]|[0,20,40]|[0, 20, 40]" "grid.dimension|[3]|[4]"; do
+  IFS='|' read -r key old new shown <<<"$change"
+  shown=${shown:-$new}
+  (cd "$work/keep" && "$mpirun" $np "$nrdiff" --restart "${params[@]}" -P "$key=$new" \
+     "$input" >/dev/null 2>err)
+  rc=$?
+  if [ $rc -eq 2 ] && grep -qF "key '$key' is $shown now but was $old" "$work/keep/err" \
+     && [ "$(sha256sum <"$work/keep/out.h5.ckpt")" = "$before" ] \
+     && [ ! -e "$work/keep/out.h5.ckpt.prev" ] && [ ! -e "$work/keep/out.h5" ]; then
+    ok "restart with a changed $key ($np rank(s)): exit 2 naming it, old and new value"
+  else
+    cat "$work/keep/err"; ko "changed shape key $key (exit $rc)"
+  fi
+  np=$((3 - np))
+done
 (cd "$work/keep" && "$mpirun" 2 "$nrdiff" --restart "${params[@]}" -P checkpoint.every=50 \
    -P run.blas_threads=1 "$input" >/dev/null 2>err) \
   && [ "$(science "$work/keep/out.h5")" = "$ref" ] \

@@ -13,6 +13,8 @@ int h5u_root(void); /* this rank is rank 0 */
 hid_t h5u_group(hid_t parent, const char *name);
 /* Attributes (metadata: every rank passes the same value). */
 void h5u_attr_string(hid_t obj, const char *name, const char *value);
+/* The same as a fixed-length string (NUL-padded to its length). */
+void h5u_attr_fixed_string(hid_t obj, const char *name, const char *value);
 void h5u_attr_numbers(hid_t obj, const char *name, hid_t type, int n,
                       const void *v);
 void h5u_attr_long(hid_t obj, const char *name, long v);
