@@ -175,7 +175,16 @@ static int check_name(const char *out, char *msg, size_t len) {
     struct stat ls;
     if (lstat(f, &ls) == 0) {
       const char *why = NULL;
-      if (S_ISLNK(ls.st_mode))
+      /* a checkpoint is only read (the restart rejects one that is not a
+       * checkpoint file, and uses the other) and replaced by rename, which
+       * replaces a link, not its target: only a directory is in the way */
+      int checkpoint = !strcmp(FAMILY[i].suffix, ".ckpt") ||
+                       !strcmp(FAMILY[i].suffix, ".ckpt.prev");
+      int reader_decides =
+          checkpoint && !S_ISDIR(ls.st_mode) && !S_ISREG(ls.st_mode);
+      if (reader_decides)
+        why = NULL;
+      else if (S_ISLNK(ls.st_mode))
         why = "is a symbolic link (nrdiff writes its files in place: remove "
               "the link, or choose another output.file)";
       else if (S_ISDIR(ls.st_mode))
@@ -438,6 +447,30 @@ static void check_lock(const char *out, int dry_run, char *msg, size_t len) {
   free(path);
 }
 
+/* Whether path is a complete nrdiff output: its format attribute and the
+ * wall time written when it was closed (rank 0, serial HDF5). */
+static int complete_output(const char *path) {
+  nrd_h5_quiet();
+  if (H5Fis_hdf5(path) <= 0) return 0;
+  hid_t f = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT);
+  if (f < 0) return 0;
+  int ok = 0;
+  if (H5Aexists(f, "file_format") > 0) {
+    hid_t a = H5Aopen(f, "file_format", H5P_DEFAULT);
+    hid_t t = a >= 0 ? H5Aget_type(a) : -1;
+    char *v = NULL;
+    ok = t >= 0 && H5Tis_variable_str(t) > 0 && H5Aread(a, t, &v) >= 0 && v &&
+         !strcmp(v, "nrdiff-output");
+    if (v) H5free_memory(v);
+    if (t >= 0) H5Tclose(t);
+    if (a >= 0) H5Aclose(a);
+  }
+  ok = ok && H5Lexists(f, "code", H5P_DEFAULT) > 0 &&
+       H5Aexists_by_name(f, "code", "wall_seconds", H5P_DEFAULT) > 0;
+  H5Fclose(f);
+  return ok;
+}
+
 int h5out_prepare_target(const nrd_params *p, int restart, int dry_run,
                          int *unmarked, char *err, size_t errlen) {
   char msg[1400] = "";
@@ -456,8 +489,14 @@ int h5out_prepare_target(const nrd_params *p, int restart, int dry_run,
                  "key 'output.file': '%s' exists: this run is already "
                  "complete, nothing to restart",
                  out);
-      else
+      else if (complete_output(out))
         *unmarked = 1;
+      else
+        snprintf(msg, sizeof msg,
+                 "key 'output.file': '%s' exists and is not a complete "
+                 "nrdiff output: nothing to restart into it (move it away, "
+                 "or choose another output.file)",
+                 out);
       free(done);
     }
     /* a fresh run owns none of these; a restart owns the checkpoints and

@@ -489,14 +489,19 @@ static void read_attr_string(hid_t obj, const char *name, char *buf,
   hid_t a = H5Aopen(obj, name, H5P_DEFAULT);
   if (a < 0) return;
   hid_t t = H5Aget_type(a), s = H5Aget_space(a);
-  if (t >= 0 && s >= 0 && H5Tis_variable_str(t) > 0 &&
-      H5Sget_simple_extent_type(s) != H5S_NULL &&
-      H5Sget_simple_extent_npoints(s) == 1) {
+  int one = t >= 0 && s >= 0 && H5Sget_simple_extent_type(s) != H5S_NULL &&
+            H5Sget_simple_extent_npoints(s) == 1;
+  if (one && H5Tis_variable_str(t) > 0) {
     char *str = NULL;
     if (H5Aread(a, t, &str) >= 0 && str) {
       snprintf(buf, len, "%s", str);
       H5free_memory(str);
     }
+  } else if (one && H5Tget_class(t) == H5T_STRING) { /* fixed length */
+    size_t n = H5Tget_size(t);
+    char *str = n > 0 && n < (1u << 20) ? calloc(n + 1, 1) : NULL;
+    if (str && H5Aread(a, t, str) >= 0) snprintf(buf, len, "%s", str);
+    free(str);
   }
   if (s >= 0) H5Sclose(s);
   if (t >= 0) H5Tclose(t);
