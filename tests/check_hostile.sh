@@ -28,28 +28,6 @@ set -u
 . "$(dirname "$0")/testlib.sh"
 post="$top_build/src/nrdiff-post"
 input="$top_src/input/default.yml"
-tiny="$work/tiny.yml"
-cat >"$tiny" <<'EOF'
-# d = 2, two strengths, 200 particles, 40 steps: well under a second
-grid:
-  dimension: [2]
-  strength: [0, 1]
-forward:
-  u: geometric
-  q: random
-ensemble:
-  particles: 200
-  block_size: 50
-time:
-  T: 4
-  steps: 40
-output:
-  file: out.h5
-  every: 4
-  trajectories: 2
-checkpoint:
-  interval: 0
-EOF
 valgrind=""
 [ "${HOSTILE_VALGRIND:-0}" = 1 ] && command -v valgrind >/dev/null &&
   valgrind="valgrind -q --error-exitcode=99"

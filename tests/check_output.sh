@@ -101,28 +101,6 @@ mkdir "$work/dry"
   && ok "output in a missing directory: exit 2, key and directory named" \
   || { cat "$work/nodir.err"; ko "output in a missing directory"; }
 
-# A small, fast, valid parameter file (as in check_hostile.sh).
-tiny="$work/tiny.yml"
-cat >"$tiny" <<'YML'
-grid:
-  dimension: [2]
-  strength: [0, 1]
-forward:
-  u: geometric
-  q: random
-ensemble:
-  particles: 200
-  block_size: 50
-time:
-  T: 4
-  steps: 40
-output:
-  file: out.h5
-  every: 4
-  trajectories: 2
-checkpoint:
-  interval: 0
-YML
 
 # ------------------------------------------- one run at a time per output
 # Run A holds out.h5.lock; while it runs (its rank 0 stopped with SIGSTOP,

@@ -5,12 +5,14 @@
 #   nrdiff    the program             mpirun               tests/mpirun.sh
 #   reader    postprocess/nrdiff_read.py under /usr/bin/python3
 #   work      scratch directory (removed on exit)
+#   tiny      tests/tiny.yml: a small, fast, valid parameter file
 here=$(cd "$(dirname "$0")" && pwd)
 . "$here/hermetic-env.sh"
 top_src=${TOP_SRCDIR:-$(cd "$here/.." && pwd)}
 top_build=${TOP_BUILDDIR:-$top_src}
 nrdiff=${NRDIFF:-$top_build/src/nrdiff}
 mpirun="$here/mpirun.sh"
+tiny="$here/tiny.yml"
 reader=(/usr/bin/python3 "$top_src/postprocess/nrdiff_read.py")
 pass=0 fail=0
 ok() { pass=$((pass + 1)); echo "ok   - $1"; }
