@@ -49,13 +49,13 @@
 #include <string.h>
 #include <time.h>
 
-#include "nrdiff/blaskernel.h"
-#include "nrdiff/integrate.h"
-#include "nrdiff/mixture.h"
-#include "nrdiff/ou.h"
-#include "nrdiff/params.h"
-#include "nrdiff/rng.h"
-#include "nrdiff/score.h"
+#include "util/blaskernel.h"
+#include "core/integrate.h"
+#include "core/mixture.h"
+#include "core/ou.h"
+#include "config/params.h"
+#include "core/rng.h"
+#include "core/score.h"
 
 #define EMP_HEADER                                                             \
   "kernel,op,scheme,threads,P,d,n,block,step_ms,score_ms,normals_ms,"          \

@@ -14,7 +14,7 @@
 #include <math.h>
 #include <stdlib.h>
 
-#include "nrdiff/analysis.h"
+#include "core/analysis.h"
 
 /* A small deterministic normal generator for synthetic noise. */
 static uint64_t lcg = 88172645463325252ULL;

@@ -9,9 +9,9 @@
 
 #include <cmocka.h>
 
-#include "nrdiff/diagnose.h"
-#include "nrdiff/error.h"
-#include "nrdiff/params.h"
+#include "core/diagnose.h"
+#include "util/error.h"
+#include "config/params.h"
 
 /* |a - b| <= tol, relative to max(1, |b|) */
 #define assert_double_equal(a, b, tol)                                       \

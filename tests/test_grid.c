@@ -10,9 +10,9 @@
 #include <math.h>
 #include <stdlib.h>
 
-#include "nrdiff/error.h"
-#include "nrdiff/grid.h"
-#include "nrdiff/params.h"
+#include "util/error.h"
+#include "core/grid.h"
+#include "config/params.h"
 
 static void set_axes(nrd_params *p) {
   char err[512];

@@ -14,14 +14,14 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "nrdiff/error.h"
-#include "nrdiff/integrate.h"
-#include "nrdiff/linalg.h"
-#include "nrdiff/mixture.h"
-#include "nrdiff/ou.h"
-#include "nrdiff/params.h"
-#include "nrdiff/rng.h"
-#include "nrdiff/score.h"
+#include "util/error.h"
+#include "core/integrate.h"
+#include "core/linalg.h"
+#include "core/mixture.h"
+#include "core/ou.h"
+#include "config/params.h"
+#include "core/rng.h"
+#include "core/score.h"
 
 static const double J2[4] = {0, 1, -1, 0};
 static const double SIGMA0[4] = {3, 1, 1, 0.5};

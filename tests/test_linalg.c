@@ -15,8 +15,8 @@
 #include <lapacke.h>
 #undef I /* complex.h's, via lapacke.h: the tests name identities I */
 
-#include "nrdiff/error.h"
-#include "nrdiff/linalg.h"
+#include "util/error.h"
+#include "core/linalg.h"
 
 #define NMAX 12
 

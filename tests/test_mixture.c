@@ -14,9 +14,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "nrdiff/error.h"
-#include "nrdiff/mixture.h"
-#include "nrdiff/rng.h"
+#include "util/error.h"
+#include "core/mixture.h"
+#include "core/rng.h"
 
 /* A three-component mixture in d = 3 with full, distinct covariances. */
 static const double W3[3] = {0.2, 0.5, 0.3};

@@ -27,16 +27,17 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "nrdiff/error.h"
-#include "nrdiff/grid.h"
-#include "nrdiff/integrate.h"
-#include "nrdiff/linalg.h"
-#include "nrdiff/mixture.h"
-#include "nrdiff/model.h"
-#include "nrdiff/ou.h"
-#include "nrdiff/params.h"
-#include "nrdiff/rng.h"
-#include "nrdiff/score.h"
+#include "util/error.h"
+#include "core/grid.h"
+#include "core/integrate.h"
+#include "core/linalg.h"
+#include "core/mixture.h"
+#include "core/model.h"
+#include "io/matrix_file.h"
+#include "core/ou.h"
+#include "config/params.h"
+#include "core/rng.h"
+#include "core/score.h"
 
 #define ERRLEN 1024
 
@@ -72,7 +73,7 @@ static int try_build(model *m, int n, char **over, int ip, char *err,
   run_plan plan;
   assert_int_equal(plan_build(&p, &plan), NRD_OK);
   assert_true(ip >= 0 && ip < plan.n_points);
-  rc = model_build(m, &p, &plan.points[ip], err, ERRLEN);
+  rc = model_build(m, &p, &plan.points[ip], matrix_file_read, err, ERRLEN);
   plan_free(&plan);
   params_free(&p);
   return rc;

@@ -16,8 +16,8 @@
 #include <unistd.h>
 
 #include "mpi_assert.h"
-#include "nrdiff/error.h"
-#include "nrdiff/params_mpi.h"
+#include "util/error.h"
+#include "run/params_mpi.h"
 
 static char dir[256];
 

@@ -11,8 +11,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "nrdiff/error.h"
-#include "nrdiff/observe.h"
+#include "util/error.h"
+#include "core/observe.h"
 
 /* d = 2, two classes +-(3, 4): unit directions +-(0.6, 0.8). */
 static const double MEANS[4] = {3, 4, -3, -4};

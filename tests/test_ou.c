@@ -15,10 +15,10 @@
 
 #include <lapacke.h>
 
-#include "nrdiff/error.h"
-#include "nrdiff/linalg.h"
-#include "nrdiff/ou.h"
-#include "nrdiff/rng.h"
+#include "util/error.h"
+#include "core/linalg.h"
+#include "core/ou.h"
+#include "core/rng.h"
 
 #define DMAX 64
 

@@ -19,8 +19,8 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "nrdiff/error.h"
-#include "nrdiff/params.h"
+#include "util/error.h"
+#include "config/params.h"
 
 /* ------------------------------------------------------------ fixtures */
 

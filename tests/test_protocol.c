@@ -13,9 +13,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "nrdiff/error.h"
-#include "nrdiff/integrate.h"
-#include "nrdiff/protocol.h"
+#include "util/error.h"
+#include "core/integrate.h"
+#include "core/protocol.h"
 
 enum { STEPS = 100 };
 

@@ -17,7 +17,7 @@
 
 #include <Random123/philox.h>
 
-#include "nrdiff/rng.h"
+#include "core/rng.h"
 
 enum { NMC = 1000000 };
 

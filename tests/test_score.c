@@ -22,10 +22,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "nrdiff/error.h"
-#include "nrdiff/mixture.h"
-#include "nrdiff/rng.h"
-#include "nrdiff/score.h"
+#include "util/error.h"
+#include "core/mixture.h"
+#include "core/rng.h"
+#include "core/score.h"
 
 #define LN_2PI 1.83787706640934548356
 

@@ -14,10 +14,10 @@
 
 static const double NRD_PI = 3.14159265358979323846;
 
-#include "nrdiff/error.h"
-#include "nrdiff/linalg.h"
-#include "nrdiff/ou.h"
-#include "nrdiff/theory.h"
+#include "util/error.h"
+#include "core/linalg.h"
+#include "core/ou.h"
+#include "core/theory.h"
 
 /* |x - ref| within half a unit of the `decimals`-th decimal. */
 static void assert_printed(double x, double ref, int decimals) {
