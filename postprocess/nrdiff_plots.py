@@ -64,7 +64,7 @@ from matplotlib.colors import to_rgb  # noqa: E402
 from matplotlib.lines import Line2D  # noqa: E402
 from matplotlib.patches import Patch  # noqa: E402
 
-F1 = 0.7752002  # F(kappa = 1): phi at the speciation time (doc/theory.md 5)
+F1 = 0.7752002  # F(kappa = 1): phi at the speciation time (doc/theory.md (5.3), (5.5))
 DPI = 120
 
 SUMMARY_REQUIRED = ("grid_index", "dimension", "separation", "strength",
