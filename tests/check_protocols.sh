@@ -3,12 +3,12 @@
 #   speciation  clone phi(t_b), the clone-free phi(t) and F(kappa_t) agree
 #               (A = I: kappa_t = |mu|^2 e^{-2t}, F integrated here in NumPy;
 #               A = (I + gQ)U: F(kappa_t) from the output)
-#   collapse    phi_C(t_b) = E[Y_2] at t_b (physics.md 5.3), f^e -> 0 below
+#   collapse    phi_C(t_b) = E[Y_2] at t_b (doc/theory.md (6.7)), f^e -> 0 below
 #               t_C and f^e / alpha -> 1 at large t
 #   uturn       C_UT for Gaussian data, A = I: e^{-2T} s2 / (e^{-2T} s2 +
-#               1 - e^{-2T}) (physics.md 6.1, computed here); A = (I + gQ)U:
-#               the closed form of the output; two-class mixture, A = I:
-#               the exact mixture formula
+#               1 - e^{-2T}) (doc/theory.md (7.5), computed here);
+#               A = (I + gQ)U: the closed form of the output; two-class
+#               mixture, A = I: the exact mixture formula
 #   forward     stationary autocorrelation e^{-tau} cos(g tau) for U = I,
 #               d = 2 (V16, computed here) and C(s, t) from data (V17)
 # Every comparison is |measured - exact| < 4.5 sigma, sigma the jackknife

@@ -2,7 +2,8 @@
  * exponential step's matrices, covariance transport by the probability-flow
  * ODE, the reverse SDE returning the data law for Q != 0, stationarity of
  * N(0, U^{-1}) under the non-reversible forward process, and speciation
- * measured by cloning against F(kappa) (physics.md 1.3, 4.2, 7). */
+ * measured by cloning against F(kappa) (doc/theory.md (2.1)-(2.7), (5.3);
+ * doc/validation.md V19, V22). */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -26,7 +27,8 @@
 static const double J2[4] = {0, 1, -1, 0};
 static const double SIGMA0[4] = {3, 1, 1, 0.5};
 
-/* The d = 2 system of physics.md V2: U = diag(1, 4), Q = q [[0,1],[-1,0]]. */
+/* The d = 2 system of doc/validation.md V2: U = diag(1, 4),
+ * Q = q [[0,1],[-1,0]]. */
 static void v2_operator(ou_op *op, double q) {
   double U[4] = {1, 0, 0, 4};
   assert_int_equal(ou_init(op, 2, U, J2, q), NRD_OK);
@@ -197,7 +199,7 @@ static void reverse_sde_covariance(const ou_op *op, const mixture *mix,
   score_mixture_free(&sm);
 }
 
-/* physics.md 1.3 check: d = 2, U = diag(1,4), Q = 2[[0,1],[-1,0]],
+/* doc/validation.md V22: d = 2, U = diag(1,4), Q = 2[[0,1],[-1,0]],
  * Gaussian data Sigma0 = [[3,1],[1,.5]]: the reverse SDE returns Sigma0.
  * P = 20000 paths, seed 7; the standard error of a sample second moment is
  * sqrt((S_aa S_bb + S_ab^2)/P) (0.030 for the (1,1) entry); tolerance 5
@@ -228,8 +230,9 @@ static void test_reverse_sde_returns_data_covariance(void **state) {
 }
 
 /* Stationarity of N(0, U^{-1}) under the non-reversible forward process
- * (physics.md 2): exact forward sampling from x0 ~ N(0, S) to t = 0.7 with
- * g = 2 keeps the covariance S.  P = 40000 samples, 5 sigma as above. */
+ * (doc/theory.md (1.2)): exact forward sampling from x0 ~ N(0, S) to
+ * t = 0.7 with g = 2 keeps the covariance S.  P = 40000 samples, 5 sigma
+ * as above. */
 static void test_forward_stationarity(void **state) {
   (void)state;
   ou_op op;
@@ -268,7 +271,8 @@ static void test_forward_stationarity(void **state) {
   ou_free(&op);
 }
 
-/* Cloning (physics.md 4.4) on the d = 2 system of 4.2's MC check: U =
+/* Cloning (doc/theory.md section 5.6) on the d = 2 system of the Monte Carlo
+ * check doc/validation.md V19: U =
  * diag(1,4), C = S, mu = (10, 0), g = 0.75, where kappa = 1 at t_S = 1.4629.
  * P = 10000 trajectories from N(0, S) at T = 6, exponential scheme,
  * h ~ 2e-3; at t_b each is split into two clones with independent noise, run

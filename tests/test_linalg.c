@@ -255,7 +255,7 @@ static void test_expm_jordan(void **state) {
   assert_true(max_diff(9, E, W) < 1e-15);
 }
 
-/* physics.md V2b: A = [[1,8],[-2,4]], t = 0.6: e^{-At} printed to 6
+/* doc/validation.md V2b: A = [[1,8],[-2,4]], t = 0.6: e^{-At} printed to 6
  * decimals; also against the closed form for 2x2 with complex eigenvalues
  * c +- i w:  e^{-At} = e^{-ct} (cos(wt) I - sin(wt)/w (A - cI)), c = 2.5,
  * w = sqrt(det A - c^2) = sqrt(13.75), to 1e-14 (s = 1 squaring). */

@@ -1,4 +1,5 @@
-/* Gaussian-mixture data models (mixture.c, physics.md 1.3): construction,
+/* Gaussian-mixture data models (mixture.c, doc/theory.md section 4.1):
+ * construction,
  * detection of the symmetric two-class case that admits the tanh form of the
  * score, the data covariance Sigma_0, and sampling: moments against the
  * exact ones (seeded, sample size and 5-sigma bounds stated) and bitwise

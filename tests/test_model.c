@@ -3,9 +3,9 @@
  * mixture and the training set; matrices read from HDF5 files and the errors
  * of doing so; the time-dependent score model against direct calls of the
  * score module; and, through the integrator (integrate.c), the exact
- * negative control of physics.md 2 (isotropic U: Q changes nothing
- * rotation-covariant) with its positive control (anisotropic U, physics.md
- * 4.2-4.3: Q moves speciation).
+ * negative control of doc/theory.md section 1.6 (isotropic U: Q changes
+ * nothing rotation-covariant) with its positive control (anisotropic U,
+ * doc/theory.md section 5.3: Q moves speciation).
  *
  * Tolerances: identities that hold in exact arithmetic are checked to a few
  * ulps times the size of the quantity (stated at each test); Monte Carlo
@@ -88,12 +88,12 @@ static void build_ok(model *m, int n, char **over, int ip) {
 
 /* ------------------------------------------------------------------ 1 */
 
-/* physics.md 1.1: A = (I + Q) U with Q = g Qhat (model.h).  For each
+/* doc/theory.md (1.1): A = (I + Q) U with Q = g Qhat (model.h).  For each
  * forward.u (isotropic / diagonal / geometric) and forward.q (none /
  * random / optimal) at d = 4, g = 0.7: U is the documented matrix, Qhat is
  * the right builder's output with the run seed and has its defining
  * property (random: antisymmetric with unit spectral norm; optimal, LNP
- * physics.md 3: every eigenvalue of (I + Qhat)U has real part Tr U / d),
+ * doc/theory.md (3.1): every eigenvalue of (I + Qhat)U has real part Tr U / d),
  * and A equals (I + g Qhat) U formed here by a plain product.  The model
  * forms A by another summation order (entrywise for diagonal U), so the
  * tolerance is 1e-14 relative to max|A| (a few ulps for d = 4 sums); the
@@ -160,12 +160,13 @@ static void test_operator_from_params(void **state) {
     }
 }
 
-/* The unit class direction (model.h, physics.md 4.3: "mu along the slow
- * direction"): ones = (1,..,1)/sqrt d; slowest / fastest = the eigenvector
- * of the smallest / largest eigenvalue of U, here for U = diag(3, 1, 4, 2)
- * so the answers are +-e_2 and +-e_3 (not simply the first or last axis);
- * random = a unit vector, reproducible for a seed and different for
- * another.  Exact up to the rounding of a normalisation: 1e-14. */
+/* The unit class direction (model.h, doc/theory.md section 4.1: "mu along
+ * the slow direction"): ones = (1,..,1)/sqrt d; slowest / fastest = the
+ * eigenvector of the smallest / largest eigenvalue of U, here for
+ * U = diag(3, 1, 4, 2) so the answers are +-e_2 and +-e_3 (not simply the
+ * first or last axis); random = a unit vector, reproducible for a seed and
+ * different for another.  Exact up to the rounding of a normalisation:
+ * 1e-14. */
 static void test_class_direction(void **state) {
   (void)state;
   const char *dk[] = {"data.direction=ones", "data.direction=slowest",
@@ -200,7 +201,7 @@ static void test_class_direction(void **state) {
   assert_true(max_diff(4, vrand[0], (double[]){0.5, 0.5, 0.5, 0.5}) > 1e-3);
 }
 
-/* The two-class mixture (physics.md 1.3 (a), doc/theory.md):
+/* The two-class mixture (doc/theory.md sections 4.1 and 4.2):
  * |mu|^2 = separation * d, means +-mu along the class direction, weights
  * 1/2, and the covariance: stationary C = S = U^{-1} (here diag(1/u_i),
  * exact to rounding: 1e-15 relative), isotropic C = sigma^2 I. */
@@ -245,7 +246,7 @@ static void test_mixture_from_params(void **state) {
   }
 }
 
-/* n_train > 0 (physics.md 1.3 (b)): a training set of exactly n points
+/* n_train > 0 (doc/theory.md section 4.3): a training set of exactly n points
  * drawn from the mixture, reproducible bit for bit for the same run.seed
  * and different for another seed.  With |mu| = 10 and unit within-class
  * noise along mu (U = I, C = S), each point lies on its label's side:
@@ -448,7 +449,7 @@ static void test_file_errors(void **state) {
 /* score_model (model.h) is a thin layer over the score module: after
  * set_time(t) its E, Delta equal ou_propagator / ou_noise_cov (bitwise: the
  * same calls), and eval equals score_mixture / score_empirical built and set
- * directly (physics.md 1.3 (a), (b)).  Mixture: same code path, 1e-14
+ * directly (doc/theory.md sections 4.2, 4.3).  Mixture: same code path, 1e-14
  * relative.  Empirical: the direct instance uses another block size (16
  * against the model's), which reorders the log-sum-exp over blocks: 1e-12
  * relative.  The empirical score at t = 0 is singular (Delta_0 = 0):
@@ -560,7 +561,7 @@ static void test_score_model_empirical(void **state) {
 
 /* ------------------------------------------------------------------ 4 */
 
-/* F(kappa) = (1 + E_{w~N(kappa,kappa)} tanh w) / 2 (physics.md 4.2) by the
+/* F(kappa) = (1 + E_{w~N(kappa,kappa)} tanh w) / 2 (doc/theory.md (5.3)) by the
  * trapezoid rule over +-12 standard deviations (analytic integrand: the
  * rule converges geometrically; checked against F(1) = 0.7752002). */
 static double F_kappa(double kappa) {
@@ -576,7 +577,7 @@ static double F_kappa(double kappa) {
 /* Run the reverse SDE (exponential scheme, scores from score_model) for P
  * particles from N(0, S) at t[0] down the grid t[0..steps]; at the grid
  * indices kobs[0..nobs) record the clone-free speciation estimator
- * phi = E[sum_k r_k^2] (physics.md 4.4) and its standard error from the
+ * phi = E[sum_k r_k^2] (doc/theory.md (5.14)) and its standard error from the
  * per-particle spread.  Noise: Philox(noise_seed), independent per run. */
 static void run_phi(const model *m, uint32_t noise_seed, int P,
                     const double *t, long steps, int nobs, const long *kobs,
@@ -638,7 +639,7 @@ static void run_phi(const model *m, uint32_t noise_seed, int P,
   free(L);
 }
 
-/* kappa_t = m_t^T Gamma_t^{-1} m_t of a model (physics.md 4.2). */
+/* kappa_t = m_t^T Gamma_t^{-1} m_t of a model (doc/theory.md (5.1)). */
 static double kappa_at(const model *m, double t) {
   score_model sm;
   assert_int_equal(score_model_init(&sm, m), NRD_OK);
@@ -648,7 +649,8 @@ static double kappa_at(const model *m, double t) {
   return k;
 }
 
-/* Exact negative control (physics.md 2): with U = u I and any Q, e^{-At} =
+/* Exact negative control (doc/theory.md (1.19)): with U = u I and any Q,
+ * e^{-At} =
  * e^{-ut} R_t with R_t orthogonal and Delta_t unchanged, so p_t^{(Q)} is
  * p_t^{(0)} rotated and every rotation-covariant observable equals its
  * g = 0 value.  Here d = 4, U = I, Q random, two classes with
@@ -730,7 +732,8 @@ static void test_isotropic_invariance(void **state) {
   model_free(&m2);
 }
 
-/* Positive control (physics.md 4.3): anisotropic U = diag(1, 4), C = S, mu
+/* Positive control (doc/theory.md section 5.3): anisotropic U = diag(1, 4),
+ * C = S, mu
  * along the slow axis e1 with |mu|^2 = 50 * 2 = 100; Q = +-[[0,1],[-1,0]]
  * (q = random at d = 2; the sign does not matter by the reflection
  * x2 -> -x2).  Exact moments: kappa = 1 at t_S = 2.3026 (g = 0) and 1.4629

@@ -1,5 +1,6 @@
 /* Forward operator (ou.c) against the exact numbers and identities of
- * physics.md sections 1.2, 2, 3 and 7.  Printed reference numbers are
+ * doc/theory.md sections 1 and 3 and doc/validation.md's reference cases.
+ * Printed reference numbers are
  * checked to their printed precision; identities to a few ulps times the
  * conditioning of the quantity, stated at each test. */
 #include <setjmp.h>
@@ -59,7 +60,7 @@ static double *random_spd(int d, uint32_t seed) {
   return U;
 }
 
-/* The d = 2 example of physics.md 3.2 / 7: U = diag(1,4), Qhat =
+/* The d = 2 example of doc/theory.md section 3.4: U = diag(1,4), Qhat =
  * [[0,1],[-1,0]]. */
 static const double U2[4] = {1, 0, 0, 4};
 static const double J2[4] = {0, 1, -1, 0};
@@ -67,7 +68,7 @@ static const double Sigma0_v2[4] = {3, 1, 1, 0.5};
 
 /* ------------------------------------------------------------ V1, V2 */
 
-/* V1 (physics.md 7): A = I, t = 1: e^{-1} = 0.3678794, Delta = 0.8646647
+/* V1 (doc/validation.md): A = I, t = 1: e^{-1} = 0.3678794, Delta = 0.8646647
  * (printed to 7 decimals, tol 1e-7); the isotropic path is exact to
  * rounding, so also 1e-15 against exp/expm1. */
 static void test_v1_biroli(void **state) {
@@ -93,7 +94,7 @@ static void test_v1_biroli(void **state) {
   ou_free(&op);
 }
 
-/* V2 / V2b (physics.md 7): U = diag(1,4), Q = q[[0,1],[-1,0]],
+/* V2 / V2b (doc/validation.md): U = diag(1,4), Q = q[[0,1],[-1,0]],
  * Sigma0 = [[3,1],[1,.5]], t = 0.6: e^{-At}, Delta_t, Sigma_t printed to 6
  * decimals, so tol 1e-6 (rounding of the print is <= 5e-7). */
 static void check_v2(double q, const double *Ew, const double *Dw,
@@ -135,7 +136,8 @@ static void test_v2b_q2(void **state) {
 
 /* ---------------------------------------------------------------- V3 */
 
-/* V3 (physics.md 3.2 table): sigma(A) of the d = 2 example, printed to 4
+/* V3 (doc/validation.md; doc/theory.md (3.9)): sigma(A) of the d = 2
+ * example, printed to 4
  * decimals (tol 1e-4).  At q_c = |a-b|/(2 sqrt(ab)) = 0.75 A has a Jordan
  * block, where the eigenvalues are only sqrt(eps)-accurate: tol 1e-7. */
 static void test_v3_spectrum(void **state) {
@@ -201,11 +203,11 @@ static void assert_antisymmetric(int d, const double *J) {
       assert_true(J[i * d + j] == -J[j * d + i]);
 }
 
-/* V4 (physics.md 3.2, 7): LNP J_opt for random SPD U.  The target
+/* V4 (doc/theory.md section 3.2): LNP J_opt for random SPD U.  The target
  * Re sigma = Tr U/d holds exactly in exact arithmetic; numerically the
  * eigenvalues of the non-normal but diagonalizable (I+J)U move by about
  * cond(eigenvectors) * eps * ||(I+J)U||, with cond <= sqrt(cond U *
- * lambda_max/lambda_min) (physics.md 3.2: C is Lambda^{-1}-skew, so it is
+ * lambda_max/lambda_min) (doc/theory.md (3.7): C is Lambda^{-1}-skew, so it is
  * diagonalised by a Lambda^{1/2}-scaled unitary) and ||J|| ~ 15 here.  That
  * predicts <~1e-13 up to d = 64 (measured: <= 1e-14 relative), so 1e-12
  * relative to Tr U/d leaves a margin for other seeds; the same through
@@ -240,7 +242,7 @@ static void test_v4_generic(void **state) {
   }
 }
 
-/* V4, Hadamard shortcut (physics.md 3.2) for diagonal U, d = 4, 8, 64: a
+/* V4, Hadamard shortcut (doc/theory.md (3.8)) for diagonal U, d = 4, 8, 64: a
  * different basis Psi than the generic one, so a different J, with the same
  * property and the same tolerance argument as above (||J|| is larger, ~50
  * at d = 64; measured defect 1e-14). */
@@ -280,7 +282,8 @@ static void test_v4_hadamard(void **state) {
   free(J);
 }
 
-/* d = 2 (physics.md 3.2): J_opt for U = diag(1,4) must reach the optimum,
+/* d = 2 (doc/theory.md section 3.4): J_opt for U = diag(1,4) must reach the
+ * optimum,
  * i.e. |J_12| >= q_c = 0.75, and explicit lambda are honoured; bad lambda
  * or U are rejected. */
 static void test_optimal_d2_and_errors(void **state) {
@@ -319,8 +322,8 @@ static double det_lu(int d, const double *M) {
   return det;
 }
 
-/* physics.md 2 (invariant under Q), random dense SPD U (d = 5) and random
- * Qhat at g = 2.5:
+/* doc/theory.md (1.15) (invariant under Q), random dense SPD U (d = 5) and
+ * random Qhat at g = 2.5:
  *  - Tr A = Tr U (tol 1e-13 Tr U: one rounding per entry of QU);
  *  - det e^{-At} = e^{-t Tr U} (relative 1e-12: a few ulps per squaring and
  *    the LU determinant);
@@ -363,8 +366,8 @@ static void test_invariants_random_q(void **state) {
   free(U);
 }
 
-/* Lyapunov ODE dDelta/dt = 2I - A Delta - Delta A^T, Delta_0 = 0 (physics.md
- * 1.2), classical RK4 with n steps. */
+/* Lyapunov ODE dDelta/dt = 2I - A Delta - Delta A^T, Delta_0 = 0
+ * (doc/theory.md (1.7)), classical RK4 with n steps. */
 static void lyapunov_rk4(int d, const double *A, double t, int n, double *D) {
   size_t dd = (size_t)d * d;
   double *k1 = malloc(4 * dd * sizeof *k1), *k2 = k1 + dd, *k3 = k2 + dd;
@@ -392,7 +395,7 @@ static void lyapunov_rk4(int d, const double *A, double t, int n, double *D) {
   free(Y);
 }
 
-/* Delta_t against the Lyapunov ODE (physics.md 1.2, "ODE-checked"): RK4
+/* Delta_t against the Lyapunov ODE (doc/theory.md (1.7)): RK4
  * with h ||A|| <= 1e-3 has global error ~ t (h ||A||)^4 ||S|| < 1e-11, so
  * 1e-10 is a clean margin.  V2b system at t = 0.6 and a random dense d = 5
  * operator at t = 1.3. */
@@ -420,7 +423,7 @@ static void test_lyapunov_ode(void **state) {
   free(U);
 }
 
-/* Taylor series of Delta_t (physics.md 1.2, Lyapunov ODE): Delta = sum_k
+/* Taylor series of Delta_t (doc/theory.md (1.7)): Delta = sum_k
  * c_k t^k, c_1 = 2I, c_{k+1} = -(A c_k + c_k A^T)/(k+1), i.e.
  * 2tI - t^2 (A + A^T) + ...; summed in long double with A built here, it
  * is an independent reference, exact to < 1e-18 relative for ||A|| t <= 1. */
@@ -555,7 +558,8 @@ static void test_moments_same_bits(void **state) {
   }
 }
 
-/* physics.md 2, negative control: U = uI gives e^{-At} = e^{-ut} R_t with
+/* doc/theory.md (1.12), (1.19), negative control: U = uI gives
+ * e^{-At} = e^{-ut} R_t with
  * R_t orthogonal and Delta_t = (1 - e^{-2ut})/u I independent of Q.
  * Orthogonality to 1e-14 (a few ulps of expm of a normal matrix, s <= 3
  * squarings); Delta equal to the g = 0 result exactly (isotropic path),
@@ -607,7 +611,8 @@ static void test_isotropic_control(void **state) {
   ou_free(&op0);
 }
 
-/* physics.md 2: [Q, U] = 0 (U = diag(2, 2, 5), Q rotating the degenerate
+/* doc/theory.md section 1.6: [Q, U] = 0 (U = diag(2, 2, 5), Q rotating the
+ * degenerate
  * pair) leaves Delta_t unchanged although U is not isotropic, and
  * e^{-At} = e^{-Ut} times an orthogonal matrix commuting with U.  Both
  * paths go through the generic whitened method: 1e-14 relative. */
@@ -639,7 +644,7 @@ static void test_commuting_control(void **state) {
   ou_free(&op0);
 }
 
-/* V16 (physics.md 6.2, 7): stationary autocorrelation C(tau) =
+/* V16 (doc/theory.md (7.9)): stationary autocorrelation C(tau) =
  * tr(e^{-A tau} S)/tr S = e^{-tau} cos(q tau) for U = I, d = 2,
  * Q = q[[0,1],[-1,0]].  expm of the rotation generator is accurate to a few
  * ulps (s <= 2 squarings at q tau = 7.5): tol 1e-14. */
@@ -661,7 +666,7 @@ static void test_v16_autocorrelation(void **state) {
   }
 }
 
-/* physics.md 2: entropy production tr(Q^T Q U) = E_pi |QUx|^2.  For the
+/* doc/theory.md (1.18): entropy production tr(Q^T Q U) = E_pi |QUx|^2.  For the
  * d = 2 example Q^T Q = q^2 I, so it is q^2 (a + b) = 20 at q = 2, a = 1,
  * b = 4; the same for any rotated U = R diag(1,4) R^T (Q commutes with 2-D
  * rotations), which takes the dense path.  Tol 1e-14 relative. */
@@ -683,7 +688,7 @@ static void test_entropy_production(void **state) {
   ou_free(&op);
 }
 
-/* physics.md 1.1: U must be SPD and Qhat antisymmetric (ou.h: to 1e-12
+/* doc/theory.md (1.1): U must be SPD and Qhat antisymmetric (ou.h: to 1e-12
  * relative); anything else is NRD_ERR_INPUT, and a rejected init leaves
  * nothing allocated (ASan/LSan would see it). */
 static void test_errors(void **state) {

@@ -1,4 +1,5 @@
-/* Exact scores (score.c) against independent references, physics.md 1.3:
+/* Exact scores (score.c) against independent references, doc/theory.md
+ * sections 4.2 (a) and 4.3 (b):
  * (a) the Gaussian-mixture score in its general-K form (closed-form 2 x 2
  * densities, finite differences of ln p), its tanh form, Biroli's isotropic
  * score and the stationary-compatible clusters; (b) the blocked, whitened
@@ -245,8 +246,9 @@ static void test_mixture_score_is_gradient(void **state) {
 }
 
 /* For a symmetric two-class mixture the tanh form and the general form are
- * the same function (physics.md 1.3 (a)); exact both, so 1e-12.  Also: one
- * particle at a time gives the batch's result (to GEMM round-off). */
+ * the same function (doc/theory.md (4.4), (4.6)); exact both, so 1e-12.
+ * Also: one particle at a time gives the batch's result (to GEMM
+ * round-off). */
 static void test_tanh_form_equals_general(void **state) {
   (void)state;
   enum { D = 6, P = 11 };
@@ -289,10 +291,10 @@ static void test_tanh_form_equals_general(void **state) {
   mixture_free(&mix);
 }
 
-/* Biroli's case, A = I, C = sigma^2 I (physics.md 1.3 (a)):
+/* Biroli's case, A = I, C = sigma^2 I (doc/theory.md (4.8)):
  * s(x) = -x/Gamma + (e^{-t}/Gamma) m tanh(e^{-t} m.x / Gamma),
  * Gamma = Delta + sigma^2 e^{-2t}, Delta = 1 - e^{-2t}; and
- * kappa = e^{-2t} |m|^2 / Gamma (physics.md 4.2). */
+ * kappa = e^{-2t} |m|^2 / Gamma (doc/theory.md (5.1)). */
 static void test_biroli_isotropic(void **state) {
   (void)state;
   enum { D = 8, P = 5 };
@@ -341,9 +343,9 @@ static void test_biroli_isotropic(void **state) {
 }
 
 /* Stationary-compatible clusters C = S = U^{-1} with Delta = S - E S E^T
- * (physics.md 1.3 (a)): Gamma_t = S for every E, so
+ * (doc/theory.md (4.9)): Gamma_t = S for every E, so
  * s = -U x + U m_t tanh(m_t^T U x).  E is the V2b propagator (q = 2,
- * t = 0.6, physics.md 7) as printed, U a non-diagonal SPD matrix: the
+ * t = 0.6, doc/validation.md V2b) as printed, U a non-diagonal SPD matrix: the
  * identity must hold for any E once Delta is built from it. */
 static void test_stationary_compatible(void **state) {
   (void)state;
@@ -424,9 +426,9 @@ typedef struct {
   int *nearest;
 } naive_out;
 
-/* Direct physics.md 1.3 (b): Delta^{-1} by Gauss-Jordan, b_mu = E a_mu,
- * l_mu = -1/2 (x - b_mu)^T Delta^{-1} (x - b_mu), softmax with the max
- * subtracted, O(n d^2) per particle. */
+/* Direct doc/theory.md (4.11)-(4.12): Delta^{-1} by Gauss-Jordan,
+ * b_mu = E a_mu, l_mu = -1/2 (x - b_mu)^T Delta^{-1} (x - b_mu), softmax
+ * with the max subtracted, O(n d^2) per particle. */
 static void naive_empirical(int d, int n, const double *a, const double *E,
                             const double *Delta, int P, const double *X,
                             naive_out *o) {
@@ -740,7 +742,7 @@ static void test_empirical_far_points(void **state) {
   score_empirical_free(&se);
 }
 
-/* Tweedie with general A (physics.md 1.3 (b)): E[x_0 | x_t = x] =
+/* Tweedie with general A (doc/theory.md (4.15)): E[x_0 | x_t = x] =
  * e^{At}(x + Delta s(x)) is the posterior mean sum_mu w_mu a_mu, i.e.
  * E sum_mu w_mu a_mu = x + Delta s(x), with w from the naive softmax. */
 static void test_empirical_tweedie(void **state) {

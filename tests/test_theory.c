@@ -1,7 +1,8 @@
-/* Reference theory (theory.c) against the exact numbers of physics.md
- * sections 4-7.  A number printed with k decimals is checked to half a unit
- * of its last digit (plus 1e-12 for our quadrature and root finding), so a
- * failure means a disagreement in the printed digits. */
+/* Reference theory (theory.c) against the exact numbers of doc/validation.md
+ * (its reference cases; the equations are in doc/theory.md sections 5-7).
+ * A number printed with k decimals is checked to half a unit of its last
+ * digit (plus 1e-12 for our quadrature and root finding), so a failure
+ * means a disagreement in the printed digits. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -23,11 +24,11 @@ static const double NRD_PI = 3.14159265358979323846;
 static void assert_printed(double x, double ref, int decimals) {
   double tol = 0.5 * pow(10.0, -decimals) + 1e-12;
   if (!(fabs(x - ref) <= tol))
-    fail_msg("got %.10f, physics.md says %.*f (tol %.1e)", x, decimals, ref,
+    fail_msg("got %.10f, the reference says %.*f (tol %.1e)", x, decimals, ref,
              tol);
 }
 
-/* The d = 2 system of physics.md 4.3 / 5.2 / 7: U = diag(1,4),
+/* The d = 2 system of doc/validation.md (V2, V18, V20): U = diag(1,4),
  * Q = q [[0,1],[-1,0]], C = S = U^{-1}. */
 static const double U2[4] = {1, 0, 0, 4};
 static const double J2[4] = {0, 1, -1, 0};
@@ -119,11 +120,11 @@ static void test_v7_tS_biroli(void **state) {
   }
 }
 
-/* ------------------------------------------------ section 4.2 / 4.3 tables */
+/* ---------------------------------------------------------- V18, V19 */
 
 /* t_S (kappa = 1), d = 2 system, |mu|^2 = 100 along the slow e1 and the fast
- * e2, q = 0 ... 4 (4 decimals).  Includes the Monte Carlo table of 4.2
- * (2.3026, 1.4629, 0.9952). */
+ * e2, q = 0 ... 4 (4 decimals).  Includes the t_S of the Monte Carlo check
+ * V19 (2.3026, 1.4629, 0.9952). */
 static void test_tS_table_d2(void **state) {
   (void)state;
   const double q[] = {0, 0.25, 0.5, 0.75, 1, 2, 4};
@@ -153,7 +154,7 @@ static void test_tS_table_d2(void **state) {
   }
 }
 
-/* The matrix criterion (4.3) for two symmetric classes is kappa_t = 1
+/* The matrix criterion (5.8) for two symmetric classes is kappa_t = 1
  * (1e-10: both are roots found to ~1e-15 of smooth functions); with three
  * collinear classes it is the two-class criterion for the scatter's mean. */
 static void test_matrix_criterion(void **state) {
@@ -178,7 +179,7 @@ static void test_matrix_criterion(void **state) {
   }
 }
 
-/* Class-free criterion (4.3): A = I gives 1/2 ln(1 + Lambda), Lambda the top
+/* Class-free criterion (5.9): A = I gives 1/2 ln(1 + Lambda), Lambda the top
  * eigenvalue of Sigma0 (1e-10). */
 static void test_covariance_criterion(void **state) {
   (void)state;
@@ -194,7 +195,7 @@ static void test_covariance_criterion(void **state) {
 
 /* ------------------------------------------------------------- collapse */
 
-/* Section 5.2 table: t_C for C = S on the d = 2 system (4 decimals). */
+/* V20: t_C for C = S on the d = 2 system (4 decimals). */
 static void test_tC_table_d2(void **state) {
   (void)state;
   const double q[] = {0, 0.25, 0.5, 0.75, 1, 2, 4};
@@ -217,8 +218,9 @@ static void test_tC_table_d2(void **state) {
 
 /* Isotropic closed form t_C = 1/2 ln(1 + s2 / (e^{2 alpha} - 1)) (1e-10),
  * e.g. the d = 4 control t_C(alpha = 0.1, C = I) = 0.853886; and the
- * finite-d correction: I(kappa)/d makes t_C smaller (more points needed),
- * tending to the alpha -> alpha - ln2/d shift when classes are separate. */
+ * finite-d correction: I(kappa)/d raises the left side of the criterion, so
+ * t_C is larger (as for fewer points), tending to the alpha -> alpha - ln2/d
+ * shift when classes are separate (doc/theory.md (6.5)). */
 static void test_tC_isotropic_and_gm2(void **state) {
   (void)state;
   const double s2[] = {1, 0.25, 4}, alpha[] = {0.05, 0.1, 0.7};
@@ -268,7 +270,7 @@ static void test_mutual_info(void **state) {
 /* --------------------------------------------------- autocorrelations */
 
 /* V11: C_UT, Gaussian data, A = I, lambda = (5, 2, 1, 0.5) (6 decimals),
- * and the closed A = I form of 6.1 (1e-12). */
+ * and the closed A = I form (7.5) (1e-12). */
 static void test_v11_cuturn(void **state) {
   (void)state;
   ou_op op;
@@ -309,7 +311,7 @@ static void test_v13_cuturn_nonreversible(void **state) {
   ou_free(&op2);
 }
 
-/* Two-class GM C_UT (6.1): as |m| -> 0 it is the Gaussian formula with
+/* Two-class GM C_UT (7.6): as |m| -> 0 it is the Gaussian formula with
  * Sigma0 = sigma^2 I (1e-12); and for sigma = 0 and large separation the
  * reverse process returns the same class, C_UT -> 1 at small T. */
 static void test_cuturn_gm2(void **state) {

@@ -99,7 +99,7 @@ check("Biroli d = 256: t_S (cloning, clone-free) = 1/2 ln d",
       [num(r, "t_S_clone_err"), num(r, "t_S_err")])
 
 # --- non-reversible speciation: t_S against kappa_t = 1
-table = {0: 2.3026, 0.75: 1.4629, 2: 0.9952}   # physics.md 4.3, d = 2, slow axis
+table = {0: 2.3026, 0.75: 1.4629, 2: 0.9952}  # doc/validation.md V18, slow axis
 for d in ("slowest", "fastest"):
     rs = rows("nr_speciation_" + d)
     check(f"non-reversible, mu along the {d[:4]} axis: t_S = kappa_t = 1 theory",
@@ -108,7 +108,8 @@ for d in ("slowest", "fastest"):
     if d == "slowest":
         th = [num(r, "t_S_theory") for r in rs if r["dimension"] == "2"]
         ok = np.allclose(th, [table[g] for g in (0, 0.75, 2)], atol=1e-4)
-        print(("ok  " if ok else "FAIL") + " - the d = 2 theory is physics.md's table: "
+        print(("ok  " if ok else "FAIL")
+              + " - the d = 2 theory is doc/validation.md V18: "
               + ", ".join(f"{t:.4f}" for t in th))
         fails += not ok
     for dim in ("2", "64"):
