@@ -5,6 +5,7 @@
 
 #include "post.h"
 
+#include "util/cli.h"
 #include "util/version.h"
 
 #include <math.h>
@@ -21,63 +22,88 @@ void post_warn(const char *fmt, ...) {
   va_end(ap);
 }
 
+enum {
+  OPT_OUTPUT = 1,
+  OPT_PLOT,
+  OPT_ACF_FROM,
+  OPT_FE_LEVEL,
+  OPT_QUIET,
+  OPT_VERSION,
+  OPT_HELP
+};
+
+/* nrdiff-post's options, in the order of --help. */
+static const nrd_cli_option cli_options[] = {
+    {"output", 'o', "PREFIX",
+     "write PREFIX.summary.{h5,csv} and PREFIX.curves.csv\n"
+     "(default: the first file without .h5)",
+     OPT_OUTPUT},
+    {"plot", 0, NULL,
+     "also draw the figures (PREFIX.*.png; Debian python3-matplotlib)",
+     OPT_PLOT},
+    {"acf-from", 0, "T",
+     "trajectory frames at t >= T enter the autocorrelation\n"
+     "(default time.T / 2)",
+     OPT_ACF_FROM},
+    {"fe-level", 0, "X",
+     "the zero of f^e is where f^e/alpha falls to X (default 0.02)",
+     OPT_FE_LEVEL},
+    {"quiet", 'q', NULL, "no table on stdout", OPT_QUIET},
+    {"version", 'V', NULL, "versions", OPT_VERSION},
+    {"help", 'h', NULL, "this help", OPT_HELP},
+    {0}};
+
 static void usage(FILE *f) {
-  fprintf(f,
-          "usage: nrdiff-post [options] RUN.h5 [more run files]\n"
-          "  -o, --output PREFIX  write PREFIX.summary.{h5,csv} and "
-          "PREFIX.curves.csv\n"
-          "                       (default: the first file without .h5)\n"
-          "      --plot           also draw the figures (PREFIX.*.png; Debian "
-          "python3-matplotlib)\n"
-          "      --acf-from T     trajectory frames at t >= T enter the "
-          "autocorrelation\n"
-          "                       (default time.T / 2)\n"
-          "      --fe-level X     the zero of f^e is where f^e/alpha falls to "
-          "X (default 0.02)\n"
-          "  -q, --quiet          no table on stdout\n"
-          "  -V, --version        versions\n"
-          "  -h, --help           this help\n"
-          "Exit status: 0 done; 2 bad usage or an input file that is not a "
-          "usable nrdiff\noutput (the others are still processed); 1 cannot "
-          "write the results.\n");
+  fputs("usage: nrdiff-post [options] RUN.h5 [more run files]\n", f);
+  nrd_cli_print_help(f, cli_options);
+  fputs("Exit status: 0 done; 2 bad usage or an input file that is not a "
+        "usable nrdiff\noutput (the others are still processed); 1 cannot "
+        "write the results.\n",
+        f);
 }
 
-/* main, with room for the file names (freed on every return). */
-static int post_main(int argc, char **argv, char **files) {
+int main(int argc, char **argv) {
   options o = {.acf_from = NAN, .fe_level = 0.02};
   const char *prefix = NULL;
-  int want_plot = 0, n_files = 0;
-  for (int i = 1; i < argc; i++) {
-    const char *a = argv[i];
-    if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
+  int want_plot = 0;
+  nrd_cli cli;
+  nrd_cli_begin(&cli, cli_options, argc, argv);
+  const char *value;
+  int id;
+  /* in order: --help and --version answer at once, a bad value stops */
+  while ((id = nrd_cli_next(&cli, &value)) != NRD_CLI_END) {
+    switch (id) {
+    case NRD_CLI_ERROR:
+      post_warn("%s", cli.error);
+      return 2;
+    case OPT_HELP:
       usage(stdout);
       return 0;
-    } else if (!strcmp(a, "-V") || !strcmp(a, "--version")) {
+    case OPT_VERSION:
       printf("nrdiff-post %s (%s)\n", version_nrdiff(), version_git());
       return 0;
-    } else if (!strcmp(a, "-q") || !strcmp(a, "--quiet")) {
+    case OPT_QUIET:
       o.quiet = 1;
-    } else if (!strcmp(a, "--plot")) {
+      break;
+    case OPT_PLOT:
       want_plot = 1;
-    } else if ((!strcmp(a, "-o") || !strcmp(a, "--output")) && i + 1 < argc) {
-      prefix = argv[++i];
-    } else if ((!strcmp(a, "--acf-from") || !strcmp(a, "--fe-level")) &&
-               i + 1 < argc) {
-      char *end;
-      double v = strtod(argv[++i], &end);
-      if (*end || end == argv[i] || !isfinite(v)) {
-        post_warn("%s: not a number: '%s'", a, argv[i]);
+      break;
+    case OPT_OUTPUT:
+      prefix = value;
+      break;
+    case OPT_ACF_FROM:
+    case OPT_FE_LEVEL:
+      if (nrd_cli_number(value, id == OPT_ACF_FROM ? &o.acf_from
+                                                   : &o.fe_level) != 0) {
+        post_warn("--%s: not a number: '%s'",
+                  id == OPT_ACF_FROM ? "acf-from" : "fe-level", value);
         return 2;
       }
-      *(a[2] == 'a' ? &o.acf_from : &o.fe_level) = v;
-    } else if (a[0] == '-' && a[1]) {
-      post_warn("unknown option '%s' (or missing value)", a);
-      usage(stderr);
-      return 2;
-    } else {
-      files[n_files++] = argv[i];
+      break;
     }
   }
+  char **files = argv + cli.first_operand;
+  int n_files = argc - cli.first_operand;
   if (n_files == 0) {
     post_warn("no run file given");
     usage(stderr);
@@ -99,10 +125,9 @@ static int post_main(int argc, char **argv, char **files) {
   H5Eset_auto2(H5E_DEFAULT, NULL, NULL); /* our messages, not HDF5's stack */
   row_list rows = {0};
   curve_list cv = {0};
-  int bad = 0;
-  for (int i = 0; i < n_files; i++) {
-    if (process_one(files[i], i, &o, &rows, &cv) != 0) bad = 1;
-  }
+  int refused = 0; /* a file was refused: exit status 2 */
+  for (int i = 0; i < n_files; i++)
+    if (process_one(files[i], i, &o, &rows, &cv) != 0) refused = 1;
   if (rows.n == 0) { /* every file refused: nothing written */
     post_warn("no grid point to post-process");
     free(rows.v), free(cv.v);
@@ -117,12 +142,6 @@ static int post_main(int argc, char **argv, char **files) {
   if (!rc && want_plot && plot(stem) != 0) rc = 1;
   free(rows.v);
   free(cv.v);
-  return rc ? 1 : bad ? 2 : 0;
+  return rc ? 1 : refused ? 2 : 0;
 }
 
-int main(int argc, char **argv) {
-  char **files = xmalloc((size_t)argc * sizeof *files);
-  int rc = post_main(argc, argv, files);
-  free(files);
-  return rc;
-}
