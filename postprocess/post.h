@@ -111,10 +111,15 @@ extern post_input post_in;
 void refuse(hid_t loc, const char *name, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
-/* Zeroed memory.  Out of memory while a run file is read is that file's
- * error: NULL, recorded (the file is refused, the others processed);
- * while the results are written, they cannot be: exit status 1. */
-void *xmalloc(size_t n);
+/* nrdiff-post's out-of-memory policy: while a run file is read (and
+ * measured), out of memory is that file's problem, like any other: the
+ * allocation returns NULL, the file is refused (exit status 2) and the
+ * others are processed (tests/hostile/post.cases).  file_calloc is that
+ * allocation (zeroed), and read_dataset and the row and curve lists fail
+ * the same way with their own messages.  Outside a file (the results
+ * being written) memory is NRD_XCALLOC's (util/log.h): exit status 1, with
+ * file and line, the partial outputs removed. */
+void *file_calloc(size_t n, size_t size);
 
 /* A wanted shape: ANY = any length (shown as *). */
 #define ANY (-1L)

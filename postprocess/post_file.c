@@ -258,7 +258,7 @@ static int load_parameters(hid_t file, const char *path, nrd_params *p,
       t >= 0 && H5Tget_class(t) == H5T_STRING && H5Tis_variable_str(t) == 0
           ? H5Tget_size(t)
           : 0;
-  char *text = n ? xmalloc(n + 1) : NULL;
+  char *text = n ? file_calloc(n + 1, 1) : NULL;
   int rc =
       text && H5Dread(d, t, H5S_ALL, H5S_ALL, H5P_DEFAULT, text) >= 0 ? 0 : -1;
   if (t >= 0) H5Tclose(t);
@@ -270,7 +270,7 @@ static int load_parameters(hid_t file, const char *path, nrd_params *p,
   }
   text[n] = '\0'; /* a fixed-length string: NUL-padded, or full */
   size_t name_len = strlen(path) + sizeof ":/parameters/resolved";
-  char *name = xmalloc(name_len);
+  char *name = file_calloc(name_len, 1);
   snprintf(name, name_len, "%s:/parameters/resolved", path);
   params_init_defaults(p);
   rc = params_load_text(p, name, text, strlen(text), err, len) == NRD_OK ? 0

@@ -47,7 +47,7 @@ void note(row *r, const char *fmt, ...) {
  * [n_out][B] (or [n_out][B][m], column col) dataset. */
 static double *block_major(const double *v, const hsize_t dims[3], int col) {
   long n = (long)dims[0], B = (long)dims[1], m = (long)dims[2];
-  double *out = xmalloc((size_t)(n * B) * sizeof *out);
+  double *out = file_calloc((size_t)(n * B), sizeof *out);
   for (long i = 0; out && i < n; i++)
     for (long b = 0; b < B; b++)
       out[b * n + i] = v[(i * B + b) * m + col];
@@ -61,7 +61,7 @@ static double F1(void) {
 /* tr(e^{-A tau} S) / tr S. */
 static double stationary_corr(const model *m, double tau) {
   int d = m->d;
-  double *E = xmalloc((size_t)d * d * sizeof *E), num = 0, den = 0;
+  double *E = file_calloc((size_t)d * d, sizeof *E), num = 0, den = 0;
   double c = NAN;
   if (E && ou_propagator(&m->op, tau, E) == NRD_OK) {
     for (int i = 0; i < d; i++)
@@ -105,7 +105,8 @@ static void measure_curve(curve_list *cv, int index, const char *name, long n,
                           double level, int dir, double scale, double *cross,
                           double *cross_err) {
   if (!num || !den) return; /* out of memory: recorded, the file refused */
-  double *c = xmalloc((size_t)n * sizeof *c), *e = xmalloc((size_t)n * sizeof *e);
+  double *c = file_calloc((size_t)n, sizeof *c),
+         *e = file_calloc((size_t)n, sizeof *e);
   if (!c || !e) {
     free(c), free(e);
     return;
@@ -147,7 +148,7 @@ void measure_observables(hid_t pg, const point_model *pm,
                              SHAPE(n, B, ANY), V_NAN | V_NONNEG, dv);
   if (phi && dv[0] == dc[0] && dv[1] == dc[1]) {
     double *num = block_major(phi, dv, 0);
-    double *th = xmalloc((size_t)n * sizeof *th);
+    double *th = file_calloc((size_t)n, sizeof *th);
     for (long i = 0; th && i < n; i++) {
       double k;
       const mixture *mx = &pm->m.mix;
@@ -239,8 +240,8 @@ void measure_final(hid_t pg, row *r, curve_list *cv) {
       free(tb);
       continue;
     }
-    double *num = xmalloc((size_t)(B * nb) * sizeof *num);
-    den = xmalloc((size_t)(B * nb) * sizeof *den);
+    double *num = file_calloc((size_t)(B * nb), sizeof *num);
+    den = file_calloc((size_t)(B * nb), sizeof *den);
     for (long b = 0; num && den && b < B; b++)
       for (long s = 0; s < nb; s++) {
         num[b * nb + s] = fin[b * F + col + s];
@@ -267,7 +268,8 @@ void measure_final(hid_t pg, row *r, curve_list *cv) {
     den = NULL;
   }
   if (has_coll && off[3] + 2 <= F) { /* freezing: mean and spread */
-    double *sum = xmalloc((size_t)B * sizeof *sum), *cnt = xmalloc((size_t)B * sizeof *cnt);
+    double *sum = file_calloc((size_t)B, sizeof *sum),
+           *cnt = file_calloc((size_t)B, sizeof *cnt);
     double sq = 0, n = 0;
     for (long b = 0; sum && cnt && b < B; b++) {
       sum[b] = fin[b * F + off[3]];
@@ -376,8 +378,8 @@ void measure_acf(hid_t pg, const point_model *pm, const options *o,
     return;
   }
   long m = nt * d;
-  double *series = xmalloc((size_t)(m * N) * sizeof *series);
-  double *acf = xmalloc((size_t)N * sizeof *acf);
+  double *series = file_calloc((size_t)(m * N), sizeof *series);
+  double *acf = file_calloc((size_t)N, sizeof *acf);
   for (long j = 0; series && acf && j < nt; j++)
     for (long c = 0; c < d; c++)
       for (long f = 0; f < N; f++)

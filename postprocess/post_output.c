@@ -7,6 +7,8 @@
 
 #include "post.h"
 
+#include "util/log.h"
+
 #include <errno.h>
 #include <math.h>
 #include <stdlib.h>
@@ -62,6 +64,13 @@ static void csv_text(FILE *f, const char *s) {
 static const char *const OUTPUTS[3] = {".summary.csv", ".curves.csv",
                                        ".summary.h5"};
 
+/* The outputs being written, removed by a fatal error (out of memory:
+ * NRD_XCALLOC ends the process) as publish_outputs removes them. */
+static char partial_stem[1100];
+static void remove_partial_outputs(void) {
+  publish_outputs(partial_stem, 0);
+}
+
 static int close_checked(FILE *f, const char *name) {
   int bad = ferror(f);
   if (fclose(f) != 0) bad = 1;
@@ -72,6 +81,8 @@ static int close_checked(FILE *f, const char *name) {
 int write_csv(const char *path, const row_list *rows,
                      const curve_list *cv) {
   char name[1100];
+  snprintf(partial_stem, sizeof partial_stem, "%s", path);
+  nrd_at_fatal(remove_partial_outputs);
   snprintf(name, sizeof name, "%s.summary.csv.tmp", path);
   errno = 0;
   FILE *f = fopen(name, "w");
@@ -195,7 +206,7 @@ int write_h5(const char *path, const row_list *rows,
       "its jackknife error",
       "ln n / d"};
   hsize_t n = (hsize_t)rows->n;
-  double *col = xmalloc((size_t)(n ? n : 1) * sizeof *col);
+  double *col = NRD_XCALLOC((size_t)n, sizeof *col);
   hid_t g = H5Gcreate2(f, "summary", H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
   double v[19];
   const char *ids[5] = {"grid_index", "dimension", "separation", "strength",
@@ -218,7 +229,7 @@ int write_h5(const char *path, const row_list *rows,
   size_t w = 1;
   for (hsize_t i = 0; i < n; i++)
     if (strlen(rows->v[i].file) + 1 > w) w = strlen(rows->v[i].file) + 1;
-  char *names = xmalloc((size_t)(n ? n : 1) * w);
+  char *names = NRD_XCALLOC((size_t)n, w);
   for (hsize_t i = 0; i < n; i++)
     memcpy(names + i * w, rows->v[i].file, strlen(rows->v[i].file));
   hid_t st = H5Tcopy(H5T_C_S1);
@@ -247,7 +258,7 @@ int write_h5(const char *path, const row_list *rows,
                   : H5Gcreate2(cg, gname, lcpl, H5P_DEFAULT, H5P_DEFAULT);
     H5Pclose(lcpl);
     if (c >= 0) {
-      double *buf = xmalloc((size_t)(j - i) * sizeof *buf);
+      double *buf = NRD_XCALLOC((size_t)(j - i), sizeof *buf);
       const char *fields[4] = {"t", "value", "err", "theory"};
       for (int k = 0; k < 4; k++) {
         for (long q = i; q < j; q++) {

@@ -11,6 +11,7 @@
 
 #include "post.h"
 
+#include <assert.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stdint.h>
@@ -19,17 +20,13 @@
 
 post_input post_in = {.path = ""};
 
-/* Zeroed memory.  Out of memory while a run file is read is that file's
- * error: NULL, recorded (the file is refused, the others processed);
- * while the results are written, they cannot be: exit status 1. */
-void *xmalloc(size_t n) {
-  void *p = calloc(n ? n : 1, 1);
-  if (!p && post_in.reading) {
-    refuse(-1, NULL, "out of memory (%zu bytes)", n);
-  } else if (!p) {
-    post_warn("out of memory (%zu bytes)", n);
-    exit(1);
-  }
+void *file_calloc(size_t n, size_t size) {
+  assert(post_in.reading); /* elsewhere: NRD_XCALLOC */
+  void *p = calloc(n ? n : 1, size ? size : 1);
+  if (!p && size && n > SIZE_MAX / size)
+    refuse(-1, NULL, "out of memory (%zu x %zu bytes)", n, size);
+  else if (!p)
+    refuse(-1, NULL, "out of memory (%zu bytes)", n * size);
   return p;
 }
 
