@@ -36,18 +36,18 @@ static int check_resolved(hid_t file) {
     refuse(file, path, "cannot be read (damaged file?)");
   else if (H5Tget_class(t) != H5T_STRING || H5Tis_variable_str(t) != 0)
     refuse(file, path, "%s%s data, expected one fixed-length string",
-        H5Tget_class(t) == H5T_STRING ? "variable-length " : "",
-        class_text(H5Tget_class(t)));
+           H5Tget_class(t) == H5T_STRING ? "variable-length " : "",
+           class_text(H5Tget_class(t)));
   else if (H5Sget_simple_extent_type(s) == H5S_NULL ||
            H5Sget_simple_extent_npoints(s) != 1)
     refuse(file, path, "%lld strings, expected one",
-        H5Sget_simple_extent_type(s) == H5S_NULL
-            ? 0LL
-            : (long long)H5Sget_simple_extent_npoints(s));
+           H5Sget_simple_extent_type(s) == H5S_NULL
+               ? 0LL
+               : (long long)H5Sget_simple_extent_npoints(s));
   else if ((double)H5Tget_size(t) >
            (double)post_in.bytes * (H5Pget_nfilters(pl) > 0 ? 1032.0 : 1.0))
     refuse(file, path, "a string of %zu bytes, more than the file can hold",
-        H5Tget_size(t));
+           H5Tget_size(t));
   else if (H5Pget_external_count(pl) != 0 ||
            (H5Pget_layout(pl) != H5D_COMPACT &&
             H5Pget_layout(pl) != H5D_CONTIGUOUS &&
@@ -58,8 +58,10 @@ static int check_resolved(hid_t file) {
   if (pl >= 0) H5Pclose(pl);
   if (t >= 0) H5Tclose(t);
   if (s >= 0) H5Sclose(s);
-  if (d >= 0) H5Dclose(d);
-  else refuse(file, path, "cannot be opened (damaged file?)");
+  if (d >= 0)
+    H5Dclose(d);
+  else
+    refuse(file, path, "cannot be opened (damaged file?)");
   return rc;
 }
 
@@ -72,12 +74,13 @@ double *read_counts(hid_t loc, const char *path, hsize_t dims[3]) {
   double *v = read_dataset(loc, path, 2, SHAPE(ANY, BLOCKS, ANY),
                            V_POSITIVE | V_NONEMPTY, dims);
   for (size_t i = 0; v && i < (size_t)(dims[0] * dims[1]); i++)
-    if (v[i] != floor(v[i]) ||
-        (post_in.point_block_size > 0 && v[i] > (double)post_in.point_block_size)) {
+    if (v[i] != floor(v[i]) || (post_in.point_block_size > 0 &&
+                                v[i] > (double)post_in.point_block_size)) {
       refuse(loc, path, "value %g at [%llu, %llu]: %s", v[i],
-          (unsigned long long)(i / dims[1]), (unsigned long long)(i % dims[1]),
-          v[i] != floor(v[i]) ? "a count, not a whole number"
-                              : "a count above the point's block_size");
+             (unsigned long long)(i / dims[1]),
+             (unsigned long long)(i % dims[1]),
+             v[i] != floor(v[i]) ? "a count, not a whole number"
+                                 : "a count above the point's block_size");
       free(v);
       v = NULL;
     }
@@ -92,10 +95,10 @@ double *read_counts(hid_t loc, const char *path, hsize_t dims[3]) {
  * and the values there: counts whole numbers > 0 (at most block_size),
  * clone pairs between 0 and the count, freezing-time sums >= 0.  NULL if
  * absent (no error) or wrong (recorded). */
-double *read_final(hid_t g, int spec, int coll, long off[6],
-                          hsize_t df[3]) {
+double *read_final(hid_t g, int spec, int coll, long off[6], hsize_t df[3]) {
   double *fin = read_dataset(
-      g, "block_sum", 3, SHAPE(1, post_in.point_blocks > 0 ? post_in.point_blocks : ANY, ANY),
+      g, "block_sum", 3,
+      SHAPE(1, post_in.point_blocks > 0 ? post_in.point_blocks : ANY, ANY),
       V_NONEMPTY, df);
   if (!fin) return NULL;
   static const char *const names[6] = {"f_count",  "f_class",  "f_nearest",
@@ -111,16 +114,17 @@ double *read_final(hid_t g, int spec, int coll, long off[6],
     }
   }
   long nb = off[4];
-  const char *over = off[0] >= F                ? "f_count"
-                     : spec && off[1] + nb > F  ? "f_class + n_branch"
-                     : coll && off[2] + nb > F  ? "f_nearest + n_branch"
-                     : coll && off[3] + 2 > F   ? "f_freeze + 2"
-                                                : NULL;
+  const char *over = off[0] >= F               ? "f_count"
+                     : spec && off[1] + nb > F ? "f_class + n_branch"
+                     : coll && off[2] + nb > F ? "f_nearest + n_branch"
+                     : coll && off[3] + 2 > F  ? "f_freeze + 2"
+                                               : NULL;
   if (over) {
-    refuse(g, "block_sum", "attributes %s (f_count %ld, f_class %ld, f_nearest "
-                        "%ld, f_freeze %ld, n_branch %ld) beyond its %ld "
-                        "columns",
-        over, off[0], off[1], off[2], off[3], nb, F);
+    refuse(g, "block_sum",
+           "attributes %s (f_count %ld, f_class %ld, f_nearest "
+           "%ld, f_freeze %ld, n_branch %ld) beyond its %ld "
+           "columns",
+           over, off[0], off[1], off[2], off[3], nb, F);
     free(fin);
     return NULL;
   }
@@ -135,7 +139,8 @@ double *read_final(hid_t g, int spec, int coll, long off[6],
     long col = off[0];
     for (long s = 0; !wrong && s < nb; s++) {
       if (spec && !(x[off[1] + s] >= 0 && x[off[1] + s] <= n))
-        wrong = "clone pairs (f_class) outside 0 .. the count", col = off[1] + s;
+        wrong = "clone pairs (f_class) outside 0 .. the count",
+        col = off[1] + s;
       else if (coll && !(x[off[2] + s] >= 0 && x[off[2] + s] <= n))
         wrong = "clone pairs (f_nearest) outside 0 .. the count",
         col = off[2] + s;
@@ -145,7 +150,7 @@ double *read_final(hid_t g, int spec, int coll, long off[6],
         wrong = "a negative freezing-time sum (f_freeze)", col = off[3] + k;
     if (wrong) {
       refuse(g, "block_sum", "value %g at [0, %ld, %ld]: %s", x[col], b, col,
-          wrong);
+             wrong);
       free(fin);
       return NULL;
     }
@@ -156,27 +161,31 @@ double *read_final(hid_t g, int spec, int coll, long off[6],
 /* Grid point k of /points: its group (name its name, "IIII", digits), or
  * -1 (recorded: another name, not a group, an external link).  Its block
  * layout attributes (particles, block_size, n_blocks: consistent) become
- * post_in.point_blocks, post_in.point_block_size for the readers of block sums. */
+ * post_in.point_blocks, post_in.point_block_size for the readers of block sums.
+ */
 static hid_t open_point(hid_t pts, hsize_t k, char *name, size_t len) {
   post_in.point_blocks = post_in.point_block_size = 0;
-  ssize_t n = H5Lget_name_by_idx(pts, ".", H5_INDEX_NAME, H5_ITER_INC, k,
-                                 NULL, 0, H5P_DEFAULT);
+  ssize_t n = H5Lget_name_by_idx(pts, ".", H5_INDEX_NAME, H5_ITER_INC, k, NULL,
+                                 0, H5P_DEFAULT);
   if (n < 0 || (size_t)n >= len ||
       H5Lget_name_by_idx(pts, ".", H5_INDEX_NAME, H5_ITER_INC, k, name, len,
                          H5P_DEFAULT) < 0) {
     refuse(pts, NULL, "member %llu: %s", (unsigned long long)k,
-        n < 0 ? "cannot be read (damaged file?)" : "name too long for a grid point");
+           n < 0 ? "cannot be read (damaged file?)"
+                 : "name too long for a grid point");
     return -1;
   }
   if (!name[0] || strspn(name, "0123456789") != strlen(name)) {
-    refuse(pts, name, "not a grid point (the members of /points are named by "
-                   "their index, IIII)");
+    refuse(pts, name,
+           "not a grid point (the members of /points are named by "
+           "their index, IIII)");
     return -1;
   }
   snprintf(post_in.object, sizeof post_in.object, "/points/%s", name);
   hid_t pg = open_group(pts, name);
   if (pg < 0) {
-    if (!post_in.error[0]) refuse(pts, name, "cannot be opened (damaged file?)");
+    if (!post_in.error[0])
+      refuse(pts, name, "cannot be opened (damaged file?)");
     return -1;
   }
   long np = 0, bs = 0, nb = 0;
@@ -187,9 +196,10 @@ static hid_t open_point(hid_t pts, hsize_t k, char *name, size_t len) {
     return -1;
   }
   if (np && bs && nb && nb != (np + bs - 1) / bs) {
-    refuse(pg, NULL, "attribute n_blocks = %ld, but particles = %ld in blocks of "
-                  "block_size = %ld make %ld",
-        nb, np, bs, (np + bs - 1) / bs);
+    refuse(pg, NULL,
+           "attribute n_blocks = %ld, but particles = %ld in blocks of "
+           "block_size = %ld make %ld",
+           nb, np, bs, (np + bs - 1) / bs);
     H5Gclose(pg);
     return -1;
   }
@@ -208,14 +218,15 @@ static int check_point(hid_t pg, const char *name, long idx, const row *r,
                        const run_plan *plan) {
   if (idx >= 0 && (strlen(name) > 18 || idx != atol(name))) {
     refuse(pg, NULL, "attribute index = %ld, but the group is named %s", idx,
-        name);
+           name);
     return -1;
   }
   if (!plan || idx < 0) return 0;
   if (idx >= plan->n_points) {
-    refuse(pg, NULL, "attribute index = %ld, but /parameters/resolved plans %d "
-                  "grid point%s",
-        idx, plan->n_points, plan->n_points == 1 ? "" : "s");
+    refuse(pg, NULL,
+           "attribute index = %ld, but /parameters/resolved plans %d "
+           "grid point%s",
+           idx, plan->n_points, plan->n_points == 1 ? "" : "s");
     return -1;
   }
   const grid_point *g = &plan->points[idx];
@@ -226,16 +237,19 @@ static int check_point(hid_t pg, const char *name, long idx, const row *r,
       : HAS("separation") && !same_value(r->separation, g->separation)
           ? "separation"
       : HAS("strength") && !same_value(r->strength, g->strength) ? "strength"
-      : post_in.point_block_size && post_in.point_block_size != plan->block_size ? "block_size"
-      : post_in.point_blocks && post_in.point_blocks != plan->n_blocks           ? "n_blocks"
-                                                                 : NULL;
+      : post_in.point_block_size && post_in.point_block_size != plan->block_size
+          ? "block_size"
+      : post_in.point_blocks && post_in.point_blocks != plan->n_blocks
+          ? "n_blocks"
+          : NULL;
 #undef HAS
   if (what) {
-    refuse(pg, NULL, "attribute %s differs from grid point %ld of "
-                  "/parameters/resolved (dimension %ld, separation %g, "
-                  "strength %g, n_train %ld, block_size %ld, n_blocks %ld)",
-        what, idx, g->dimension, g->separation, g->strength, g->n_train,
-        plan->block_size, plan->n_blocks);
+    refuse(pg, NULL,
+           "attribute %s differs from grid point %ld of "
+           "/parameters/resolved (dimension %ld, separation %g, "
+           "strength %g, n_train %ld, block_size %ld, n_blocks %ld)",
+           what, idx, g->dimension, g->separation, g->strength, g->n_train,
+           plan->block_size, plan->n_blocks);
     return -1;
   }
   return 0;
@@ -292,12 +306,12 @@ static row *row_new(row_list *rl) {
   }
   row *r = &rl->v[rl->n++];
   memset(r, 0, sizeof *r);
-  double *nanfields[] = {&r->separation, &r->strength, &r->tS, &r->tS_err,
-                         &r->tS_theory, &r->tS_clone, &r->tS_clone_err,
-                         &r->tS_matrix, &r->tC, &r->tC_err, &r->tC_theory,
-                         &r->tC_clone, &r->tC_clone_err, &r->t_freeze,
-                         &r->t_freeze_err, &r->t_freeze_spread, &r->tC_fe,
-                         &r->tC_fe_err, &r->alpha};
+  double *nanfields[] = {
+      &r->separation,   &r->strength,  &r->tS,           &r->tS_err,
+      &r->tS_theory,    &r->tS_clone,  &r->tS_clone_err, &r->tS_matrix,
+      &r->tC,           &r->tC_err,    &r->tC_theory,    &r->tC_clone,
+      &r->tC_clone_err, &r->t_freeze,  &r->t_freeze_err, &r->t_freeze_spread,
+      &r->tC_fe,        &r->tC_fe_err, &r->alpha};
   for (size_t i = 0; i < sizeof nanfields / sizeof *nanfields; i++)
     *nanfields[i] = NAN;
   return r;
@@ -328,21 +342,22 @@ static int process_file(const char *path, const options *o, row_list *rows,
   read_attr_string(f, "signature", sig, sizeof sig);
   if (strcmp(format, "nrdiff-output") != 0) {
     if (strcmp(sig, "nrdiff-checkpoint") == 0)
-      post_warn("%s: a checkpoint of an unfinished run, not an output; continue "
-           "the run with 'nrdiff --restart' and post-process its output",
-           path);
+      post_warn(
+          "%s: a checkpoint of an unfinished run, not an output; continue "
+          "the run with 'nrdiff --restart' and post-process its output",
+          path);
     else
       post_warn("%s: not an nrdiff output file (no file_format = "
-           "\"nrdiff-output\" attribute)",
-           path);
+                "\"nrdiff-output\" attribute)",
+                path);
     H5Fclose(f);
     return -1;
   }
   long version = 1;
   double wall;
   hid_t code = open_group(f, "code");
-  int finished = code >= 0 && attr_double(code, "wall_seconds", V_NONNEG,
-                                          &wall) == 0;
+  int finished =
+      code >= 0 && attr_double(code, "wall_seconds", V_NONNEG, &wall) == 0;
   if (code >= 0) H5Gclose(code);
   if (attr_long(f, "file_format_version", 1, 1, &version) < 0 ||
       check_resolved(f) < 0 || post_in.error[0]) {
@@ -354,8 +369,9 @@ static int process_file(const char *path, const options *o, row_list *rows,
   char err[1024] = "";
   int have_params = load_parameters(f, path, &p, err, sizeof err) == 0;
   if (!have_params)
-    post_warn("%s: parameters unreadable (%s): no theory beside the measurements",
-         path, err);
+    post_warn(
+        "%s: parameters unreadable (%s): no theory beside the measurements",
+        path, err);
   run_plan plan;
   memset(&plan, 0, sizeof plan);
   if (have_params && plan_build(&p, &plan) != NRD_OK) have_params = 0;
@@ -370,12 +386,12 @@ static int process_file(const char *path, const options *o, row_list *rows,
   free(gd);
   if (!finished || pts < 0)
     post_warn("%s: unfinished run (no wall time recorded): using the %llu grid "
-         "point(s) present%s",
-         path, (unsigned long long)n_groups,
-         planned >= 0 ? "" : " (no /grid)");
+              "point(s) present%s",
+              path, (unsigned long long)n_groups,
+              planned >= 0 ? "" : " (no /grid)");
   else if (planned > (long)n_groups && !o->quiet)
     post_warn("%s: %llu of %ld grid points present (a --grid-index run?)", path,
-         (unsigned long long)n_groups, planned);
+              (unsigned long long)n_groups, planned);
   /* a problem in the file stops it (process_one drops its rows) */
   for (hsize_t k = 0; pts >= 0 && k < n_groups && !post_in.error[0]; k++) {
     char name[64];
@@ -402,8 +418,7 @@ static int process_file(const char *path, const options *o, row_list *rows,
     }
     if (have_params && idx >= 0 && idx < plan.n_points) {
       pm.ok = model_build(&pm.m, &p, &plan.points[idx], matrix_file_read, err,
-                             sizeof err) ==
-              NRD_OK;
+                          sizeof err) == NRD_OK;
       if (!pm.ok) note(r, "no theory: %s", err);
     }
     if (pm.ok) {
@@ -411,8 +426,10 @@ static int process_file(const char *path, const options *o, row_list *rows,
     } else { /* the run's own theory value */
       double th = NAN;
       attr_double(pg, "critical_time_theory", V_NAN | V_NONNEG, &th);
-      if (r->n_train > 0) r->tC_theory = th;
-      else r->tS_theory = th;
+      if (r->n_train > 0)
+        r->tC_theory = th;
+      else
+        r->tS_theory = th;
     }
     /* a point that failed in the run holds no results (its state stopped
      * being finite): say so, measure nothing */
@@ -443,8 +460,8 @@ static int process_file(const char *path, const options *o, row_list *rows,
 /* One run file: 0 used; -1 refused, with a message naming the file (and
  * the dataset or attribute that is wrong: "FILE: OBJECT: what"), none of
  * its rows or curves kept: its numbers are right or not shown. */
-int process_one(const char *path, int index, const options *o,
-                row_list *rows, curve_list *cv) {
+int process_one(const char *path, int index, const options *o, row_list *rows,
+                curve_list *cv) {
   long rows0 = rows->n, cv0 = cv->n;
   post_in.path = path;
   post_in.index = index;
@@ -454,12 +471,12 @@ int process_one(const char *path, int index, const options *o,
   post_in.bytes = 0;
   if (stat(path, &st) == 0 && !S_ISREG(st.st_mode)) { /* a FIFO would hang */
     post_warn("%s: %s, not a run file", path,
-         S_ISDIR(st.st_mode) ? "a directory" : "not a regular file");
+              S_ISDIR(st.st_mode) ? "a directory" : "not a regular file");
     return -1;
   }
   if (strlen(path) >= sizeof((row *)0)->file) {
     post_warn("%s: file name longer than %zu bytes", path,
-         sizeof((row *)0)->file - 1);
+              sizeof((row *)0)->file - 1);
     return -1;
   }
   post_in.reading = 1;

@@ -93,8 +93,8 @@ int main(int argc, char **argv) {
       break;
     case OPT_ACF_FROM:
     case OPT_FE_LEVEL:
-      if (nrd_cli_number(value, id == OPT_ACF_FROM ? &o.acf_from
-                                                   : &o.fe_level) != 0) {
+      if (nrd_cli_number(value,
+                         id == OPT_ACF_FROM ? &o.acf_from : &o.fe_level) != 0) {
         post_warn("--%s: not a number: '%s'",
                   id == OPT_ACF_FROM ? "acf-from" : "fe-level", value);
         return 2;
@@ -144,4 +144,3 @@ int main(int argc, char **argv) {
   free(cv.v);
   return rc ? 1 : refused ? 2 : 0;
 }
-

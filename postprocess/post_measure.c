@@ -18,7 +18,7 @@
 #include <string.h>
 
 void curve_add(curve_list *c, int index, const char *name, double t,
-                      double value, double err, double theory) {
+               double value, double err, double theory) {
   if (c->n == c->cap) { /* out of memory: the point is dropped, recorded */
     long cap = c->cap ? 2 * c->cap : 1024;
     curve_point *v = realloc(c->v, (size_t)cap * sizeof *v);
@@ -28,8 +28,8 @@ void curve_add(curve_list *c, int index, const char *name, double t,
     }
     c->v = v, c->cap = cap;
   }
-  c->v[c->n++] = (curve_point){index, name, t, value, err, theory, post_in.path,
-                                post_in.index};
+  c->v[c->n++] = (curve_point){
+      index, name, t, value, err, theory, post_in.path, post_in.index};
 }
 
 void note(row *r, const char *fmt, ...) {
@@ -80,11 +80,11 @@ void theory_times(row *r, const point_model *pm) {
   const model *m = &pm->m;
   const mixture *mx = &m->mix;
   double t = NAN;
-  if (mx->symmetric2 && theory_tS_kappa(&m->op, mx->means, mx->cov, &t) == NRD_OK)
+  if (mx->symmetric2 &&
+      theory_tS_kappa(&m->op, mx->means, mx->cov, &t) == NRD_OK)
     r->tS_theory = t;
-  if (mx->cov_shared &&
-      theory_tS_matrix(&m->op, mx->K, mx->weights, mx->means, mx->cov, &t) ==
-          NRD_OK) {
+  if (mx->cov_shared && theory_tS_matrix(&m->op, mx->K, mx->weights, mx->means,
+                                         mx->cov, &t) == NRD_OK) {
     r->tS_matrix = t;
     if (isnan(r->tS_theory)) r->tS_theory = t;
   }
@@ -101,8 +101,8 @@ void theory_times(row *r, const point_model *pm) {
  * crossing of `level` with a jackknife error; adds the curve. */
 static void measure_curve(curve_list *cv, int index, const char *name, long n,
                           const double *t, long B, const double *num,
-                          const double *den, const double *theory,
-                          double level, int dir, double scale, double *cross,
+                          const double *den, const double *theory, double level,
+                          int dir, double scale, double *cross,
                           double *cross_err) {
   if (!num || !den) return; /* out of memory: recorded, the file refused */
   double *c = file_calloc((size_t)n, sizeof *c),
@@ -115,7 +115,8 @@ static void measure_curve(curve_list *cv, int index, const char *name, long n,
   for (long i = 0; i < n; i++)
     curve_add(cv, index, name, t[i], c[i] / scale, e[i] / scale,
               theory ? theory[i] : NAN);
-  if (cross) an_jackknife_crossing(n, t, B, num, den, level, dir, cross, cross_err);
+  if (cross)
+    an_jackknife_crossing(n, t, B, num, den, level, dir, cross, cross_err);
   free(c);
   free(e);
 }
@@ -124,19 +125,20 @@ static void say_crossing(row *r, const char *what, double v, double err) {
   if (isnan(v))
     note(r, "%s: not reached", what);
   else if (isnan(err))
-    note(r, "%s: no error (a leave-one-block-out curve does not reach the "
-            "level, or one block)",
+    note(r,
+         "%s: no error (a leave-one-block-out curve does not reach the "
+         "level, or one block)",
          what);
 }
 
 /* The clone-free speciation estimator and Y2 (time-resolved). */
-void measure_observables(hid_t pg, const point_model *pm,
-                                const options *o, row *r, curve_list *cv) {
+void measure_observables(hid_t pg, const point_model *pm, const options *o,
+                         row *r, curve_list *cv) {
   hsize_t dc[3], dv[3], dt[3];
   double *cnt = read_counts(pg, "observables/count/block_sum", dc);
-  double *time = read_dataset(pg, "observables/count/time", 1,
-                              SHAPE(cnt ? (long)dc[0] : ANY, ANY, ANY),
-                              V_TIME_AXIS, dt);
+  double *time =
+      read_dataset(pg, "observables/count/time", 1,
+                   SHAPE(cnt ? (long)dc[0] : ANY, ANY, ANY), V_TIME_AXIS, dt);
   if (!cnt || !time) {
     note(r, "no observables/count: time-resolved estimators skipped");
     free(cnt), free(time);
@@ -182,8 +184,8 @@ void measure_observables(hid_t pg, const point_model *pm,
   hsize_t de[3], da[3];
   double *fe = read_dataset(pg, "collapse/excess_entropy", 1,
                             SHAPE(n, ANY, ANY), V_NAN, de);
-  double *alpha = read_dataset(pg, "collapse/alpha", 1, SHAPE(1, ANY, ANY),
-                               V_NONNEG, da);
+  double *alpha =
+      read_dataset(pg, "collapse/alpha", 1, SHAPE(1, ANY, ANY), V_NONNEG, da);
   if (lp && fe && alpha && dv[0] == dc[0] && dv[1] == dc[1] &&
       (long)de[0] == n && r->dimension > 0 && alpha[0] > 0) {
     int d = (int)r->dimension;
@@ -234,7 +236,8 @@ void measure_final(hid_t pg, row *r, curve_list *cv) {
     if (!(kind ? has_coll : has_spec)) continue;
     char path[64];
     snprintf(path, sizeof path, "%s/branch_time", grp);
-    double *tb = read_dataset(pg, path, 1, SHAPE(off[4], ANY, ANY), V_TIMES, db);
+    double *tb =
+        read_dataset(pg, path, 1, SHAPE(off[4], ANY, ANY), V_TIMES, db);
     long nb = tb ? (long)db[0] : 0, col = kind ? off[2] : off[1];
     if (!tb || nb != off[4] || col + nb > F) {
       free(tb);
@@ -251,8 +254,10 @@ void measure_final(hid_t pg, row *r, curve_list *cv) {
     if (!kind)
       th = read_dataset(pg, "speciation/phi_theory", 1, SHAPE(nb, ANY, ANY),
                         V_NAN | V_NONNEG, db);
-    if (kind) r->cloned_C = 1;
-    else r->cloned_S = 1;
+    if (kind)
+      r->cloned_C = 1;
+    else
+      r->cloned_S = 1;
     if (kind) {
       measure_curve(cv, r->index, "phiC_clone", nb, tb, B, num, den, NULL, 0.5,
                     -1, 1, &r->tC_clone, &r->tC_clone_err);
@@ -277,7 +282,8 @@ void measure_final(hid_t pg, row *r, curve_list *cv) {
       sq += fin[b * F + off[3] + 1];
       n += cnt[b];
     }
-    if (sum && cnt) an_ratio_curve(1, B, sum, cnt, &r->t_freeze, &r->t_freeze_err);
+    if (sum && cnt)
+      an_ratio_curve(1, B, sum, cnt, &r->t_freeze, &r->t_freeze_err);
     r->t_freeze_spread = sqrt(fmax(sq / n - r->t_freeze * r->t_freeze, 0));
     free(sum), free(cnt);
   }
@@ -288,15 +294,18 @@ void measure_final(hid_t pg, row *r, curve_list *cv) {
 void measure_uturn(hid_t pg, row *r, curve_list *cv) {
   if (H5Lexists(pg, "uturn", H5P_DEFAULT) <= 0) return;
   hsize_t d[3];
-  const char *names[7] = {"uturn/T_u", "uturn/c_uturn", "uturn/c_uturn_err",
-                          "uturn/c_uturn_ratio", "uturn/c_uturn_ratio_err",
-                          "uturn/theory_gaussian", "uturn/theory_gm2"};
+  const char *names[7] = {
+      "uturn/T_u",           "uturn/c_uturn",           "uturn/c_uturn_err",
+      "uturn/c_uturn_ratio", "uturn/c_uturn_ratio_err", "uturn/theory_gaussian",
+      "uturn/theory_gm2"};
   double *v[7];
   int ok = 1;
   long n = -1;
   for (int k = 0; k < 7; k++) {
     v[k] = read_dataset(pg, names[k], 1, SHAPE(n >= 0 ? n : ANY, ANY, ANY),
-                        k == 0 ? V_TIMES : k == 2 || k == 4 ? V_NAN | V_NONNEG : V_NAN,
+                        k == 0             ? V_TIMES
+                        : k == 2 || k == 4 ? V_NAN | V_NONNEG
+                                           : V_NAN,
                         d);
     if (!v[k]) ok = 0;
     if (v[k] && n < 0) n = (long)d[0];
@@ -353,13 +362,13 @@ void measure_forward(hid_t pg, row *r, curve_list *cv) {
 /* Autocorrelation of the sampled trajectories over their uniformly spaced
  * frames at t >= acf_from (where the reverse process is stationary when
  * acf_from is well above t_S), every trajectory and coordinate one series. */
-void measure_acf(hid_t pg, const point_model *pm, const options *o,
-                        double T, row *r, curve_list *cv) {
+void measure_acf(hid_t pg, const point_model *pm, const options *o, double T,
+                 row *r, curve_list *cv) {
   hsize_t dv[3], dt[3];
   if (H5Lexists(pg, "particles", H5P_DEFAULT) <= 0) return;
-  double *x = read_dataset(pg, "particles/trajectory/position/value", 3,
-                           SHAPE(ANY, ANY, r->dimension > 0 ? r->dimension : ANY),
-                           V_NONEMPTY, dv);
+  double *x = read_dataset(
+      pg, "particles/trajectory/position/value", 3,
+      SHAPE(ANY, ANY, r->dimension > 0 ? r->dimension : ANY), V_NONEMPTY, dv);
   double *t = read_dataset(pg, "particles/trajectory/position/time", 1,
                            SHAPE(x ? (long)dv[0] : ANY, ANY, ANY), V_TIME_AXIS,
                            dt); /* one time per frame */

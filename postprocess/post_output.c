@@ -31,15 +31,30 @@ static void csv_number(FILE *f, double v) {
 static const char *const COLUMNS =
     "grid_index,dimension,separation,strength,n_train,t_S,t_S_err,t_S_theory,"
     "t_C,t_C_err,t_C_theory,t_S_clone,t_S_clone_err,t_S_matrix,t_C_clone,"
-    "t_C_clone_err,t_freeze,t_freeze_err,t_freeze_spread,t_C_fe,t_C_fe_err,alpha,"
+    "t_C_clone_err,t_freeze,t_freeze_err,t_freeze_spread,t_C_fe,t_C_fe_err,"
+    "alpha,"
     "file,notes";
 
 static double *row_values(const row *r, double v[19]) {
-  double w[19] = {r->tS,       r->tS_err,       r->tS_theory, r->tC,
-                  r->tC_err,   r->tC_theory,    r->tS_clone,  r->tS_clone_err,
-                  r->tS_matrix, r->tC_clone,    r->tC_clone_err, r->t_freeze,
-                  r->t_freeze_err, r->t_freeze_spread, r->tC_fe,
-                  r->tC_fe_err, r->alpha,       0,            0};
+  double w[19] = {r->tS,
+                  r->tS_err,
+                  r->tS_theory,
+                  r->tC,
+                  r->tC_err,
+                  r->tC_theory,
+                  r->tS_clone,
+                  r->tS_clone_err,
+                  r->tS_matrix,
+                  r->tC_clone,
+                  r->tC_clone_err,
+                  r->t_freeze,
+                  r->t_freeze_err,
+                  r->t_freeze_spread,
+                  r->tC_fe,
+                  r->tC_fe_err,
+                  r->alpha,
+                  0,
+                  0};
   memcpy(v, w, sizeof w);
   return v;
 }
@@ -74,12 +89,12 @@ static void remove_partial_outputs(void) {
 static int close_checked(FILE *f, const char *name) {
   int bad = ferror(f);
   if (fclose(f) != 0) bad = 1;
-  if (bad) post_warn("cannot write %s: %s", name, strerror(errno ? errno : EIO));
+  if (bad)
+    post_warn("cannot write %s: %s", name, strerror(errno ? errno : EIO));
   return bad ? -1 : 0;
 }
 
-int write_csv(const char *path, const row_list *rows,
-                     const curve_list *cv) {
+int write_csv(const char *path, const row_list *rows, const curve_list *cv) {
   char name[1100];
   snprintf(partial_stem, sizeof partial_stem, "%s", path);
   nrd_at_fatal(remove_partial_outputs);
@@ -157,8 +172,8 @@ static void h5_column(hid_t g, const char *name, hsize_t n, const double *v,
   hid_t s = H5Screate_simple(1, &n, NULL);
   hid_t d = H5Dcreate2(g, name, H5T_IEEE_F64LE, s, H5P_DEFAULT, H5P_DEFAULT,
                        H5P_DEFAULT);
-  if (d < 0 || H5Dwrite(d, H5T_NATIVE_DOUBLE, H5S_ALL, H5S_ALL, H5P_DEFAULT,
-                        v) < 0)
+  if (d < 0 ||
+      H5Dwrite(d, H5T_NATIVE_DOUBLE, H5S_ALL, H5S_ALL, H5P_DEFAULT, v) < 0)
     h5_failures++;
   hid_t ts = H5Screate(H5S_SCALAR), tt = H5Tcopy(H5T_C_S1);
   H5Tset_size(tt, H5T_VARIABLE);
@@ -168,8 +183,7 @@ static void h5_column(hid_t g, const char *name, hsize_t n, const double *v,
   H5Aclose(a), H5Tclose(tt), H5Sclose(ts), H5Sclose(s), H5Dclose(d);
 }
 
-int write_h5(const char *path, const row_list *rows,
-                    const curve_list *cv) {
+int write_h5(const char *path, const row_list *rows, const curve_list *cv) {
   char name[1100];
   snprintf(name, sizeof name, "%s.summary.h5.tmp", path);
   h5_failures = 0;
@@ -179,10 +193,11 @@ int write_h5(const char *path, const row_list *rows,
     return -1;
   }
   static const char *const cols[17] = {
-      "t_S",        "t_S_err",        "t_S_theory", "t_C",         "t_C_err",
-      "t_C_theory", "t_S_clone",      "t_S_clone_err", "t_S_matrix", "t_C_clone",
-      "t_C_clone_err", "t_freeze",    "t_freeze_err", "t_freeze_spread",
-      "t_C_fe",     "t_C_fe_err",     "alpha"};
+      "t_S",          "t_S_err",         "t_S_theory",    "t_C",
+      "t_C_err",      "t_C_theory",      "t_S_clone",     "t_S_clone_err",
+      "t_S_matrix",   "t_C_clone",       "t_C_clone_err", "t_freeze",
+      "t_freeze_err", "t_freeze_spread", "t_C_fe",        "t_C_fe_err",
+      "alpha"};
   static const char *const what[17] = {
       "speciation time (headline): the clone-free phi (speciation_phi) crosses "
       "F(1) = 0.7752 [the project's definition]; = the run's "
@@ -235,7 +250,8 @@ int write_h5(const char *path, const row_list *rows,
   hid_t st = H5Tcopy(H5T_C_S1);
   H5Tset_size(st, w);
   hid_t ss = H5Screate_simple(1, &n, NULL);
-  hid_t fd = H5Dcreate2(g, "file", st, ss, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
+  hid_t fd =
+      H5Dcreate2(g, "file", st, ss, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
   H5Dwrite(fd, st, H5S_ALL, H5S_ALL, H5P_DEFAULT, names);
   H5Dclose(fd), H5Sclose(ss), H5Tclose(st);
   free(names);
@@ -263,7 +279,10 @@ int write_h5(const char *path, const row_list *rows,
       for (int k = 0; k < 4; k++) {
         for (long q = i; q < j; q++) {
           const curve_point *p = &cv->v[q];
-          buf[q - i] = k == 0 ? p->t : k == 1 ? p->value : k == 2 ? p->err : p->theory;
+          buf[q - i] = k == 0   ? p->t
+                       : k == 1 ? p->value
+                       : k == 2 ? p->err
+                                : p->theory;
         }
         h5_column(c, fields[k], (hsize_t)(j - i), buf, fields[k]);
       }
@@ -318,14 +337,15 @@ void print_table(const row_list *rows) {
     print_theory(r->tC_theory);
     printf("  %s\n", r->notes);
   }
-  printf("t_S: the clone-free phi crosses F(1) = 0.7752 (monotone interpolation, "
-         "jackknife error over blocks;\n     = the run's "
-         "critical_time_measured); t_S_clone: phi by cloning, between branch "
-         "times only;\n     theory kappa_t = 1 / matrix criterion.\n"
-         "t_C: mean Y2 crosses 1/2 [I]; t_C_clone: phi_C by cloning; theory: "
-         "the REM collapse time (n, d -> infinity).\n"
-         "-: not measured; not reached: the curve never reaches its level in "
-         "the measured times.\n");
+  printf(
+      "t_S: the clone-free phi crosses F(1) = 0.7752 (monotone interpolation, "
+      "jackknife error over blocks;\n     = the run's "
+      "critical_time_measured); t_S_clone: phi by cloning, between branch "
+      "times only;\n     theory kappa_t = 1 / matrix criterion.\n"
+      "t_C: mean Y2 crosses 1/2 [I]; t_C_clone: phi_C by cloning; theory: "
+      "the REM collapse time (n, d -> infinity).\n"
+      "-: not measured; not reached: the curve never reaches its level in "
+      "the measured times.\n");
 }
 
 /* The figures: postprocess/nrdiff_plots.py under Debian's python3. */
@@ -359,9 +379,9 @@ int plot(const char *prefix) {
   int status = 0;
   while (pid > 0 && waitpid(pid, &status, 0) < 0 && errno == EINTR)
     ;
-  int rc = pid < 0                ? -1
-           : WIFEXITED(status)   ? WEXITSTATUS(status)
-                                 : 128 + WTERMSIG(status);
+  int rc = pid < 0             ? -1
+           : WIFEXITED(status) ? WEXITSTATUS(status)
+                               : 128 + WTERMSIG(status);
   if (rc != 0) post_warn("--plot: the figure script failed (exit %d)", rc);
   return rc == 0 ? 0 : -1;
 }
@@ -385,8 +405,8 @@ static int split_path(const char *path, struct stat *dir, const char **base) {
  * symbolic links) as PREFIX.summary.csv, PREFIX.curves.csv,
  * PREFIX.summary.h5 or, with --plot, a figure; or, with --plot, an input
  * named like a figure, PREFIX.*.png, in the output directory. */
-int outputs_clobber_inputs(const char *stem, int with_plot,
-                                  char **files, int n_files) {
+int outputs_clobber_inputs(const char *stem, int with_plot, char **files,
+                           int n_files) {
   char out[8][1100];
   int n_out = 0;
   static const char *const data[3] = {"summary.csv", "curves.csv",
@@ -405,7 +425,8 @@ int outputs_clobber_inputs(const char *stem, int with_plot,
       if (stat(out[k], &so) == 0 && so.st_dev == si.st_dev &&
           so.st_ino == si.st_ino) {
         post_warn("%s would overwrite the input %s%s: choose another -o PREFIX",
-             out[k], files[i], strcmp(out[k], files[i]) ? " (the same file)" : "");
+                  out[k], files[i],
+                  strcmp(out[k], files[i]) ? " (the same file)" : "");
         return -1;
       }
     struct stat di;
@@ -414,9 +435,10 @@ int outputs_clobber_inputs(const char *stem, int with_plot,
         di.st_dev == sd.st_dev && di.st_ino == sd.st_ino &&
         (ni = strlen(in_base)) > nb + 5 && !strncmp(in_base, stem_base, nb) &&
         in_base[nb] == '.' && !strcmp(in_base + ni - 4, ".png")) {
-      post_warn("the input %s is named like a figure of --plot (%s.*.png): choose "
-           "another -o PREFIX",
-           files[i], stem);
+      post_warn(
+          "the input %s is named like a figure of --plot (%s.*.png): choose "
+          "another -o PREFIX",
+          files[i], stem);
       return -1;
     }
   }

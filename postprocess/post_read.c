@@ -35,7 +35,8 @@ void refuse(hid_t loc, const char *name, const char *fmt, ...) {
   if (post_in.error[0]) return; /* later problems may follow from the first */
   char obj[512] = "";
   if (loc >= 0 && H5Iget_name(loc, obj, sizeof obj) < 0) obj[0] = 0;
-  if (loc < 0) snprintf(obj, sizeof obj, "%s", post_in.object[0] ? post_in.object : "/");
+  if (loc < 0)
+    snprintf(obj, sizeof obj, "%s", post_in.object[0] ? post_in.object : "/");
   if (name && name[0]) {
     size_t n = strlen(obj);
     snprintf(obj + n, sizeof obj - n, "%s%s", n && obj[n - 1] == '/' ? "" : "/",
@@ -70,14 +71,22 @@ static const char *shape_text(char *buf, size_t len, int rank,
 
 const char *class_text(H5T_class_t c) {
   switch (c) {
-  case H5T_INTEGER: return "integer";
-  case H5T_FLOAT: return "floating-point";
-  case H5T_STRING: return "string";
-  case H5T_COMPOUND: return "compound";
-  case H5T_ENUM: return "enum";
-  case H5T_ARRAY: return "array";
-  case H5T_VLEN: return "variable-length";
-  default: return "non-numeric";
+  case H5T_INTEGER:
+    return "integer";
+  case H5T_FLOAT:
+    return "floating-point";
+  case H5T_STRING:
+    return "string";
+  case H5T_COMPOUND:
+    return "compound";
+  case H5T_ENUM:
+    return "enum";
+  case H5T_ARRAY:
+    return "array";
+  case H5T_VLEN:
+    return "variable-length";
+  default:
+    return "non-numeric";
   }
 }
 
@@ -108,29 +117,32 @@ int object_kind(hid_t loc, const char *path, H5O_type_t want) {
       return -1;
     }
     if (li.type != H5L_TYPE_HARD && li.type != H5L_TYPE_SOFT) {
-      refuse(loc, buf, "an external link (to another file): nrdiff writes none");
+      refuse(loc, buf,
+             "an external link (to another file): nrdiff writes none");
       return -1;
     }
 #if H5_VERSION_GE(1, 12, 0)
     H5O_info2_t oi;
-    herr_t rc = H5Oget_info_by_name3(loc, buf, &oi, H5O_INFO_BASIC, H5P_DEFAULT);
+    herr_t rc =
+        H5Oget_info_by_name3(loc, buf, &oi, H5O_INFO_BASIC, H5P_DEFAULT);
 #else
     H5O_info_t oi;
-    herr_t rc = H5Oget_info_by_name2(loc, buf, &oi, H5O_INFO_BASIC, H5P_DEFAULT);
+    herr_t rc =
+        H5Oget_info_by_name2(loc, buf, &oi, H5O_INFO_BASIC, H5P_DEFAULT);
 #endif
     if (rc < 0) {
-      refuse(loc, buf, "%s", li.type == H5L_TYPE_SOFT
-                              ? "a soft link to nothing"
-                              : "cannot be opened (damaged file?)");
+      refuse(loc, buf, "%s",
+             li.type == H5L_TYPE_SOFT ? "a soft link to nothing"
+                                      : "cannot be opened (damaged file?)");
       return -1;
     }
     H5O_type_t need = last ? want : H5O_TYPE_GROUP;
     if (oi.type != need) {
       refuse(loc, buf, "%s, expected a %s",
-          oi.type == H5O_TYPE_GROUP     ? "a group"
-          : oi.type == H5O_TYPE_DATASET ? "a dataset"
-                                        : "a named datatype",
-          need == H5O_TYPE_GROUP ? "group" : "dataset");
+             oi.type == H5O_TYPE_GROUP     ? "a group"
+             : oi.type == H5O_TYPE_DATASET ? "a dataset"
+                                           : "a named datatype",
+             need == H5O_TYPE_GROUP ? "group" : "dataset");
       return -1;
     }
     if (last) return 1;
@@ -151,8 +163,8 @@ hid_t open_group(hid_t loc, const char *path) {
  * has length want[k] (ANY: any), with the values `flags` allow (infinity
  * never).  Returns its values as doubles, dims the shape (missing trailing
  * axes 1), or NULL: absent (no error), or wrong (error recorded). */
-double *read_dataset(hid_t loc, const char *path, int rank,
-                            const long want[3], int flags, hsize_t dims[3]) {
+double *read_dataset(hid_t loc, const char *path, int rank, const long want[3],
+                     int flags, hsize_t dims[3]) {
   dims[0] = dims[1] = dims[2] = 1;
   if (object_kind(loc, path, H5O_TYPE_DATASET) <= 0) return NULL;
   hid_t d = H5Dopen2(loc, path, H5P_DEFAULT);
@@ -174,10 +186,13 @@ double *read_dataset(hid_t loc, const char *path, int rank,
   }
   if (sc != H5S_SIMPLE || r != rank) {
     refuse(loc, path, "%s, expected %d ax%s %s",
-        sc == H5S_NULL     ? "no data (a null dataspace)"
-        : sc == H5S_SCALAR ? "a scalar"
-                           : (snprintf(got, sizeof got, "%d ax%s", r, r == 1 ? "is" : "es"), got),
-        rank, rank == 1 ? "is" : "es", shape_text(exp, sizeof exp, rank, NULL, want));
+           sc == H5S_NULL ? "no data (a null dataspace)"
+           : sc == H5S_SCALAR
+               ? "a scalar"
+               : (snprintf(got, sizeof got, "%d ax%s", r, r == 1 ? "is" : "es"),
+                  got),
+           rank, rank == 1 ? "is" : "es",
+           shape_text(exp, sizeof exp, rank, NULL, want));
     goto done;
   }
   H5Sget_simple_extent_dims(s, dd, NULL);
@@ -185,9 +200,10 @@ double *read_dataset(hid_t loc, const char *path, int rank,
     if ((want && want[k] != ANY && dd[k] != (hsize_t)want[k]) ||
         ((flags & V_NONEMPTY) && dd[k] == 0)) {
       refuse(loc, path, "shape %s, expected %s%s",
-          shape_text(got, sizeof got, rank, dd, NULL),
-          shape_text(exp, sizeof exp, rank, NULL, want ? want : SHAPE(ANY, ANY, ANY)),
-          (flags & V_NONEMPTY) && dd[k] == 0 ? " and not empty" : "");
+             shape_text(got, sizeof got, rank, dd, NULL),
+             shape_text(exp, sizeof exp, rank, NULL,
+                        want ? want : SHAPE(ANY, ANY, ANY)),
+             (flags & V_NONEMPTY) && dd[k] == 0 ? " and not empty" : "");
       goto done;
     }
   if (tc != H5T_FLOAT) {
@@ -196,7 +212,8 @@ double *read_dataset(hid_t loc, const char *path, int rank,
   }
   if (layout != H5D_COMPACT && layout != H5D_CONTIGUOUS &&
       layout != H5D_CHUNKED) {
-    refuse(loc, path, "a virtual or unknown storage layout: nrdiff writes none");
+    refuse(loc, path,
+           "a virtual or unknown storage layout: nrdiff writes none");
     goto done;
   }
   if (H5Pget_external_count(pl) != 0) {
@@ -210,17 +227,18 @@ double *read_dataset(hid_t loc, const char *path, int rank,
   for (int k = 0; k < rank; k++) {
     if (dd[k] && n > SIZE_MAX / sizeof(double) / dd[k]) {
       refuse(loc, path, "shape %s: more values than can be addressed",
-          shape_text(got, sizeof got, rank, dd, NULL));
+             shape_text(got, sizeof got, rank, dd, NULL));
       goto done;
     }
     n *= (size_t)dd[k];
   }
   double limit = (double)post_in.bytes * (filters > 0 ? 1032.0 : 1.0);
   if ((double)n * (double)tsize > limit) {
-    refuse(loc, path, "shape %s: %.4g bytes, more than the file (%llu bytes) "
-                   "can hold",
-        shape_text(got, sizeof got, rank, dd, NULL), (double)n * (double)tsize,
-        (unsigned long long)post_in.bytes);
+    refuse(loc, path,
+           "shape %s: %.4g bytes, more than the file (%llu bytes) "
+           "can hold",
+           shape_text(got, sizeof got, rank, dd, NULL),
+           (double)n * (double)tsize, (unsigned long long)post_in.bytes);
     goto done;
   }
   v = calloc(n ? n : 1, sizeof *v);
@@ -236,10 +254,10 @@ double *read_dataset(hid_t loc, const char *path, int rank,
   }
   for (size_t i = 0; i < n; i++) {
     double x = v[i];
-    const char *wrong = isinf(x)                                 ? "infinite"
-                        : isnan(x) && !(flags & V_NAN)           ? "NaN"
-                        : (flags & V_NONNEG) && x < 0            ? "negative"
-                        : (flags & V_POSITIVE) && x <= 0         ? "not > 0"
+    const char *wrong = isinf(x)                         ? "infinite"
+                        : isnan(x) && !(flags & V_NAN)   ? "NaN"
+                        : (flags & V_NONNEG) && x < 0    ? "negative"
+                        : (flags & V_POSITIVE) && x <= 0 ? "not > 0"
                         : (flags & V_FALLING) && i && !(x < v[i - 1])
                             ? "not below the value before it (a time axis "
                               "falls strictly)"
@@ -250,7 +268,7 @@ double *read_dataset(hid_t loc, const char *path, int rank,
     if (rank == 3)
       at[0] = i / (dd[1] * dd[2]), at[1] = i / dd[2] % dd[1], at[2] = i % dd[2];
     refuse(loc, path, "value %g at %s: %s", x,
-        shape_text(got, sizeof got, rank, at, NULL), wrong);
+           shape_text(got, sizeof got, rank, at, NULL), wrong);
     free(v);
     v = NULL;
     goto done;
@@ -277,7 +295,8 @@ static int read_attr(hid_t obj, const char *name, hid_t type, void *v) {
   }
   hid_t a = H5Aopen(obj, name, H5P_DEFAULT);
   hid_t s = a >= 0 ? H5Aget_space(a) : -1, t = a >= 0 ? H5Aget_type(a) : -1;
-  H5T_class_t want = H5Tget_class(type), got = t >= 0 ? H5Tget_class(t) : H5T_NO_CLASS;
+  H5T_class_t want = H5Tget_class(type),
+              got = t >= 0 ? H5Tget_class(t) : H5T_NO_CLASS;
   hssize_t np = s >= 0 && H5Sget_simple_extent_type(s) != H5S_NULL
                     ? H5Sget_simple_extent_npoints(s)
                     : 0;
@@ -290,10 +309,10 @@ static int read_attr(hid_t obj, const char *name, hid_t type, void *v) {
     refuse(obj, NULL, "attribute %s cannot be read (damaged file?)", name);
   else if (np != 1)
     refuse(obj, NULL, "attribute %s holds %lld values, expected one", name,
-        (long long)np);
+           (long long)np);
   else if (got != want)
     refuse(obj, NULL, "attribute %s is %s, expected %s", name, class_text(got),
-        want == H5T_INTEGER ? "an integer" : "a floating-point number");
+           want == H5T_INTEGER ? "an integer" : "a floating-point number");
   else if (H5Tget_size(type) != sizeof x.l || H5Aread(a, type, &x) < 0)
     refuse(obj, NULL, "attribute %s cannot be read (damaged file?)", name);
   else if (want == H5T_FLOAT && isinf(x.d))
@@ -315,7 +334,8 @@ int attr_long(hid_t obj, const char *name, long lo, long hi, long *v) {
     if (lo == hi)
       refuse(obj, NULL, "attribute %s = %ld, expected %ld", name, x, lo);
     else
-      refuse(obj, NULL, "attribute %s = %ld, expected %ld .. %ld", name, x, lo, hi);
+      refuse(obj, NULL, "attribute %s = %ld, expected %ld .. %ld", name, x, lo,
+             hi);
     rc = -1;
   }
   if (rc == 0) *v = x;
@@ -326,11 +346,11 @@ int attr_long(hid_t obj, const char *name, long lo, long hi, long *v) {
 int attr_double(hid_t obj, const char *name, int flags, double *v) {
   double x = 0;
   int rc = read_attr(obj, name, H5T_NATIVE_DOUBLE, &x);
-  if (rc == 0 && ((isnan(x) && !(flags & V_NAN)) ||
-                  ((flags & V_NONNEG) && x < 0))) {
+  if (rc == 0 &&
+      ((isnan(x) && !(flags & V_NAN)) || ((flags & V_NONNEG) && x < 0))) {
     refuse(obj, NULL, "attribute %s = %g, expected a %snumber%s", name, x,
-        flags & V_NONNEG ? "non-negative " : "finite ",
-        flags & V_NAN ? " or NaN" : "");
+           flags & V_NONNEG ? "non-negative " : "finite ",
+           flags & V_NAN ? " or NaN" : "");
     rc = -1;
   }
   if (rc == 0) *v = x;
@@ -339,8 +359,7 @@ int attr_double(hid_t obj, const char *name, int flags, double *v) {
 
 /* A variable-length string attribute of one value into buf ("" if absent
  * or anything else: the identification attributes, checked by value). */
-void read_attr_string(hid_t obj, const char *name, char *buf,
-                             size_t len) {
+void read_attr_string(hid_t obj, const char *name, char *buf, size_t len) {
   buf[0] = 0;
   if (H5Aexists(obj, name) <= 0) return;
   hid_t a = H5Aopen(obj, name, H5P_DEFAULT);
