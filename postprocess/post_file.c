@@ -3,7 +3,7 @@
  * every grid point checked against them, its block sums read and measured
  * (post_measure.c); a file with any problem is refused whole, its rows and
  * curves dropped, and the other files are processed as usual. */
-#define _POSIX_C_SOURCE 200809L /* stat, access, fork, ssize_t */
+#define _POSIX_C_SOURCE 200809L /* stat, access */
 #include "config.h"
 
 #include "post.h"

@@ -1,6 +1,5 @@
 /* nrdiff-post: the command line, the loop over the run files and the exit
  * status (the stage as a whole: postprocess/post.h). */
-#define _POSIX_C_SOURCE 200809L /* stat, access, fork, ssize_t */
 #include "config.h"
 
 #include "post.h"

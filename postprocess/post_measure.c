@@ -2,7 +2,6 @@
  * jackknife errors and the curves behind them (clone-free observables,
  * cloning, freezing, U-turn, forward correlations, the trajectory
  * autocorrelation) -- and their theory from the run's own model. */
-#define _POSIX_C_SOURCE 200809L /* stat, access, fork, ssize_t */
 #include "config.h"
 
 #include "post.h"

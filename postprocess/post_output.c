@@ -2,7 +2,7 @@
  * PREFIX.curves.csv and PREFIX.summary.h5 (written as NAME.tmp, published
  * together), the figures, and the check that no output overwrites an
  * input. */
-#define _POSIX_C_SOURCE 200809L /* stat, access, fork, ssize_t */
+#define _POSIX_C_SOURCE 200809L /* stat, access, fork */
 #include "config.h"
 
 #include "post.h"

@@ -6,7 +6,6 @@
  * times >= 0 and time axes strictly decreasing).  Absent is not an error
  * (NULL / 1: what needs it is skipped and the notes say so); anything else
  * wrong is recorded by refuse() and the file is refused. */
-#define _POSIX_C_SOURCE 200809L /* stat, access, fork, ssize_t */
 #include "config.h"
 
 #include "post.h"
