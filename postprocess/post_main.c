@@ -21,15 +21,7 @@ void post_warn(const char *fmt, ...) {
   va_end(ap);
 }
 
-enum {
-  OPT_OUTPUT = 1,
-  OPT_PLOT,
-  OPT_ACF_FROM,
-  OPT_FE_LEVEL,
-  OPT_QUIET,
-  OPT_VERSION,
-  OPT_HELP
-};
+enum { OPT_OUTPUT = 1, OPT_PLOT, OPT_ACF_FROM, OPT_FE_LEVEL, OPT_QUIET };
 
 /* nrdiff-post's options, in the order of --help. */
 static const nrd_cli_option cli_options[] = {
@@ -48,10 +40,9 @@ static const nrd_cli_option cli_options[] = {
      "the zero of f^e is where f^e/alpha falls to X (default 0.02)",
      OPT_FE_LEVEL},
     {"quiet", 'q', NULL, "no table on stdout", OPT_QUIET},
-    {"version", 'V', NULL, "versions", OPT_VERSION},
-    {"help", 'h', NULL, "this help", OPT_HELP},
-    {0}};
+    NRD_CLI_LAST_OPTIONS("versions")};
 
+/* The help: a synopsis, the table's options, the exit statuses. */
 static void usage(FILE *f) {
   fputs("usage: nrdiff-post [options] RUN.h5 [more run files]\n", f);
   nrd_cli_print_help(f, cli_options);
@@ -67,18 +58,16 @@ int main(int argc, char **argv) {
   int want_plot = 0;
   nrd_cli cli;
   nrd_cli_begin(&cli, cli_options, argc, argv);
-  const char *value;
-  int id;
   /* in order: --help and --version answer at once, a bad value stops */
-  while ((id = nrd_cli_next(&cli, &value)) != NRD_CLI_END) {
+  for (int id; (id = nrd_cli_next(&cli)) != NRD_CLI_END;) {
     switch (id) {
     case NRD_CLI_ERROR:
       post_warn("%s", cli.error);
       return 2;
-    case OPT_HELP:
+    case NRD_CLI_HELP:
       usage(stdout);
       return 0;
-    case OPT_VERSION:
+    case NRD_CLI_VERSION:
       printf("nrdiff-post %s (%s)\n", version_nrdiff(), version_git());
       return 0;
     case OPT_QUIET:
@@ -88,14 +77,14 @@ int main(int argc, char **argv) {
       want_plot = 1;
       break;
     case OPT_OUTPUT:
-      prefix = value;
+      prefix = cli.value;
       break;
     case OPT_ACF_FROM:
     case OPT_FE_LEVEL:
-      if (nrd_cli_number(value,
+      if (nrd_cli_number(cli.value,
                          id == OPT_ACF_FROM ? &o.acf_from : &o.fe_level) != 0) {
         post_warn("--%s: not a number: '%s'",
-                  id == OPT_ACF_FROM ? "acf-from" : "fe-level", value);
+                  id == OPT_ACF_FROM ? "acf-from" : "fe-level", cli.value);
         return 2;
       }
       break;

@@ -68,25 +68,16 @@ static const char *shape_text(char *buf, size_t len, int rank,
   return buf;
 }
 
+/* An HDF5 type class in words, for messages. */
 const char *class_text(H5T_class_t c) {
-  switch (c) {
-  case H5T_INTEGER:
-    return "integer";
-  case H5T_FLOAT:
-    return "floating-point";
-  case H5T_STRING:
-    return "string";
-  case H5T_COMPOUND:
-    return "compound";
-  case H5T_ENUM:
-    return "enum";
-  case H5T_ARRAY:
-    return "array";
-  case H5T_VLEN:
-    return "variable-length";
-  default:
-    return "non-numeric";
-  }
+  return c == H5T_INTEGER    ? "integer"
+         : c == H5T_FLOAT    ? "floating-point"
+         : c == H5T_STRING   ? "string"
+         : c == H5T_COMPOUND ? "compound"
+         : c == H5T_ENUM     ? "enum"
+         : c == H5T_ARRAY    ? "array"
+         : c == H5T_VLEN     ? "variable-length"
+                             : "non-numeric";
 }
 
 /* What path (relative to loc) is: 1 the object wanted (H5O_TYPE_GROUP or

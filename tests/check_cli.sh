@@ -114,12 +114,16 @@ cat >table_help.py <<'EOF'
 import ast, re, sys
 source, table, help_file = sys.argv[1:4]
 text = open(source).read()
-block = re.search(r"nrd_cli_option %s\[\] = \{(.*?)\{0\}\};" % table, text, re.S)
 lit = r'"(?:[^"\\]|\\.)*"'
+block = re.search(r"nrd_cli_option %s\[\] = \{(.*?)NRD_CLI_LAST_OPTIONS\((%s)\)\};" % (table, lit),
+                  text, re.S)
 entry = re.compile(r'\{"([a-z-]+)",\s*(\'.\'|0),\s*(NULL|%s),\s*((?:%s\s*)+),\s*\w+\}' % (lit, lit))
 helps = open(help_file).read()
+entries = entry.findall(block.group(1)) if block else []
+if block:  # the options every program has (util/cli.h)
+    entries += [("version", "'V'", "NULL", block.group(2)), ("help", "'h'", "NULL", '"this help"')]
 n = 0
-for name, letter, value, desc in entry.findall(block.group(1) if block else ""):
+for name, letter, value, desc in entries:
     n += 1
     head = ("-%s, " % letter[1] if letter != "0" else "    ") + "--" + name
     if value != "NULL":

@@ -38,9 +38,7 @@ enum {
   OPT_BLAS_KERNEL,
   OPT_GRID_INDEX,
   OPT_PRINT_PARAMS,
-  OPT_VERBOSE,
-  OPT_VERSION,
-  OPT_HELP
+  OPT_VERBOSE
 };
 
 /* nrdiff's options, in the order of --help. */
@@ -81,9 +79,7 @@ static const nrd_cli_option options[] = {
      "key at its default, then exit",
      OPT_PRINT_PARAMS},
     {"verbose", 'v', NULL, "debug messages; every rank prints", OPT_VERBOSE},
-    {"version", 'V', NULL, "versions of nrdiff and its libraries", OPT_VERSION},
-    {"help", 'h', NULL, "this help", OPT_HELP},
-    {0}};
+    NRD_CLI_LAST_OPTIONS("versions of nrdiff and its libraries")};
 
 static void usage(FILE *out) {
   fputs(
@@ -125,15 +121,13 @@ static const char *parse_cli(int argc, char **argv, cli_options *o, char *err,
   o->overrides = NRD_XCALLOC((size_t)argc + 1, sizeof *o->overrides);
   nrd_cli cli;
   nrd_cli_begin(&cli, options, argc, argv);
-  const char *value;
-  int id;
-  while ((id = nrd_cli_next(&cli, &value)) != NRD_CLI_END) {
+  for (int id; (id = nrd_cli_next(&cli)) != NRD_CLI_END;) {
     switch (id) {
     case NRD_CLI_ERROR:
       snprintf(err, errlen, "%s", cli.error);
       return err;
     case OPT_SET:
-      o->overrides[o->n_overrides++] = (char *)value; /* argv's own */
+      o->overrides[o->n_overrides++] = (char *)cli.value; /* argv's own */
       break;
     case OPT_DRY_RUN:
       o->dry_run = 1;
@@ -159,23 +153,23 @@ static const char *parse_cli(int argc, char **argv, cli_options *o, char *err,
       snprintf(err, errlen,
                "an abbreviation of --blas-kernel (value '%s'): write "
                "--blas-kernel in full, it is read before MPI starts",
-               value);
+               cli.value);
       return err;
     case OPT_GRID_INDEX:
-      if (nrd_cli_long(value, &o->grid_index) != 0 || o->grid_index < 0) {
+      if (nrd_cli_long(cli.value, &o->grid_index) != 0 || o->grid_index < 0) {
         snprintf(err, errlen,
                  "--grid-index needs a grid point number >= 0, got '%s'",
-                 value);
+                 cli.value);
         return err;
       }
       break;
     case OPT_VERBOSE:
       o->verbose = 1;
       break;
-    case OPT_VERSION:
+    case NRD_CLI_VERSION:
       o->version = 1;
       break;
-    case OPT_HELP:
+    case NRD_CLI_HELP:
       o->help = 1;
       break;
     }

@@ -83,8 +83,8 @@ static void unknown_long(nrd_cli *cli) {
              opt);
 }
 
-int nrd_cli_next(nrd_cli *cli, const char **value) {
-  *value = NULL;
+int nrd_cli_next(nrd_cli *cli) {
+  cli->value = NULL;
   int c =
       getopt_long(cli->argc, cli->argv, cli->shortopts, cli->longopts, NULL);
   char opt[96];
@@ -116,7 +116,7 @@ int nrd_cli_next(nrd_cli *cli, const char **value) {
   }
   int i = option_index(cli, c);
   assert(i >= 0);
-  *value = cli->table[i].value ? optarg : NULL;
+  cli->value = cli->table[i].value ? optarg : NULL;
   return cli->table[i].id;
 }
 

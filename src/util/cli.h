@@ -1,20 +1,19 @@
 /* The programs' command lines: a table of options, parsed by getopt_long,
  * and the help text made from the same table.
  *
- * A program describes each option once (long name, short letter, whether
- * it takes a value and the value's name, the help text, an id) and reads
- * its command line in order:
+ * A program describes each option once (long name, short letter, the name
+ * of its value if it takes one, the help text, an id) and reads its
+ * command line in order:
  *
  *   static const nrd_cli_option opts[] = {
  *       {"output", 'o', "PREFIX", "write PREFIX.summary.csv", OPT_OUTPUT},
  *       {"quiet", 'q', NULL, "no table on stdout", OPT_QUIET},
- *       {0}};
+ *       NRD_CLI_LAST_OPTIONS("versions")};
  *   nrd_cli cli;
  *   nrd_cli_begin(&cli, opts, argc, argv);
- *   const char *value;
- *   int id;
- *   while ((id = nrd_cli_next(&cli, &value)) > 0) ...;
- *   if (id == NRD_CLI_ERROR) ... cli.error ...;
+ *   for (int id; (id = nrd_cli_next(&cli)) != NRD_CLI_END;)
+ *     switch (id) { case OPT_OUTPUT: ... cli.value ...;
+ *                   case NRD_CLI_ERROR: ... cli.error ...; }
  *   operands: argv[cli.first_operand .. argc - 1]
  *
  * Spellings accepted (getopt_long's): --name VALUE, --name=VALUE, an
@@ -46,13 +45,27 @@ enum {
   NRD_CLI_END = 0,    /* no more options */
   NRD_CLI_ERROR = -1, /* a usage error: the message is in error */
   NRD_CLI_MAX_OPTIONS = 32,
+  /* the ids of the options every program has, above a program's own */
+  NRD_CLI_VERSION = 1000,
+  NRD_CLI_HELP,
 };
+
+/* The end of every table: the options every program has, spelled and
+ * described alike, -V, --version (its description: what it prints) and
+ * -h, --help, then the table's end. */
+/* clang-format off */
+#define NRD_CLI_LAST_OPTIONS(version_help)                        \
+  {"version", 'V', NULL, (version_help), NRD_CLI_VERSION},        \
+  {"help", 'h', NULL, "this help", NRD_CLI_HELP},                 \
+  {0}
+/* clang-format on */
 
 /* A parse in progress (getopt_long's state is global: one at a time). */
 typedef struct {
   const nrd_cli_option *table;
   int argc;
   char **argv;
+  const char *value; /* the option's value (NULL: it takes none) */
   int first_operand; /* after NRD_CLI_END: argv[first_operand ..] */
   char error[256];
   struct option longopts[NRD_CLI_MAX_OPTIONS + 1];
@@ -64,10 +77,10 @@ typedef struct {
 void nrd_cli_begin(nrd_cli *cli, const nrd_cli_option *table, int argc,
                    char **argv);
 
-/* The next option on the command line: its id, *value its value (NULL for
- * an option without one); NRD_CLI_END after the last (the operands are
- * then argv[first_operand ..]); NRD_CLI_ERROR on a usage error. */
-int nrd_cli_next(nrd_cli *cli, const char **value);
+/* The next option on the command line: its id (its value in cli->value);
+ * NRD_CLI_END after the last (the operands are then argv[first_operand
+ * ..]); NRD_CLI_ERROR on a usage error (the message in cli->error). */
+int nrd_cli_next(nrd_cli *cli);
 
 /* The table's options as help text: one "  -x, --name VALUE  help" entry
  * each, descriptions aligned in one column. */
