@@ -105,4 +105,89 @@ rm -f bad.yml
 [ $rc -eq 2 ] && [ "$n" -eq 1 ] && ok "bad file on 3 ranks: exit 2, one message" \
   || { echo "       exit $rc, $n messages"; ko "bad file on 3 ranks"; }
 
+# One command-line parser (src/util/cli.c) for nrdiff and nrdiff-post: every
+# option of each program's table, and every line of its description, is in
+# its --help; the options each program has always had are still there; a
+# usage error reads the same in both programs (exit 2, nothing written).
+post="$top_build/src/nrdiff-post"
+cat >table_help.py <<'EOF'
+import ast, re, sys
+source, table, help_file = sys.argv[1:4]
+text = open(source).read()
+lit = r'"(?:[^"\\]|\\.)*"'
+block = re.search(r"nrd_cli_option %s\[\] = \{(.*?)NRD_CLI_LAST_OPTIONS\((%s)\)\};" % (table, lit),
+                  text, re.S)
+entry = re.compile(r'\{"([a-z-]+)",\s*(\'.\'|0),\s*(NULL|%s),\s*((?:%s\s*)+),\s*\w+\}' % (lit, lit))
+helps = open(help_file).read()
+entries = entry.findall(block.group(1)) if block else []
+if block:  # the options every program has (util/cli.h)
+    entries += [("version", "'V'", "NULL", block.group(2)), ("help", "'h'", "NULL", '"this help"')]
+n = 0
+for name, letter, value, desc in entries:
+    n += 1
+    head = ("-%s, " % letter[1] if letter != "0" else "    ") + "--" + name
+    if value != "NULL":
+        head += " " + value[1:-1]
+    lines = "".join(ast.literal_eval(s) for s in re.findall(lit, desc)).split("\n")
+    want = re.escape("  " + head) + r" +" + r"\n +".join(re.escape(l) for l in lines) + r"\n"
+    if not re.search(want, helps):
+        print("not in --help: %s: %s" % (head, lines))
+        sys.exit(1)
+print("%d options" % n)
+sys.exit(0 if n > 0 else 1)
+EOF
+"$nrdiff" --help >help.txt 2>err \
+  && /usr/bin/python3 table_help.py "$top_src/src/run/main.c" options help.txt >out 2>>err \
+  && ok "nrdiff --help: every option of the table with its description ($(cat out))" \
+  || { cat out; ko "nrdiff --help against its table"; }
+"$post" --help >help.txt 2>err \
+  && /usr/bin/python3 table_help.py "$top_src/postprocess/post_main.c" cli_options help.txt >out 2>>err \
+  && ok "nrdiff-post --help: every option of the table with its description ($(cat out))" \
+  || { cat out; ko "nrdiff-post --help against its table"; }
+"$nrdiff" --help >help.txt 2>err; missing=""
+for o in -P,--set -n,--dry-run -r,--restart --auto-restart --print-output-file --overwrite \
+         --blas-kernel --grid-index --print-params -v,--verbose -V,--version -h,--help; do
+  grep -q -- "^  *${o/,/, } " help.txt || missing+=" $o"
+done
+[ -z "$missing" ] && ok "nrdiff --help: every option nrdiff has had" || ko "nrdiff --help lacks$missing"
+"$post" --help >help.txt 2>err; missing=""
+for o in -o,--output --plot --acf-from --fe-level -q,--quiet -V,--version -h,--help; do
+  grep -q -- "^  *${o/,/, } " help.txt || missing+=" $o"
+done
+[ -z "$missing" ] && ok "nrdiff-post --help: every option nrdiff-post has had" \
+  || ko "nrdiff-post --help lacks$missing"
+rm -f help.txt table_help.py out err
+same_usage_error() { # name, form (@: the option), nrdiff's option, nrdiff-post's, then
+  local name=$1 form=$2 oa=$3 ob=$4 a=() b=() # nrdiff's arguments -- nrdiff-post's
+  shift 4
+  while [ "$1" != -- ]; do a+=("$1"); shift; done; shift; b=("$@")
+  expect_usage_error "nrdiff: $name" "^nrdiff: error: ${form//@/$oa}\$" "$nrdiff" "${a[@]}"
+  expect_usage_error "nrdiff-post: $name" "^nrdiff-post: ${form//@/$ob}\$" "$post" "${b[@]}"
+}
+same_usage_error "an unknown option" "unknown option '@' (see --help)" --frobnicate --frobnicate \
+  --frobnicate p.yml -- --frobnicate p.yml
+same_usage_error "an unknown option with a value" "unknown option '@' (see --help)" \
+  --frobnicate --frobnicate --frobnicate=3 p.yml -- --frobnicate=3 p.yml
+same_usage_error "an unknown letter in a bundle" "unknown option '@' (see --help)" -x -x \
+  -nx p.yml -- -qx p.yml
+same_usage_error "a value missing" "option '@' needs an argument (see --help)" --set --fe-level \
+  p.yml --set -- p.yml --fe-level
+same_usage_error "a letter's value missing" "option '@' needs an argument (see --help)" -P -o \
+  p.yml -P -- p.yml -o
+same_usage_error "a value to an option without one" "option '@' takes no value (see --help)" \
+  --dry-run --plot --dry-run=1 p.yml -- --plot=1 p.yml
+expect_usage_error "an ambiguous prefix names its options" \
+  "option '--print' is ambiguous: --print-output-file, --print-params (see --help)" \
+  "$nrdiff" --print p.yml
+expect_usage_error "--grid-index -1: a usage error" "--grid-index needs a grid point number >= 0, got '-1'" \
+  "$nrdiff" --grid-index -1 --dry-run p.yml
+expect_usage_error "--grid-index=1x: a usage error" "--grid-index needs a grid point number >= 0, got '1x'" \
+  "$nrdiff" --grid-index=1x --dry-run p.yml
+expect_usage_error "an abbreviated --blas-kernel is refused, not ignored" "abbreviation of --blas-kernel" \
+  "$nrdiff" --blas-k Haswell --dry-run p.yml
+"$nrdiff" --dry -v -n --grid-index=1 -P time.steps=40 --set=grid.strength=[0,1] p.yml >out 2>err \
+  && grep -q "Only grid point 1 runs" out \
+  && ok "nrdiff: --name=VALUE, a prefix and repeated -P/--set all parse" || ko "nrdiff spellings"
+rm -f out err
+
 finish

@@ -296,6 +296,22 @@ awk -F, 'NR == 4 { exit !($4 == "1.5" && $6 != "" && $12 == "" && $13 == "") }' 
   && ok "g = 1.5: headline t_S present, cloning 'not reached' (report and CSV)" \
   || { cat dflt.summary.csv; ko "g = 1.5: headline present, cloning not reached"; }
 
+# The command line (util/cli.c): --name=VALUE is --name VALUE, options after
+# the files are options, the defaults are --fe-level 0.02 and --acf-from
+# time.T / 2 (3 here); a value that is not a number is a usage error naming
+# the option, with nothing written.
+same_csv() { cmp -s "$1.summary.csv" "$2.summary.csv" && cmp -s "$1.curves.csv" "$2.curves.csv"; }
+"$post" -q -o eq1 --fe-level 0.02 --acf-from 3 run.h5 >/dev/null 2>&1 \
+  && "$post" -q -o eq2 run.h5 --fe-level=0.02 --acf-from=3 >/dev/null 2>&1 \
+  && same_csv eq1 run && same_csv eq2 run \
+  && ok "nrdiff-post: --opt X, --opt=X after the file and the defaults: the same outputs" \
+  || ko "nrdiff-post option spellings"
+"$post" -q -o nan --acf-from 3x run.h5 >/dev/null 2>err; rc=$?
+[ $rc -eq 2 ] && grep -qx "nrdiff-post: --acf-from: not a number: '3x'" err && ! ls nan.* >/dev/null 2>&1 \
+  && ok "nrdiff-post: --acf-from 3x: exit 2, the option named, nothing written" \
+  || { cat err; ko "nrdiff-post --acf-from 3x (exit $rc)"; }
+rm -f eq1.* eq2.* err
+
 # Figures.
 if "$post" --plot -q -o figs run.h5 >plot.out 2>&1 && ls figs.*.png >/dev/null 2>&1; then
   ok "--plot writes figures ($(ls figs.*.png | wc -l) PNG)"

@@ -2,7 +2,6 @@
  * copy), run plan, and dispatch to the simulation driver. */
 #include "config.h"
 
-#include <getopt.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -15,6 +14,7 @@
 #include "run/checkpoint.h"
 #include "run/memory.h"
 #include "util/blaskernel.h"
+#include "util/cli.h"
 #include "core/diagnose.h"
 #include "util/error.h"
 #include "core/grid.h"
@@ -28,6 +28,59 @@
 #include "run/run.h"
 #include "util/version.h"
 
+enum {
+  OPT_SET = 1,
+  OPT_DRY_RUN,
+  OPT_RESTART,
+  OPT_AUTO_RESTART,
+  OPT_PRINT_OUTPUT,
+  OPT_OVERWRITE,
+  OPT_BLAS_KERNEL,
+  OPT_GRID_INDEX,
+  OPT_PRINT_PARAMS,
+  OPT_VERBOSE
+};
+
+/* nrdiff's options, in the order of --help. */
+static const nrd_cli_option options[] = {
+    {"set", 'P', "SECTION.KEY=VALUE",
+     "override one parameter (repeatable);\n"
+     "VALUE is YAML, e.g. -P grid.dimension=[8,16]",
+     OPT_SET},
+    {"dry-run", 'n', NULL, "validate, print the run plan, write nothing",
+     OPT_DRY_RUN},
+    {"restart", 'r', NULL,
+     "continue from the newest valid checkpoint\n"
+     "(output.file + .ckpt, else .ckpt.prev)",
+     OPT_RESTART},
+    {"auto-restart", 0, NULL,
+     "--restart if a checkpoint exists, else start\n"
+     "(for batch jobs that may be resumed)",
+     OPT_AUTO_RESTART},
+    {"print-output-file", 0, NULL, "print the resolved output.file and exit",
+     OPT_PRINT_OUTPUT},
+    {"overwrite", 0, NULL,
+     "replace an existing output and checkpoints\n"
+     "(same as -P output.overwrite=true)",
+     OPT_OVERWRITE},
+    /* taken out of argv by blas_kernel_select before MPI_Init */
+    {"blas-kernel", 0, "K",
+     "OpenBLAS kernels: auto (AVX-512 ones on an AVX-512\n"
+     "CPU), default (OpenBLAS's own choice) or a core\n"
+     "name such as SkylakeX; precedence: this option,\n"
+     "NRDIFF_BLAS_KERNEL, OPENBLAS_CORETYPE, auto",
+     OPT_BLAS_KERNEL},
+    {"grid-index", 0, "I",
+     "run grid point I only (0-based, as in the\n"
+     "plan), e.g. one per Slurm array task",
+     OPT_GRID_INDEX},
+    {"print-params", 0, NULL,
+     "print a complete parameter file with every\n"
+     "key at its default, then exit",
+     OPT_PRINT_PARAMS},
+    {"verbose", 'v', NULL, "debug messages; every rank prints", OPT_VERBOSE},
+    NRD_CLI_LAST_OPTIONS("versions of nrdiff and its libraries")};
+
 static void usage(FILE *out) {
   fputs(
       "Usage: nrdiff [OPTIONS] PARAMETER_FILE\n"
@@ -37,40 +90,10 @@ static void usage(FILE *out) {
       "dynamics on Gaussian-mixture data, with forward drift A = (I + gQ)U\n"
       "that may break detailed balance.\n"
       "\n"
-      "Options:\n"
-      "  -P, --set SECTION.KEY=VALUE  override one parameter (repeatable);\n"
-      "                               VALUE is YAML, e.g. -P "
-      "grid.dimension=[8,16]\n"
-      "  -n, --dry-run                validate, print the run plan, write "
-      "nothing\n"
-      "  -r, --restart                continue from the newest valid "
-      "checkpoint\n"
-      "                               (output.file + .ckpt, else .ckpt.prev)\n"
-      "      --auto-restart           --restart if a checkpoint exists, else "
-      "start\n"
-      "                               (for batch jobs that may be resumed)\n"
-      "      --print-output-file      print the resolved output.file and "
-      "exit\n"
-      "      --overwrite              replace an existing output and "
-      "checkpoints\n"
-      "                               (same as -P output.overwrite=true)\n"
-      "      --blas-kernel K          OpenBLAS kernels: auto (AVX-512 ones on "
-      "an AVX-512\n"
-      "                               CPU), default (OpenBLAS's own choice) "
-      "or a core\n"
-      "                               name such as SkylakeX; precedence: "
-      "this option,\n"
-      "                               NRDIFF_BLAS_KERNEL, OPENBLAS_CORETYPE, "
-      "auto\n"
-      "      --grid-index I           run grid point I only (0-based, as in "
-      "the\n"
-      "                               plan), e.g. one per Slurm array task\n"
-      "      --print-params           print a complete parameter file with "
-      "every\n"
-      "                               key at its default, then exit\n"
-      "  -v, --verbose                debug messages; every rank prints\n"
-      "  -V, --version                versions of nrdiff and its libraries\n"
-      "  -h, --help                   this help\n"
+      "Options:\n",
+      out);
+  nrd_cli_print_help(out, options);
+  fputs(
       "\n"
       "Exit status: 0 success (OUTPUT.done written), 1 runtime failure, 2 bad\n"
       "command line or parameters (nothing is written then), 3 stopped on\n"
@@ -93,43 +116,23 @@ typedef struct {
  * every rank sees the same argv). */
 static const char *parse_cli(int argc, char **argv, cli_options *o, char *err,
                              size_t errlen) {
-  enum {
-    OPT_PRINT_PARAMS = 1000,
-    OPT_GRID_INDEX,
-    OPT_OVERWRITE,
-    OPT_AUTO_RESTART,
-    OPT_PRINT_OUTPUT,
-    OPT_BLAS_KERNEL
-  };
-  static const struct option longopts[] = {
-      {"set", required_argument, NULL, 'P'},
-      {"dry-run", no_argument, NULL, 'n'},
-      {"print-params", no_argument, NULL, OPT_PRINT_PARAMS},
-      {"grid-index", required_argument, NULL, OPT_GRID_INDEX},
-      {"restart", no_argument, NULL, 'r'},
-      {"overwrite", no_argument, NULL, OPT_OVERWRITE},
-      {"auto-restart", no_argument, NULL, OPT_AUTO_RESTART},
-      {"print-output-file", no_argument, NULL, OPT_PRINT_OUTPUT},
-      /* taken out of argv by blas_kernel_select; left only without a value */
-      {"blas-kernel", required_argument, NULL, OPT_BLAS_KERNEL},
-      {"verbose", no_argument, NULL, 'v'},
-      {"version", no_argument, NULL, 'V'},
-      {"help", no_argument, NULL, 'h'},
-      {NULL, 0, NULL, 0}};
   memset(o, 0, sizeof *o);
   o->grid_index = -1;
-  o->overrides = calloc((size_t)argc + 1, sizeof *o->overrides);
-  opterr = 0;
-  int c;
-  while ((c = getopt_long(argc, argv, ":P:nrvVh", longopts, NULL)) != -1) {
-    switch (c) {
-    case 'P':
-      o->overrides[o->n_overrides++] = optarg;
+  o->overrides = NRD_XCALLOC((size_t)argc + 1, sizeof *o->overrides);
+  nrd_cli cli;
+  nrd_cli_begin(&cli, options, argc, argv);
+  for (int id; (id = nrd_cli_next(&cli)) != NRD_CLI_END;) {
+    switch (id) {
+    case NRD_CLI_ERROR:
+      snprintf(err, errlen, "%s", cli.error);
+      return err;
+    case OPT_SET:
+      o->overrides[o->n_overrides++] = (char *)cli.value; /* argv's own */
       break;
-    case 'n':
+    case OPT_DRY_RUN:
       o->dry_run = 1;
       break;
-    case 'r':
+    case OPT_RESTART:
       o->restart = 1;
       break;
     case OPT_OVERWRITE:
@@ -145,50 +148,46 @@ static const char *parse_cli(int argc, char **argv, cli_options *o, char *err,
       o->print_params = 1;
       break;
     case OPT_BLAS_KERNEL:
-      break;
-    case OPT_GRID_INDEX: {
-      char *end;
-      o->grid_index = strtol(optarg, &end, 10);
-      if (end == optarg || *end || o->grid_index < 0) {
+      /* blas_kernel_select took "--blas-kernel K" and "--blas-kernel=K"; one
+       * that reaches here with a value was abbreviated, and too late */
+      snprintf(err, errlen,
+               "an abbreviation of --blas-kernel (value '%s'): write "
+               "--blas-kernel in full, it is read before MPI starts",
+               cli.value);
+      return err;
+    case OPT_GRID_INDEX:
+      if (nrd_cli_long(cli.value, &o->grid_index) != 0 || o->grid_index < 0) {
         snprintf(err, errlen,
                  "--grid-index needs a grid point number >= 0, got '%s'",
-                 optarg);
+                 cli.value);
         return err;
       }
       break;
-    }
-    case 'v':
+    case OPT_VERBOSE:
       o->verbose = 1;
       break;
-    case 'V':
+    case NRD_CLI_VERSION:
       o->version = 1;
       break;
-    case 'h':
+    case NRD_CLI_HELP:
       o->help = 1;
       break;
-    case ':':
-      snprintf(err, errlen, "option '%s' needs an argument (see --help)",
-               argv[optind - 1]);
-      return err;
-    default:
-      snprintf(err, errlen, "unknown option '%s' (see --help)",
-               argv[optind - 1]);
-      return err;
     }
   }
   if (o->help || o->version || o->print_params) return NULL;
-  if (optind == argc) {
+  int first = cli.first_operand;
+  if (first == argc) {
     snprintf(err, errlen,
              "no parameter file given (see --help; "
              "'nrdiff --print-params > run.yml' makes one)");
     return err;
   }
-  if (argc - optind > 1) {
+  if (argc - first > 1) {
     snprintf(err, errlen, "more than one parameter file given ('%s', '%s')",
-             argv[optind], argv[optind + 1]);
+             argv[first], argv[first + 1]);
     return err;
   }
-  o->param_file = argv[optind];
+  o->param_file = argv[first];
   return NULL;
 }
 
