@@ -54,7 +54,7 @@ stray=$(ls src/*.c src/*.h 2>/dev/null | grep -v 'src/git-describe.h')
 
 # sizes
 long=""
-for f in src/*/*.[ch] postprocess/*.c; do
+for f in src/*/*.[ch] postprocess/*.[ch]; do
   n=$(wc -l <"$f")
   [ "$n" -le 600 ] && continue
   head -15 "$f" | grep -q "Longer than 600 lines:" || long+="$f ($n lines); "
