@@ -154,6 +154,13 @@ static int rd_count(pack_reader *r) {
   return r->bad ? 0 : (int)n;
 }
 
+/* Room for n elements of size bytes (NULL for none or out of memory). */
+static void *rd_array(pack_reader *r, int n, size_t size) {
+  void *v = n ? calloc((size_t)n, size) : NULL;
+  if (n && !v) r->nomem = r->bad = true;
+  return v;
+}
+
 static void unpack_value(pack_reader *r, nrd_params *q, const param_spec *s) {
   switch (s->type) {
   case TYPE_INT:
@@ -174,8 +181,7 @@ static void unpack_value(pack_reader *r, nrd_params *q, const param_spec *s) {
   case TYPE_INT_LIST: {
     nrd_ilist *l = ILIST_AT(q, s);
     int n = rd_count(r);
-    l->v = n ? calloc((size_t)n, sizeof *l->v) : NULL;
-    if (n && !l->v) r->nomem = r->bad = true;
+    l->v = rd_array(r, n, sizeof *l->v);
     for (; !r->bad && l->n < n; l->n++)
       l->v[l->n] = (long)rd_integer(r);
     break;
@@ -183,8 +189,7 @@ static void unpack_value(pack_reader *r, nrd_params *q, const param_spec *s) {
   case TYPE_DOUBLE_LIST: {
     nrd_dlist *l = DLIST_AT(q, s);
     int n = rd_count(r);
-    l->v = n ? calloc((size_t)n, sizeof *l->v) : NULL;
-    if (n && !l->v) r->nomem = r->bad = true;
+    l->v = rd_array(r, n, sizeof *l->v);
     for (; !r->bad && l->n < n; l->n++)
       l->v[l->n] = rd_double(r);
     break;
@@ -192,8 +197,7 @@ static void unpack_value(pack_reader *r, nrd_params *q, const param_spec *s) {
   case TYPE_STRING_LIST: {
     nrd_slist *l = SLIST_AT(q, s);
     int n = rd_count(r);
-    l->v = n ? calloc((size_t)n, sizeof *l->v) : NULL;
-    if (n && !l->v) r->nomem = r->bad = true;
+    l->v = rd_array(r, n, sizeof *l->v);
     while (!r->bad && l->n < n && rd_char(r, ' ')) {
       l->v[l->n] = rd_blob(r);
       if (l->v[l->n])

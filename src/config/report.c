@@ -8,6 +8,11 @@
 #include <stdlib.h>
 #include <string.h>
 
+int cfg_out_of_memory(char *err, size_t errlen) {
+  if (err && errlen) snprintf(err, errlen, "out of memory for the parameters");
+  return NRD_ERR_NOMEM;
+}
+
 void cfg_vreport(char *err, size_t errlen, const char *where, const char *key,
                  const char *fmt, va_list ap) {
   if (!err || errlen == 0) return;
@@ -25,7 +30,7 @@ void cfg_vreport(char *err, size_t errlen, const char *where, const char *key,
   size_t body_len = n > 0 ? (size_t)n : 0, head_len = strlen(head);
   char *whole = malloc(head_len + body_len + 1);
   if (!whole) {
-    snprintf(err, errlen, "out of memory for the parameters");
+    cfg_out_of_memory(err, errlen);
     return;
   }
   memcpy(whole, head, head_len + 1);
@@ -47,9 +52,4 @@ void cfg_override_where(char *where, size_t n, const char *override) {
   while (cut > 0 && ((unsigned char)override[cut] & 0xC0) == 0x80)
     cut--;
   snprintf(where, n, "-P %.*s... (%zu bytes in all)", (int)cut, override, len);
-}
-
-int cfg_out_of_memory(char *err, size_t errlen) {
-  if (err && errlen) snprintf(err, errlen, "out of memory for the parameters");
-  return NRD_ERR_NOMEM;
 }

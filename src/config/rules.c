@@ -130,6 +130,20 @@ static int check_data(const combination_ctx *c) {
   return NRD_OK;
 }
 
+/* Every element of times (the list of key) in (time.t_min, time.T]. */
+static int check_inside_run(const combination_ctx *c, const char *key,
+                            const nrd_dlist *times) {
+  for (int k = 0; k < times->n; k++) {
+    double x = times->v[k];
+    if (x > c->p->time.t_min && x <= c->p->time.T) continue;
+    char xs[32];
+    cfg_shortest_double(xs, x);
+    return blame(c, key, "element %d must be in (time.t_min, time.T] (got %s)",
+                 k + 1, xs);
+  }
+  return NRD_OK;
+}
+
 static int check_experiment(const combination_ctx *c) {
   const nrd_params *p = c->p;
   const nrd_dlist *bt = &p->experiment.branch_times;
@@ -162,15 +176,8 @@ static int check_experiment(const combination_ctx *c) {
   }
   if (params_has_protocol(p, "collapse") && bt->n > 0 &&
       !params_has_protocol(p, "speciation")) {
-    for (int k = 0; k < bt->n; k++) {
-      double b = bt->v[k];
-      if (b > p->time.t_min && b <= p->time.T) continue;
-      char bs[32];
-      cfg_shortest_double(bs, b);
-      return blame(c, "experiment.branch_times",
-                   "element %d must be in (time.t_min, time.T] (got %s)", k + 1,
-                   bs);
-    }
+    int rc = check_inside_run(c, "experiment.branch_times", bt);
+    if (rc != NRD_OK) return rc;
   }
   static const char *const stochastic[] = {"speciation", "collapse", "uturn"};
   for (int k = 0; k < 3; k++) {
@@ -194,15 +201,8 @@ static int check_experiment(const combination_ctx *c) {
       return blame(c, "experiment.protocol",
                    "'uturn' needs experiment.uturn_times, the noising times "
                    "T_u in (time.t_min, time.T]");
-    for (int k = 0; k < ut->n; k++) {
-      double u = ut->v[k];
-      if (u > p->time.t_min && u <= p->time.T) continue;
-      char us[32];
-      cfg_shortest_double(us, u);
-      return blame(c, "experiment.uturn_times",
-                   "element %d must be in (time.t_min, time.T] (got %s)", k + 1,
-                   us);
-    }
+    int rc = check_inside_run(c, "experiment.uturn_times", ut);
+    if (rc != NRD_OK) return rc;
     const nrd_ilist *nt = &p->grid.n_train;
     for (int k = 0; p->experiment.uturn_data == UTURN_TRAIN && k < nt->n; k++)
       if (nt->v[k] <= 0)
