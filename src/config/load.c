@@ -29,7 +29,7 @@ int params_init_defaults(nrd_params *p) {
         cfg_read_value_text(&c, &cfg_schema[i], cfg_schema[i].default_yaml, p);
     if (rc != NRD_OK) {
       params_free(p);
-      return rc;
+      return NRD_FAIL(rc, "%s", err); /* which entry, and why */
     }
   }
   return NRD_OK;

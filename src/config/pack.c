@@ -223,8 +223,10 @@ int params_unpack(nrd_params *p, const char *buf, size_t len) {
   if (rd_integer(&r) != N_PARAMS || !rd_char(&r, '\n')) r.bad = true;
   if (!r.bad) q.source_file = rd_blob(&r);
   rd_char(&r, '\n');
+  const char *entry = "the header"; /* being read, for the failure trace */
   for (int i = 0; i < N_PARAMS && !r.bad; i++) {
     const param_spec *s = &cfg_schema[i];
+    entry = s->name;
     size_t n = strlen(s->name);
     if (r.len - r.pos < n || memcmp(buf + r.pos, s->name, n) != 0) {
       r.bad = true;
@@ -243,7 +245,12 @@ int params_unpack(nrd_params *p, const char *buf, size_t len) {
   if (r.pos != r.len) r.bad = true;
   if (r.bad) {
     params_free(&q);
-    return r.nomem ? NRD_ERR_NOMEM : NRD_ERR_INPUT;
+    if (r.nomem)
+      return NRD_FAIL(NRD_ERR_NOMEM, "unpacking %zu bytes of parameters", len);
+    return NRD_FAIL(NRD_ERR_INPUT,
+                    "not a pack of these %d parameters (at %s, byte %zu of "
+                    "%zu)",
+                    N_PARAMS, entry, r.pos < r.len ? r.pos : r.len, r.len);
   }
   params_free(p);
   *p = q;
