@@ -1,7 +1,7 @@
 /* Run parameters: a typed schema with defaults, ranges and documentation,
  * read from a YAML file with libyaml plus "-P section.key=value" overrides.
  *
- * Every key lives in exactly one schema entry (params.c), which is the single
+ * Every key lives in exactly one schema entry (schema.c), which is the single
  * source of truth for parsing, validation, --print-params and the resolved
  * parameter dump written into outputs. */
 #ifndef NRDIFF_PARAMS_H
