@@ -42,12 +42,18 @@ static double max_abs(size_t n, const double *x) {
 /* Copy a symmetric (sign = +1) or antisymmetric (sign = -1) matrix, removing
  * round-off asymmetry so that downstream identities hold exactly; refuse
  * anything off by more than OU_SYM_TOL relative to the largest entry. */
-static int copy_checked(int d, const double *M, double sign, double *out) {
+static int copy_checked(int d, const double *M, double sign, const char *name,
+                        double *out) {
   double tol = OU_SYM_TOL * max_abs(sq(d), M);
   for (int i = 0; i < d; i++)
     for (int j = i; j < d; j++) {
       double a = M[(size_t)i * d + j], b = M[(size_t)j * d + i];
-      if (fabs(a - sign * b) > tol) return NRD_ERR_INPUT;
+      if (fabs(a - sign * b) > tol)
+        return NRD_FAIL(NRD_ERR_INPUT,
+                        "%s is not %s: %s[%d][%d] = %g, %s[%d][%d] = %g "
+                        "(tolerance %g)",
+                        name, sign > 0 ? "symmetric" : "antisymmetric", name,
+                        i, j, a, name, j, i, b, tol);
       double m = 0.5 * (a + sign * b);
       /* diagonal written last: sign * m would give -0.0 there */
       out[(size_t)j * d + i] = sign * m;
@@ -58,11 +64,19 @@ static int copy_checked(int d, const double *M, double sign, double *out) {
 
 /* (ou_checks.h) */
 int ou_check_spd(int d, const double *U, double *Ucopy, double *work) {
-  if (!all_finite(sq(d), U)) return NRD_ERR_INPUT;
-  int rc = copy_checked(d, U, 1.0, Ucopy);
-  if (rc != NRD_OK) return rc;
-  rc = la_cholesky(d, Ucopy, work);
-  return rc == NRD_ERR_NUMERIC ? NRD_ERR_INPUT : rc;
+  if (!all_finite(sq(d), U))
+    return NRD_FAIL(NRD_ERR_INPUT, "U has a non-finite entry");
+  NRD_CHECK(copy_checked(d, U, 1.0, "U", Ucopy));
+  for (int i = 0; i < d; i++) /* the common diagonal U: name the entry */
+    if (!(Ucopy[(size_t)i * d + i] > 0))
+      return NRD_FAIL(NRD_ERR_INPUT,
+                      "U is not positive definite: U[%d][%d] = %g", i, i,
+                      Ucopy[(size_t)i * d + i]);
+  int rc = la_cholesky(d, Ucopy, work); /* its other failures as they come */
+  if (rc == NRD_ERR_NUMERIC)
+    rc = NRD_FAIL(NRD_ERR_INPUT,
+                  "U is not positive definite (no Cholesky factor)");
+  return rc;
 }
 
 void ou_free(ou_op *op) {
@@ -99,8 +113,11 @@ static int roots(int d, const double *U, double *S, double *Uh, double *Umh,
   double *w = malloc((size_t)d * sizeof *w);
   double *V = malloc(n * sizeof *V);
   double *Y = malloc(n * sizeof *Y);
-  int rc = (w && V && Y) ? la_sym_eig(d, U, w, V) : NRD_ERR_NOMEM;
-  if (rc == NRD_OK && !(w[0] > 0)) rc = NRD_ERR_INPUT;
+  int rc = w && V && Y ? NRD_OK : NRD_FAIL(NRD_ERR_NOMEM, "eigenvectors of U");
+  NRD_TRY(rc, la_sym_eig(d, U, w, V));
+  if (rc == NRD_OK && !(w[0] > 0))
+    rc = NRD_FAIL(NRD_ERR_INPUT,
+                  "U is not positive definite: smallest eigenvalue %g", w[0]);
   if (rc == NRD_OK) {
     *u_min = w[0]; /* ascending */
     for (int i = 0; i < d; i++)
@@ -114,7 +131,7 @@ static int roots(int d, const double *U, double *S, double *Uh, double *Umh,
     la_symmetrize(d, Uh);
     la_symmetrize(d, Umh);
     /* Cholesky-based inverse: backward stable, unlike V diag(1/w) V^T */
-    rc = la_spd_inverse(d, U, S);
+    NRD_TRY(rc, la_spd_inverse(d, U, S));
   }
   free(w);
   free(V);
@@ -124,7 +141,11 @@ static int roots(int d, const double *U, double *S, double *Uh, double *Umh,
 
 int ou_init(ou_op *op, int d, const double *U, const double *Qhat, double g) {
   memset(op, 0, sizeof *op);
-  if (d <= 0 || !U || !isfinite(g)) return NRD_ERR_INPUT;
+  if (d <= 0 || !U)
+    return NRD_FAIL(NRD_ERR_INPUT, "d = %d and %s: no operator", d,
+                    U ? "U given" : "no U");
+  if (!isfinite(g))
+    return NRD_FAIL(NRD_ERR_INPUT, "the strength g = %g is not finite", g);
   size_t n = sq(d);
   op->d = d;
   op->g = g;
@@ -133,18 +154,17 @@ int ou_init(ou_op *op, int d, const double *U, const double *Qhat, double g) {
   for (size_t k = 0; k < sizeof fields / sizeof *fields; k++)
     if (!(*fields[k] = malloc(n * sizeof(double)))) {
       ou_free(op);
-      return NRD_ERR_NOMEM;
+      return NRD_FAIL(NRD_ERR_NOMEM, "the operator's matrices, d = %d", d);
     }
-  int rc = ou_check_spd(d, U, op->U, op->S);
-  if (rc == NRD_OK) {
-    if (Qhat) {
-      rc = all_finite(n, Qhat) ? copy_checked(d, Qhat, -1.0, op->Qhat)
-                               : NRD_ERR_INPUT;
-    } else {
-      memset(op->Qhat, 0, n * sizeof *op->Qhat);
-    }
-  }
-  if (rc == NRD_OK) rc = roots(d, op->U, op->S, op->Uh, op->Umh, &op->u_min);
+  int rc = NRD_OK;
+  NRD_TRY(rc, ou_check_spd(d, U, op->U, op->S));
+  if (rc == NRD_OK && Qhat && !all_finite(n, Qhat))
+    rc = NRD_FAIL(NRD_ERR_INPUT, "Qhat has a non-finite entry");
+  if (Qhat)
+    NRD_TRY(rc, copy_checked(d, Qhat, -1.0, "Qhat", op->Qhat));
+  else
+    memset(op->Qhat, 0, n * sizeof *op->Qhat);
+  NRD_TRY(rc, roots(d, op->U, op->S, op->Uh, op->Umh, &op->u_min));
   if (rc != NRD_OK) {
     ou_free(op);
     return rc;
@@ -170,7 +190,7 @@ int ou_init(ou_op *op, int d, const double *U, const double *Qhat, double g) {
     double *K = malloc(n * sizeof *K);
     if (!K) {
       ou_free(op);
-      return NRD_ERR_NOMEM;
+      return NRD_FAIL(NRD_ERR_NOMEM, "U^{1/2} Q U^{1/2}, d = %d", d);
     }
     la_congruence(d, op->Uh, op->Q, K, W);
     for (int i = 0; i < d; i++)
@@ -201,7 +221,7 @@ static int unwhiten(const ou_op *op, const double *L, const double *X,
     return NRD_OK;
   }
   double *T = malloc(sq(d) * sizeof *T);
-  if (!T) return NRD_ERR_NOMEM;
+  if (!T) return NRD_FAIL(NRD_ERR_NOMEM, "a d x d product, d = %d", d);
   la_matmul(d, L, X, T);
   la_matmul(d, T, R, E);
   free(T);
@@ -222,10 +242,11 @@ static int noise_by_difference(const ou_op *op, double t) {
 static int whitened_propagator(const ou_op *op, double t, double *X) {
   size_t n = sq(op->d);
   double *M = malloc(n * sizeof *M);
-  if (!M) return NRD_ERR_NOMEM;
+  if (!M) return NRD_FAIL(NRD_ERR_NOMEM, "-B t, d = %d", op->d);
   for (size_t k = 0; k < n; k++)
     M[k] = -t * op->B[k];
-  int rc = la_expm(op->d, M, X);
+  int rc = NRD_OK;
+  NRD_TRY(rc, la_expm(op->d, M, X));
   free(M);
   return rc;
 }
@@ -240,33 +261,33 @@ static void noise_from_X(int d, const double *X, double *W) {
 }
 
 int ou_propagator(const ou_op *op, double t, double *E) {
-  if (!isfinite(t)) return NRD_ERR_INPUT;
+  if (!isfinite(t))
+    return NRD_FAIL(NRD_ERR_INPUT, "e^{-At} needs a finite t, not %g", t);
   int d = op->d;
   size_t n = sq(d);
   double *M = calloc(n, sizeof *M);
   double *X = malloc(n * sizeof *X);
-  int rc = NRD_ERR_NOMEM;
-  if (M && X) {
+  int rc = M && X ? NRD_OK : NRD_FAIL(NRD_ERR_NOMEM, "e^{-At}, d = %d", d);
+  if (rc == NRD_OK) {
     if (op->isotropic && !op->rotates) {
       /* e^{-ut} I: what the expm of the zero matrix below gives, bit for bit,
        * without its O(d^3) cost (8.5 s per time at d = 4096) */
       memset(E, 0, n * sizeof *E);
       for (int i = 0; i < d; i++)
         E[(size_t)i * d + i] = exp(-op->U[0] * t);
-      rc = NRD_OK;
     } else if (op->isotropic) {
       /* e^{-At} = e^{-ut} e^{-uQt}: the rotation stays exactly separate */
       double u = op->U[0];
       for (size_t k = 0; k < n; k++)
         M[k] = -u * t * op->Q[k];
-      rc = la_expm(d, M, E);
+      NRD_TRY(rc, la_expm(d, M, E));
       if (rc == NRD_OK)
         for (size_t k = 0; k < n; k++)
           E[k] *= exp(-u * t);
     } else {
       /* e^{-At} = U^{-1/2} e^{-Bt} U^{1/2} (physics.md 1.2) */
-      rc = whitened_propagator(op, t, X);
-      if (rc == NRD_OK) rc = unwhiten(op, op->Umh, X, op->Uh, E);
+      NRD_TRY(rc, whitened_propagator(op, t, X));
+      NRD_TRY(rc, unwhiten(op, op->Umh, X, op->Uh, E));
     }
   }
   free(M);
@@ -291,7 +312,8 @@ static int whitened_noise(const ou_op *op, double t, double *W) {
   size_t n = sq(d);
   if (noise_by_difference(op, t)) {
     double *X = malloc(n * sizeof *X);
-    int rc = X ? whitened_propagator(op, t, X) : NRD_ERR_NOMEM;
+    int rc = X ? NRD_OK : NRD_FAIL(NRD_ERR_NOMEM, "e^{-Bt}, d = %d", d);
+    NRD_TRY(rc, whitened_propagator(op, t, X));
     if (rc == NRD_OK) noise_from_X(d, X, W);
     free(X);
     return rc;
@@ -318,8 +340,11 @@ static int whitened_noise(const ou_op *op, double t, double *W) {
   double *Eb = malloc(4 * n * sizeof *Eb);
   double *X = malloc(n * sizeof *X);
   double *T = malloc(n * sizeof *T);
-  int rc = NRD_ERR_NOMEM;
-  if (!blk || !Eb || !X || !T) goto out;
+  int rc = NRD_OK;
+  if (!blk || !Eb || !X || !T) {
+    rc = NRD_FAIL(NRD_ERR_NOMEM, "the 2d x 2d block exponential, d = %d", d);
+    goto out;
+  }
   for (int i = 0; i < d; i++) {
     for (int j = 0; j < d; j++) {
       blk[(size_t)i * n2 + j] = -t0 * op->B[(size_t)i * d + j];
@@ -329,7 +354,7 @@ static int whitened_noise(const ou_op *op, double t, double *W) {
   for (int i = 0; i < d; i++)
     for (int j = 0; j < d; j++)
       blk[(size_t)i * n2 + d + j] = op->U[(size_t)i * d + j] / nu;
-  rc = la_expm(n2, blk, Eb);
+  NRD_TRY(rc, la_expm(n2, blk, Eb));
   if (rc != NRD_OK) goto out;
   for (int i = 0; i < d; i++) {
     memcpy(X + (size_t)i * d, Eb + (size_t)i * n2, d * sizeof *X);
@@ -358,13 +383,15 @@ out:
 
 /* Delta = U^{-1/2} W U^{-1/2}, symmetrised */
 static int noise_unwhitened(const ou_op *op, const double *W, double *Delta) {
-  int rc = unwhiten(op, op->Umh, W, op->Umh, Delta);
+  int rc = NRD_OK;
+  NRD_TRY(rc, unwhiten(op, op->Umh, W, op->Umh, Delta));
   if (rc == NRD_OK) la_symmetrize(op->d, Delta);
   return rc;
 }
 
 int ou_noise_cov(const ou_op *op, double t, double *Delta) {
-  if (!(t >= 0) || !isfinite(t)) return NRD_ERR_INPUT;
+  if (!(t >= 0) || !isfinite(t))
+    return NRD_FAIL(NRD_ERR_INPUT, "Delta_t needs a finite t >= 0, not %g", t);
   int d = op->d;
   size_t n = sq(d);
   if (t == 0) {
@@ -380,28 +407,33 @@ int ou_noise_cov(const ou_op *op, double t, double *Delta) {
     return NRD_OK;
   }
   double *W = malloc(n * sizeof *W);
-  if (!W) return NRD_ERR_NOMEM;
-  int rc = whitened_noise(op, t, W);
-  if (rc == NRD_OK) rc = noise_unwhitened(op, W, Delta);
+  if (!W) return NRD_FAIL(NRD_ERR_NOMEM, "Delta_t, d = %d", d);
+  int rc = NRD_OK;
+  NRD_TRY(rc, whitened_noise(op, t, W));
+  NRD_TRY(rc, noise_unwhitened(op, W, Delta));
   free(W);
   return rc;
 }
 
 int ou_moments(const ou_op *op, double t, double *E, double *Delta) {
-  if (!(t >= 0) || !isfinite(t)) return NRD_ERR_INPUT;
+  if (!(t >= 0) || !isfinite(t))
+    return NRD_FAIL(NRD_ERR_INPUT, "Delta_t needs a finite t >= 0, not %g", t);
   if (!noise_by_difference(op, t)) {
-    int rc = ou_propagator(op, t, E);
-    return rc == NRD_OK ? ou_noise_cov(op, t, Delta) : rc;
+    NRD_CHECK(ou_propagator(op, t, E));
+    NRD_CHECK(ou_noise_cov(op, t, Delta));
+    return NRD_OK;
   }
   /* the steps of ou_propagator and ou_noise_cov, with X = e^{-Bt} once */
   int d = op->d;
   size_t n = sq(d);
   double *X = malloc(n * sizeof *X), *W = malloc(n * sizeof *W);
-  int rc = X && W ? whitened_propagator(op, t, X) : NRD_ERR_NOMEM;
-  if (rc == NRD_OK) rc = unwhiten(op, op->Umh, X, op->Uh, E);
+  int rc = X && W ? NRD_OK
+                  : NRD_FAIL(NRD_ERR_NOMEM, "e^{-At} and Delta_t, d = %d", d);
+  NRD_TRY(rc, whitened_propagator(op, t, X));
+  NRD_TRY(rc, unwhiten(op, op->Umh, X, op->Uh, E));
   if (rc == NRD_OK) {
     noise_from_X(d, X, W);
-    rc = noise_unwhitened(op, W, Delta);
+    NRD_TRY(rc, noise_unwhitened(op, W, Delta));
   }
   free(X);
   free(W);
@@ -423,7 +455,9 @@ int ou_marginal_cov(const ou_op *op, double t, const double *Sigma0,
   double *E = malloc(n * sizeof *E);
   double *D = malloc(n * sizeof *D);
   double *T = malloc(n * sizeof *T);
-  int rc = (E && D && T) ? ou_moments(op, t, E, D) : NRD_ERR_NOMEM;
+  int rc = E && D && T ? NRD_OK
+                       : NRD_FAIL(NRD_ERR_NOMEM, "Sigma_t, d = %d", d);
+  NRD_TRY(rc, ou_moments(op, t, E, D));
   if (rc == NRD_OK) ou_marginal_from(d, E, D, Sigma0, Sigma_t, T);
   free(E);
   free(D);
@@ -445,9 +479,10 @@ static int cmp_cplx(const void *a, const void *b) {
 int ou_spectrum(const ou_op *op, double *re, double *im) {
   int d = op->d;
   cplx *z = malloc((size_t)d * sizeof *z);
-  if (!z) return NRD_ERR_NOMEM;
+  if (!z) return NRD_FAIL(NRD_ERR_NOMEM, "the spectrum, d = %d", d);
   /* B is similar to A and better scaled (symmetric part U > 0) */
-  int rc = la_general_eigvals(d, op->B, re, im);
+  int rc = NRD_OK;
+  NRD_TRY(rc, la_general_eigvals(d, op->B, re, im));
   if (rc == NRD_OK) {
     for (int k = 0; k < d; k++)
       z[k] = (cplx){re[k], im[k]};
@@ -470,7 +505,9 @@ int ou_relaxation_rate(const ou_op *op, double *rate) {
   }
   double *re = malloc((size_t)d * sizeof *re);
   double *im = malloc((size_t)d * sizeof *im);
-  int rc = (re && im) ? ou_spectrum(op, re, im) : NRD_ERR_NOMEM;
+  int rc = re && im ? NRD_OK
+                     : NRD_FAIL(NRD_ERR_NOMEM, "the spectrum, d = %d", d);
+  NRD_TRY(rc, ou_spectrum(op, re, im));
   if (rc == NRD_OK) *rate = re[0];
   free(re);
   free(im);

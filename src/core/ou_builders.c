@@ -39,10 +39,10 @@ void ou_u_geometric(int d, double umin, double umax, double *U) {
 }
 
 int ou_q_random(int d, uint32_t seed, double *Qhat) {
-  if (d <= 0) return NRD_ERR_INPUT;
+  if (d <= 0) return NRD_FAIL(NRD_ERR_INPUT, "random Qhat: d = %d < 1", d);
   size_t n = sq(d);
   double *G = malloc(n * sizeof *G);
-  if (!G) return NRD_ERR_NOMEM;
+  if (!G) return NRD_FAIL(NRD_ERR_NOMEM, "random Qhat, d = %d", d);
   rng_normals(seed, RNG_PURPOSE_QHAT, 0, 0, n, G);
   for (int i = 0; i < d; i++)
     for (int j = 0; j < d; j++)
@@ -50,8 +50,7 @@ int ou_q_random(int d, uint32_t seed, double *Qhat) {
           0.5 * (G[(size_t)i * d + j] - G[(size_t)j * d + i]);
   free(G);
   double nrm = 0.0;
-  int rc = la_spectral_norm(d, Qhat, &nrm);
-  if (rc != NRD_OK) return rc;
+  NRD_CHECK(la_spectral_norm(d, Qhat, &nrm));
   if (nrm > 0) /* d = 1 has only the zero antisymmetric matrix */
     for (size_t k = 0; k < n; k++)
       Qhat[k] /= nrm;
@@ -62,11 +61,15 @@ int ou_q_random(int d, uint32_t seed, double *Qhat) {
 static int get_lambda(int d, const double *lambda, double *lam) {
   for (int k = 0; k < d; k++) {
     lam[k] = lambda ? lambda[k] : k + 1.0;
-    if (!(lam[k] > 0) || !isfinite(lam[k])) return NRD_ERR_INPUT;
+    if (!(lam[k] > 0) || !isfinite(lam[k]))
+      return NRD_FAIL(NRD_ERR_INPUT, "lambda_%d = %g is not positive", k,
+                      lam[k]);
   }
   for (int k = 0; k < d; k++)
     for (int l = k + 1; l < d; l++)
-      if (lam[k] == lam[l]) return NRD_ERR_INPUT;
+      if (lam[k] == lam[l])
+        return NRD_FAIL(NRD_ERR_INPUT, "lambda_%d = lambda_%d = %g", k, l,
+                        lam[k]);
   return NRD_OK;
 }
 
@@ -94,7 +97,8 @@ static void antisymmetrize(int d, double *J) {
 
 int ou_q_optimal_generic(int d, const double *U, const double *lambda,
                          double *J) {
-  if (d <= 0 || !U || !J) return NRD_ERR_INPUT;
+  if (d <= 0 || !U || !J)
+    return NRD_FAIL(NRD_ERR_INPUT, "optimal Q: d = %d, or no U or J", d);
   size_t n = sq(d);
   double *lam = malloc((size_t)d * sizeof *lam);
   double *w = malloc((size_t)d * sizeof *w);
@@ -106,13 +110,15 @@ int ou_q_optimal_generic(int d, const double *U, const double *lambda,
   double *Ps = malloc(n * sizeof *Ps);
   double *M = malloc(n * sizeof *M);
   double *T = malloc(n * sizeof *T);
-  int rc = NRD_ERR_NOMEM;
+  int rc = NRD_OK;
   if (!lam || !w || !q || !rem || !order || !V || !P || !Ps || !M || !T)
-    goto out;
-  rc = ou_check_spd(d, U, M, T);
-  if (rc == NRD_OK) rc = get_lambda(d, lambda, lam);
-  if (rc == NRD_OK) rc = la_sym_eig(d, M, w, V);
-  if (rc == NRD_OK && !(w[0] > 0)) rc = NRD_ERR_INPUT;
+    rc = NRD_FAIL(NRD_ERR_NOMEM, "optimal Q, d = %d", d);
+  NRD_TRY(rc, ou_check_spd(d, U, M, T));
+  NRD_TRY(rc, get_lambda(d, lambda, lam));
+  NRD_TRY(rc, la_sym_eig(d, M, w, V));
+  if (rc == NRD_OK && !(w[0] > 0))
+    rc = NRD_FAIL(NRD_ERR_INPUT,
+                  "U is not positive definite: smallest eigenvalue %g", w[0]);
   if (rc != NRD_OK) goto out;
 
   /* Step 2 in eigen-coordinates: the basis starts as I and U as diag(w).
@@ -231,7 +237,7 @@ static void fwht_matrix(int d, double *X, int columns) {
 static int q_optimal_hadamard(int d, const double *u, const double *lam,
                               double *J) {
   double *h = malloc((size_t)d * sizeof *h);
-  if (!h) return NRD_ERR_NOMEM;
+  if (!h) return NRD_FAIL(NRD_ERR_NOMEM, "optimal Q, d = %d", d);
   memcpy(h, u, (size_t)d * sizeof *h);
   for (int hs = 1; hs < d; hs *= 2)
     for (int i = 0; i < d; i += 2 * hs)
@@ -257,17 +263,24 @@ static int q_optimal_hadamard(int d, const double *u, const double *lam,
 }
 
 int ou_q_optimal(int d, const double *U, const double *lambda, double *J) {
-  if (d <= 0 || !U || !J) return NRD_ERR_INPUT;
+  if (d <= 0 || !U || !J)
+    return NRD_FAIL(NRD_ERR_INPUT, "optimal Q: d = %d, or no U or J", d);
   int pow2 = d >= 2 && (d & (d - 1)) == 0;
-  if (!pow2 || !la_is_diagonal(d, U)) return ou_q_optimal_generic(d, U, lambda, J);
+  if (!pow2 || !la_is_diagonal(d, U)) {
+    NRD_CHECK(ou_q_optimal_generic(d, U, lambda, J));
+    return NRD_OK;
+  }
   double *u = malloc((size_t)d * sizeof *u);
   double *lam = malloc((size_t)d * sizeof *lam);
-  int rc = (u && lam) ? get_lambda(d, lambda, lam) : NRD_ERR_NOMEM;
+  int rc = u && lam ? NRD_OK : NRD_FAIL(NRD_ERR_NOMEM, "optimal Q, d = %d", d);
+  NRD_TRY(rc, get_lambda(d, lambda, lam));
   for (int i = 0; rc == NRD_OK && i < d; i++) {
     u[i] = U[(size_t)i * d + i];
-    if (!(u[i] > 0) || !isfinite(u[i])) rc = NRD_ERR_INPUT;
+    if (!(u[i] > 0) || !isfinite(u[i]))
+      rc = NRD_FAIL(NRD_ERR_INPUT, "U is not positive definite: U[%d][%d] = %g",
+                    i, i, u[i]);
   }
-  if (rc == NRD_OK) rc = q_optimal_hadamard(d, u, lam, J);
+  NRD_TRY(rc, q_optimal_hadamard(d, u, lam, J));
   free(u);
   free(lam);
   return rc;
