@@ -175,7 +175,10 @@ NRD_CLONES static double shift_max(int n, double *g, const double *hb) {
 int score_empirical_init(score_empirical *s, int d, int n, const double *a,
                          int block) {
   memset(s, 0, sizeof *s);
-  if (d < 1 || n < 1 || !a || block < 1) return NRD_ERR_INPUT;
+  if (d < 1 || n < 1 || !a || block < 1)
+    return NRD_FAIL(NRD_ERR_INPUT,
+                    "empirical score: d = %d, n = %d, block = %d%s", d, n,
+                    block, a ? "" : ", no training set");
   s->d = d;
   s->n = n;
   s->block = block < n ? block : n;
@@ -187,7 +190,7 @@ int score_empirical_init(score_empirical *s, int d, int n, const double *a,
   s->Dinv = malloc((size_t)d * d * sizeof *s->Dinv);
   if (!s->b || !s->c || !s->half_b2 || !s->L || !s->Dinv) {
     score_empirical_free(s);
-    return NRD_ERR_NOMEM;
+    return NRD_FAIL(NRD_ERR_NOMEM, "empirical score: n = %d, d = %d", n, d);
   }
   return NRD_OK;
 }
@@ -206,7 +209,8 @@ int score_empirical_set_single(score_empirical *s, int single) {
   free(s->cf);
   s->cf = NULL;
   if (single && !(s->cf = malloc((size_t)s->n * s->d * sizeof *s->cf)))
-    return NRD_ERR_NOMEM;
+    return NRD_FAIL(NRD_ERR_NOMEM, "float32 training set: n = %d, d = %d",
+                    s->n, s->d);
   return NRD_OK;
 }
 
@@ -239,9 +243,8 @@ int score_empirical_set_time(score_empirical *s, const double *E,
     for (size_t i = 0; i < (size_t)n * d; i++)
       s->c[i] = s->b[i] * inv;
   } else {
-    int rc = score_chol_lower(d, s->L);
-    if (rc == NRD_OK) rc = score_chol_inverse(d, s->L, s->Dinv);
-    if (rc != NRD_OK) return rc;
+    NRD_CHECK(score_chol_lower(d, s->L, "Delta_t"));
+    NRD_CHECK(score_chol_inverse(d, s->L, s->Dinv, "Delta_t"));
     s->logdet = d * LN_2PI + score_chol_logdet(d, s->L);
     cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, d, d, 1.0, s->b,
                 d, s->Dinv, d, 0.0, s->c, d);
@@ -391,8 +394,11 @@ static void emp_final_rows(void *vc, int p0, int p1) {
 static int emp_eval(const score_empirical *s, int P, const double *X,
                     double *score, double *logp, double *y2, int *nearest,
                     double *work, int linear) {
-  if (P < 0 || (P > 0 && (!X || !score || !work))) return NRD_ERR_INPUT;
-  if (logp && !linear) return NRD_ERR_INPUT; /* ln p needs Delta^{-1} x */
+  if (P < 0 || (P > 0 && (!X || !score || !work)))
+    return NRD_FAIL(NRD_ERR_INPUT, "empirical score of %d particles: no %s",
+                    P, P < 0 ? "batch" : "X, score or work");
+  if (logp && !linear) /* ln p needs Delta^{-1} x */
+    return NRD_FAIL(NRD_ERR_INPUT, "ln p^e_t asked of the nonlinear part");
   if (P == 0) return NRD_OK;
   int d = s->d, n = s->n, B = emp_block(s, (size_t)P);
   size_t Pd = (size_t)P * d;

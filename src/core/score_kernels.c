@@ -10,9 +10,15 @@
 
 /* A row-major lower factor is the column-major upper one of the same
  * memory, which spares LAPACKE's transposition. */
-int score_chol_lower(int d, double *M) {
+int score_chol_lower(int d, double *M, const char *what) {
   int info = LAPACKE_dpotrf(LAPACK_COL_MAJOR, 'U', d, M, d);
-  if (info != 0) return info > 0 ? NRD_ERR_NUMERIC : NRD_ERR_LAPACK;
+  if (info > 0)
+    return NRD_FAIL(NRD_ERR_NUMERIC,
+                    "%s is not positive definite (dpotrf, d = %d: info = %d)",
+                    what, d, info);
+  if (info < 0)
+    return NRD_FAIL(NRD_ERR_LAPACK, "dpotrf of %s: argument %d is invalid",
+                    what, -info);
   for (int i = 0; i < d; i++)
     for (int j = i + 1; j < d; j++)
       M[(size_t)i * d + j] = 0;
@@ -20,10 +26,13 @@ int score_chol_lower(int d, double *M) {
 }
 
 /* Minv = M^{-1} from the lower Cholesky factor L of M. */
-int score_chol_inverse(int d, const double *L, double *Minv) {
+int score_chol_inverse(int d, const double *L, double *Minv,
+                       const char *what) {
   memcpy(Minv, L, (size_t)d * d * sizeof *Minv);
-  if (LAPACKE_dpotri(LAPACK_COL_MAJOR, 'U', d, Minv, d) != 0)
-    return NRD_ERR_LAPACK;
+  int info = LAPACKE_dpotri(LAPACK_COL_MAJOR, 'U', d, Minv, d);
+  if (info != 0)
+    return NRD_FAIL(NRD_ERR_LAPACK, "dpotri of %s (d = %d): info = %d", what,
+                    d, info);
   for (int i = 0; i < d; i++)
     for (int j = i + 1; j < d; j++)
       Minv[(size_t)i * d + j] = Minv[(size_t)j * d + i];

@@ -18,10 +18,13 @@
 
 #define LN_2PI 1.83787706640934548356
 
-/* M <- its lower Cholesky factor, in place, upper triangle zeroed. */
-int score_chol_lower(int d, double *M);
+/* M <- its lower Cholesky factor, in place, upper triangle zeroed;
+ * NRD_ERR_NUMERIC if M (named `what` in the failure) is not positive
+ * definite. */
+int score_chol_lower(int d, double *M, const char *what);
 /* Minv = M^{-1} from the lower Cholesky factor L of M. */
-int score_chol_inverse(int d, const double *L, double *Minv);
+int score_chol_inverse(int d, const double *L, double *Minv,
+                       const char *what);
 /* ln det M from its Cholesky factor L. */
 double score_chol_logdet(int d, const double *L);
 /* (M + M^T)/2 into S. */

@@ -39,7 +39,8 @@ static double log_cosh(double w) {
 
 int score_mixture_init(score_mixture *s, const mixture *mix) {
   memset(s, 0, sizeof *s);
-  if (!mix || mix->d < 1 || mix->K < 1) return NRD_ERR_INPUT;
+  if (!mix || mix->d < 1 || mix->K < 1)
+    return NRD_FAIL(NRD_ERR_INPUT, "mixture score: no mixture, or d or K < 1");
   int d = mix->d, K = mix->K;
   size_t dd = (size_t)d * d;
   s->d = d;
@@ -53,7 +54,7 @@ int score_mixture_init(score_mixture *s, const mixture *mix) {
   s->iso = malloc((size_t)K * sizeof *s->iso);
   if (!s->m_t || !s->L || !s->Ginv || !s->logdet || !s->Ginv_m || !s->iso) {
     score_mixture_free(s);
-    return NRD_ERR_NOMEM;
+    return NRD_FAIL(NRD_ERR_NOMEM, "mixture score: K = %d, d = %d", K, d);
   }
   return NRD_OK;
 }
@@ -130,6 +131,8 @@ static int gamma_k_diagonal(const mixture *mix, int k, const double *E,
   return 1;
 }
 
+#define GAMMA_K "Gamma_{k,t} = e^{-At} C_k e^{-A^T t} + Delta_t"
+
 int score_mixture_set_time(score_mixture *s, const double *E,
                            const double *Delta) {
   const mixture *mix = s->mix;
@@ -138,7 +141,7 @@ int score_mixture_set_time(score_mixture *s, const double *E,
   int E_diag = la_is_diagonal(d, E), diag = E_diag && la_is_diagonal(d, Delta);
   double *gd = diag ? malloc((size_t)d * sizeof *gd) : NULL;
   double *Dsym = NULL, *T = NULL; /* the dense path's, when first needed */
-  int rc = !diag || gd ? NRD_OK : NRD_ERR_NOMEM;
+  int rc = !diag || gd ? NRD_OK : NRD_FAIL(NRD_ERR_NOMEM, "d = %d", d);
   for (int k = 0; k < K && rc == NRD_OK; k++) {
     const double *mu = mix->means + (size_t)k * d;
     double *mt = s->m_t + (size_t)k * d;
@@ -169,7 +172,7 @@ int score_mixture_set_time(score_mixture *s, const double *E,
           Dsym = malloc(dd * sizeof *Dsym);
           T = malloc(dd * sizeof *T);
           if (!Dsym || !T) {
-            rc = NRD_ERR_NOMEM;
+            rc = NRD_FAIL(NRD_ERR_NOMEM, "Gamma_{k,t}, d = %d", d);
             break;
           }
           score_symmetrized(d, Delta, Dsym);
@@ -181,8 +184,9 @@ int score_mixture_set_time(score_mixture *s, const double *E,
       if (g > 0) { /* Gamma = g I: no factorisation, no GEMM in eval */
         s->logdet[k] = d * log(g);
       } else {
-        rc = score_chol_lower(d, L); /* reads the lower triangle only */
-        if (rc == NRD_OK) rc = score_chol_inverse(d, L, Gi);
+        /* reads the lower triangle only */
+        NRD_TRY(rc, score_chol_lower(d, L, GAMMA_K));
+        NRD_TRY(rc, score_chol_inverse(d, L, Gi, GAMMA_K));
         if (rc == NRD_OK) s->logdet[k] = score_chol_logdet(d, L);
       }
     }
@@ -365,7 +369,9 @@ static void eval_general(const score_mixture *s, int P, const double *X,
 int score_mixture_eval(const score_mixture *s, int P, const double *X,
                        double *score, double *resp, double *logp,
                        double *work) {
-  if (P < 0 || (P > 0 && (!X || !score || !work))) return NRD_ERR_INPUT;
+  if (P < 0 || (P > 0 && (!X || !score || !work)))
+    return NRD_FAIL(NRD_ERR_INPUT, "mixture score of %d particles: no %s", P,
+                    P < 0 ? "batch" : "X, score or work");
   if (P == 0) return NRD_OK;
   if (s->mix->symmetric2)
     eval_symmetric2(s, P, X, score, resp, logp);
