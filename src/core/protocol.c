@@ -53,7 +53,7 @@ int proto_layout_init(proto_layout *X, const nrd_params *p,
   if (!X->branch_step || !X->branch_time || !X->uturn_step ||
       !X->uturn_time || !X->ref_step || !X->ref_time) {
     proto_layout_free(X);
-    return NRD_ERR_NOMEM;
+    return NRD_FAIL(NRD_ERR_NOMEM, "the protocols' time lists");
   }
   long last = steps > 0 ? steps - 1 : 0; /* a clone needs a step to run */
   for (int b = 0; b < nb; b++) {
@@ -143,21 +143,24 @@ int proto_run_init(proto_run *R, const proto_layout *X, const model *m,
   R->near_main = zalloc((size_t)bs, sizeof(int), &ok);
   R->near_now = zalloc((size_t)bs, sizeof(int), &ok);
   R->labels = zalloc((size_t)bs, sizeof(int), &ok);
-  if (!ok) return NRD_ERR_NOMEM;
+  if (!ok)
+    return NRD_FAIL(NRD_ERR_NOMEM, "protocol work for blocks of %ld, d = %d",
+                    bs, d);
   R->hf = -1;
   for (int u = 0; rc == NRD_OK && u < X->n_uturn; u++) {
-    rc = ou_propagator(&m->op, X->uturn_time[u], R->Eu + u * dd);
-    if (rc == NRD_OK) rc = ou_noise_cov(&m->op, X->uturn_time[u], R->tmp);
-    if (rc == NRD_OK) rc = la_cholesky(d, R->tmp, R->Lu + u * dd);
+    NRD_TRY(rc, ou_propagator(&m->op, X->uturn_time[u], R->Eu + u * dd));
+    NRD_TRY(rc, ou_noise_cov(&m->op, X->uturn_time[u], R->tmp));
+    NRD_TRY(rc, la_cholesky(d, R->tmp, R->Lu + u * dd));
   }
   double t_min = t[X->steps];
   if (rc == NRD_OK && X->forward) {
-    rc = la_cholesky(d, m->op.S, R->Ls);
-    if (rc == NRD_OK) rc = ou_propagator(&m->op, t_min, R->E0);
+    NRD_TRY(rc, la_cholesky(d, m->op.S, R->Ls));
+    NRD_TRY(rc, ou_propagator(&m->op, t_min, R->E0));
     if (rc == NRD_OK && t_min > 0) {
       R->L0 = zalloc(dd, sizeof(double), &ok);
-      rc = ok ? ou_noise_cov(&m->op, t_min, R->tmp) : NRD_ERR_NOMEM;
-      if (rc == NRD_OK) rc = la_cholesky(d, R->tmp, R->L0);
+      if (!ok) rc = NRD_FAIL(NRD_ERR_NOMEM, "chol Delta_{t_min}, d = %d", d);
+      NRD_TRY(rc, ou_noise_cov(&m->op, t_min, R->tmp));
+      NRD_TRY(rc, la_cholesky(d, R->tmp, R->L0));
     }
   }
   for (long mu = 0; mu < X->n_train; mu++)
@@ -174,6 +177,7 @@ int proto_run_init(proto_run *R, const proto_layout *X, const model *m,
         score_mixture_set_time(&R->cls, E, D) != NRD_OK) {
       score_mixture_free(&R->cls);
       R->cls_ok = 0;
+      nrd_error_reset(); /* handled: the nearest class mean */
     }
     free(E);
     free(D);
@@ -181,7 +185,9 @@ int proto_run_init(proto_run *R, const proto_layout *X, const model *m,
   size_t w1 = score_model_work_size(s, (int)bs);
   size_t w2 = R->cls_ok ? score_mixture_work_size(&R->cls, (int)bs) : 0;
   R->work = zalloc(w1 > w2 ? w1 : w2, sizeof(double), &ok);
-  if (!ok) rc = NRD_ERR_NOMEM;
+  if (!ok)
+    rc = NRD_FAIL(NRD_ERR_NOMEM, "protocol work for blocks of %ld, d = %d",
+                  bs, d);
   return rc;
 }
 
@@ -230,9 +236,8 @@ static int classify(proto_run *R, long n, const double *X, int *cls) {
   const mixture *mx = &R->m->mix;
   int d = R->lay->d, K = mx->K;
   if (R->cls_ok) {
-    int rc = score_mixture_eval(&R->cls, (int)n, X, R->S, R->resp, NULL,
-                                R->work);
-    if (rc != NRD_OK) return rc;
+    NRD_CHECK(score_mixture_eval(&R->cls, (int)n, X, R->S, R->resp, NULL,
+                                 R->work));
     for (long i = 0; i < n; i++) {
       int best = 0;
       for (int k = 1; k < K; k++)
@@ -262,9 +267,11 @@ static int nearest_point(proto_run *R, score_model *cur, int score_ok, long n,
                          const double *X, int *near) {
   int d = R->lay->d;
   long ntr = R->lay->n_train;
-  if (score_ok)
-    return score_model_eval(cur, (int)n, X, R->S, NULL, NULL, NULL, near,
-                            R->work);
+  if (score_ok) {
+    NRD_CHECK(score_model_eval(cur, (int)n, X, R->S, NULL, NULL, NULL, near,
+                               R->work));
+    return NRD_OK;
+  }
   double *best = R->logp;
   for (long i = 0; i < n; i++)
     best[i] = INFINITY, near[i] = 0;
@@ -293,8 +300,9 @@ static int data_point(proto_run *R, int train, long pid, double *x0,
     *label = m->train_label[mu];
     return NRD_OK;
   }
-  return mixture_sample(&m->mix, m->seed, RNG_PURPOSE_DATA, (uint64_t)pid, 1,
-                        x0, label);
+  NRD_CHECK(mixture_sample(&m->mix, m->seed, RNG_PURPOSE_DATA, (uint64_t)pid,
+                           1, x0, label));
+  return NRD_OK;
 }
 
 /* Reverse-SDE step of the set at `off` of the block's state rows. */
@@ -305,9 +313,8 @@ static int reverse_set(proto_run *R, score_model *cur, const step_ops *ops,
   int d = X->d;
   long n = b->count;
   gather(X->width, d, n, b->state, off, R->X);
-  int rc = score_model_eval(cur, (int)n, R->X, R->S, NULL, NULL, NULL, NULL,
-                            R->work);
-  if (rc != NRD_OK) return rc;
+  NRD_CHECK(score_model_eval(cur, (int)n, R->X, R->S, NULL, NULL, NULL, NULL,
+                             R->work));
   for (long i = 0; i < n; i++)
     rng_normals(R->m->seed, purpose, stream_of(b->first + i, set),
                 (uint32_t)b->k, (size_t)d, R->Xi + i * d);
@@ -325,7 +332,7 @@ static int clones_step(proto_run *R, score_model *cur, const step_ops *ops,
     if (b->k == X->branch_step[s]) /* branch: the clone starts at x_{t_b} */
       scatter(X->width, d, b->count, b->main, b->state, off);
     if (b->k >= X->branch_step[s] && b->k < X->steps)
-      rc = reverse_set(R, cur, ops, b, off, RNG_PURPOSE_CLONE, 1 + s);
+      NRD_TRY(rc, reverse_set(R, cur, ops, b, off, RNG_PURPOSE_CLONE, 1 + s));
   }
   return rc;
 }
@@ -339,8 +346,8 @@ static int uturns_step(proto_run *R, score_model *cur, const step_ops *ops,
     int off = X->off_uturn + u * d;
     if (b->k == X->uturn_step[u]) { /* x_{T_u} drawn exactly from x_0 */
       for (long i = 0; rc == NRD_OK && i < b->count; i++) {
-        rc = data_point(R, X->uturn_train, b->first + i, R->X0 + i * d,
-                        &R->labels[i]);
+        NRD_TRY(rc, data_point(R, X->uturn_train, b->first + i,
+                               R->X0 + i * d, &R->labels[i]));
         rng_normals(R->m->seed, RNG_PURPOSE_UTURN,
                     stream_of(b->first + i, 1 + u), 0xffffffffu, (size_t)d,
                     R->Xi + i * d);
@@ -351,7 +358,7 @@ static int uturns_step(proto_run *R, score_model *cur, const step_ops *ops,
       scatter(X->width, d, b->count, R->X, b->state, off);
     }
     if (b->k >= X->uturn_step[u] && b->k < X->steps)
-      rc = reverse_set(R, cur, ops, b, off, RNG_PURPOSE_UTURN, 1 + u);
+      NRD_TRY(rc, reverse_set(R, cur, ops, b, off, RNG_PURPOSE_UTURN, 1 + u));
   }
   return rc;
 }
@@ -366,7 +373,8 @@ static int forward_step(proto_run *R, const obs_layout *L, const double *t,
   long n = b->count, j = X->steps - b->k;
   if (b->k == 0) { /* start at t_min: data noised exactly, or N(0, S) */
     for (long i = 0; rc == NRD_OK && i < n; i++) {
-      rc = data_point(R, 0, b->first + i, R->X0 + i * d, &R->labels[i]);
+      NRD_TRY(rc,
+              data_point(R, 0, b->first + i, R->X0 + i * d, &R->labels[i]));
       rng_normals(m->seed, RNG_PURPOSE_FORWARD_PATH, stream_of(b->first + i, 1),
                   0xffffffffu, (size_t)d, R->Xi + i * d);
     }
@@ -412,10 +420,9 @@ static int forward_step(proto_run *R, const obs_layout *L, const double *t,
   if (j == 0) return NRD_OK;
   double h = t[j - 1] - t[j];
   if (h != R->hf) { /* exact transition over h (uniform grids: once) */
-    rc = ou_propagator(&m->op, h, R->Ef);
-    if (rc == NRD_OK) rc = ou_noise_cov(&m->op, h, R->tmp);
-    if (rc == NRD_OK) rc = la_cholesky(d, R->tmp, R->Lf);
-    if (rc != NRD_OK) return rc;
+    NRD_CHECK(ou_propagator(&m->op, h, R->Ef));
+    NRD_CHECK(ou_noise_cov(&m->op, h, R->tmp));
+    NRD_CHECK(la_cholesky(d, R->tmp, R->Lf));
     R->hf = h;
   }
   for (int e = 0; e < 2; e++) {
@@ -439,10 +446,9 @@ static int collapse_observe(proto_run *R, score_model *cur, const obs_layout *L,
   long n = b->count;
   const int *near = b->main_nearest;
   if (!b->score_ok || !near) {
-    rc = nearest_point(R, cur, 0, n, b->main, R->near_now);
+    NRD_CHECK(nearest_point(R, cur, 0, n, b->main, R->near_now));
     near = R->near_now;
   }
-  if (rc != NRD_OK) return rc;
   for (long i = 0; i < n; i++) {
     double *f = b->state + i * W + X->off_freeze;
     if (b->k == 0 || f[0] != (double)near[i]) f[0] = near[i], f[1] = t[b->k];
@@ -465,8 +471,8 @@ static int collapse_observe(proto_run *R, score_model *cur, const obs_layout *L,
   }
   cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)n, d, d, 1.0,
               R->Xi, d, e->L, d, 1.0, R->X, d);
-  rc = score_model_eval(cur, (int)n, R->X, R->S, NULL, R->logp, NULL, NULL,
-                        R->work);
+  NRD_TRY(rc, score_model_eval(cur, (int)n, R->X, R->S, NULL, R->logp, NULL,
+                               NULL, R->work));
   for (long i = 0; rc == NRD_OK && i < n; i++)
     *lp += R->logp[i];
   return rc;
@@ -479,21 +485,22 @@ static int finish(proto_run *R, score_model *cur, const proto_block *b) {
   long n = b->count;
   double *f = b->rec_final;
   f[X->f_count] += (double)n;
-  if (X->speciation && X->n_branch > 0) rc = classify(R, n, b->main, R->cls_main);
+  if (X->speciation && X->n_branch > 0)
+    NRD_TRY(rc, classify(R, n, b->main, R->cls_main));
   const int *near_main = b->main_nearest; /* evaluated with the score */
   if (rc == NRD_OK && X->collapse && X->n_branch > 0 && !near_main) {
-    rc = nearest_point(R, cur, 0, n, b->main, R->near_main);
+    NRD_TRY(rc, nearest_point(R, cur, 0, n, b->main, R->near_main));
     near_main = R->near_main;
   }
   for (int s = 0; rc == NRD_OK && s < X->n_branch; s++) {
     gather(W, d, n, b->state, X->off_clone + s * d, R->X);
     if (X->speciation) {
-      rc = classify(R, n, R->X, R->labels);
+      NRD_TRY(rc, classify(R, n, R->X, R->labels));
       for (long i = 0; rc == NRD_OK && i < n; i++)
         f[X->f_class + s] += R->labels[i] == R->cls_main[i];
     }
     if (rc == NRD_OK && X->collapse) {
-      rc = nearest_point(R, cur, b->score_ok, n, R->X, R->near_now);
+      NRD_TRY(rc, nearest_point(R, cur, b->score_ok, n, R->X, R->near_now));
       for (long i = 0; rc == NRD_OK && i < n; i++)
         f[X->f_nearest + s] += R->near_now[i] == near_main[i];
     }
@@ -508,7 +515,7 @@ static int finish(proto_run *R, score_model *cur, const proto_block *b) {
     double *g = f + X->f_uturn + u * X->uturn_stride;
     for (long i = 0; rc == NRD_OK && i < n; i++) {
       int label;
-      rc = data_point(R, X->uturn_train, b->first + i, R->X0, &label);
+      NRD_TRY(rc, data_point(R, X->uturn_train, b->first + i, R->X0, &label));
       const double *y = b->state + i * W + X->off_uturn + u * d;
       double xy = cblas_ddot(d, R->X0, 1, y, 1);
       double xx = cblas_ddot(d, R->X0, 1, R->X0, 1);
@@ -526,11 +533,11 @@ int proto_block_step(proto_run *R, score_model *cur, const step_ops *ops,
                      const proto_block *b) {
   const proto_layout *X = R->lay;
   int rc = NRD_OK;
-  if (X->collapse && b->rec_out) rc = collapse_observe(R, cur, L, t, b);
-  if (rc == NRD_OK && X->forward) rc = forward_step(R, L, t, b);
-  if (rc == NRD_OK && b->k == X->steps && b->rec_final)
-    rc = finish(R, cur, b);
-  if (rc == NRD_OK && b->k < X->steps) rc = clones_step(R, cur, ops, b);
-  if (rc == NRD_OK && b->k < X->steps) rc = uturns_step(R, cur, ops, b);
+  if (X->collapse && b->rec_out)
+    NRD_TRY(rc, collapse_observe(R, cur, L, t, b));
+  if (X->forward) NRD_TRY(rc, forward_step(R, L, t, b));
+  if (b->k == X->steps && b->rec_final) NRD_TRY(rc, finish(R, cur, b));
+  if (b->k < X->steps) NRD_TRY(rc, clones_step(R, cur, ops, b));
+  if (b->k < X->steps) NRD_TRY(rc, uturns_step(R, cur, ops, b));
   return rc;
 }

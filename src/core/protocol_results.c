@@ -459,7 +459,8 @@ int proto_results_build(proto_results *r, const proto_layout *X,
   return NRD_OK;
 nomem:
   proto_results_free(r);
-  return NRD_ERR_NOMEM;
+  return NRD_FAIL(NRD_ERR_NOMEM, "protocol results: %ld output times, %ld "
+                  "blocks", n_out, B);
 }
 
 void proto_results_free(proto_results *r) {

@@ -48,7 +48,7 @@ int proto_theory_build(proto_theory *th, const proto_layout *X,
   if (!ok || !S0 || !D || !Lc) {
     free(S0), free(D), free(Lc);
     proto_theory_free(th);
-    return NRD_ERR_NOMEM;
+    return NRD_FAIL(NRD_ERR_NOMEM, "the protocols' theory, d = %d", d);
   }
   mixture_covariance(mx, S0);
   if (mx->symmetric2 && m->n_train == 0)
@@ -89,6 +89,7 @@ int proto_theory_build(proto_theory *th, const proto_layout *X,
   free(S0);
   free(D);
   free(Lc);
+  nrd_error_reset(); /* a closed form that fails is NaN, not a failure */
   return NRD_OK;
 }
 
