@@ -175,11 +175,10 @@ static double excess(const double *s, const void *ctx) {
 /* ------------------------------------------------------------- tables */
 
 typedef enum {
-  COPY,      /* a copy of `vector` (NaN where it is absent) */
-  JACKKNIFE, /* `stat` of each element's `sums`, its error in the next row */
-  JACKKNIFE_ERR, /* filled by the JACKKNIFE row before it */
-  BLOCK_TOTAL,   /* the total over blocks of each element's one column */
-  FREEZING,      /* freezing time: mean, its error, spread over trajectories */
+  COPY,        /* a copy of `vector` (NaN where it is absent) */
+  JACKKNIFE,   /* `stat` of each element's `sums`, and its jackknife error */
+  BLOCK_TOTAL, /* the total over blocks of each element's one column */
+  FREEZING,    /* freezing time: mean, its error, spread over trajectories */
 } value_rule;
 
 typedef struct {
@@ -189,6 +188,8 @@ typedef struct {
   vector_id vector; /* COPY */
   sums_rule sums;   /* JACKKNIFE, BLOCK_TOTAL */
   an_stat stat;     /* JACKKNIFE */
+  /* JACKKNIFE: the error's dataset, of the same shape, right after */
+  const char *error_name, *error_description;
 } result_info;
 
 #define TIMES_SNAPPED(what) what " (snapped to the time grid)"
@@ -198,9 +199,9 @@ static const result_info SPECIATION[] = {
      COPY, .vector = BRANCH_TIMES},
     {"phi_clone",
      "fraction of clone pairs branched at t_b that end in the same class",
-     BRANCHES, NO_COLUMNS, JACKKNIFE, .sums = same_class, .stat = an_ratio},
-    {"phi_clone_err", "jackknife error of phi_clone over blocks", BRANCHES,
-     NO_COLUMNS, .how = JACKKNIFE_ERR},
+     BRANCHES, NO_COLUMNS, JACKKNIFE, .sums = same_class, .stat = an_ratio,
+     .error_name = "phi_clone_err",
+     .error_description = "jackknife error of phi_clone over blocks"},
     {"phi_theory",
      "F(kappa_{t_b}) (physics.md 4.2; NaN unless two symmetric classes and "
      "the exact score)",
@@ -213,9 +214,9 @@ static const result_info COLLAPSE[] = {
     {"phiC_clone",
      "fraction of clone pairs branched at t_b whose end points have the same "
      "nearest training point",
-     BRANCHES, NO_COLUMNS, JACKKNIFE, .sums = same_nearest, .stat = an_ratio},
-    {"phiC_clone_err", "jackknife error of phiC_clone over blocks", BRANCHES,
-     NO_COLUMNS, .how = JACKKNIFE_ERR},
+     BRANCHES, NO_COLUMNS, JACKKNIFE, .sums = same_nearest, .stat = an_ratio,
+     .error_name = "phiC_clone_err",
+     .error_description = "jackknife error of phiC_clone over blocks"},
     {"freezing_time",
      "nearest-training-point freezing time of the trajectories: mean, "
      "jackknife error of the mean, standard deviation over trajectories",
@@ -226,9 +227,9 @@ static const result_info COLLAPSE[] = {
     {"excess_entropy",
      "f^e(t) = alpha + (1/2d) ln det(2 pi e Delta_t) + E[ln p^e_t]/d "
      "(physics.md 5.1)",
-     OUTPUTS, NO_COLUMNS, JACKKNIFE, .sums = log_pe, .stat = excess},
-    {"excess_entropy_err", "jackknife error of excess_entropy", OUTPUTS,
-     NO_COLUMNS, .how = JACKKNIFE_ERR},
+     OUTPUTS, NO_COLUMNS, JACKKNIFE, .sums = log_pe, .stat = excess,
+     .error_name = "excess_entropy_err",
+     .error_description = "jackknife error of excess_entropy"},
 };
 
 static const result_info UTURN[] = {
@@ -237,15 +238,15 @@ static const result_info UTURN[] = {
     {"c_uturn",
      "C_UT = mean of x_0.y_0/|x_0|^2 (per-sample normalisation, physics.md "
      "6.1)",
-     UTURNS, NO_COLUMNS, JACKKNIFE, .sums = uturn_overlap, .stat = an_ratio},
-    {"c_uturn_err", "jackknife error of c_uturn", UTURNS, NO_COLUMNS,
-     .how = JACKKNIFE_ERR},
+     UTURNS, NO_COLUMNS, JACKKNIFE, .sums = uturn_overlap, .stat = an_ratio,
+     .error_name = "c_uturn_err",
+     .error_description = "jackknife error of c_uturn"},
     {"c_uturn_ratio",
      "E[x_0.y_0] / E|x_0|^2 (ratio of expectations, the normalisation of "
      "the closed forms)",
-     UTURNS, NO_COLUMNS, JACKKNIFE, .sums = uturn_ratio, .stat = an_ratio},
-    {"c_uturn_ratio_err", "jackknife error of c_uturn_ratio", UTURNS,
-     NO_COLUMNS, .how = JACKKNIFE_ERR},
+     UTURNS, NO_COLUMNS, JACKKNIFE, .sums = uturn_ratio, .stat = an_ratio,
+     .error_name = "c_uturn_ratio_err",
+     .error_description = "jackknife error of c_uturn_ratio"},
     {"theory_gaussian",
      "closed form for Gaussian data with the data covariance Sigma_0 (ratio "
      "normalisation)",
@@ -255,9 +256,9 @@ static const result_info UTURN[] = {
      "score; NaN otherwise)",
      UTURNS, NO_COLUMNS, COPY, .vector = THEORY_CUT_GM2},
     {"class_c_uturn", "c_uturn restricted to data points of class k", UTURNS,
-     CLASSES, JACKKNIFE, .sums = class_overlap, .stat = an_ratio},
-    {"class_c_uturn_err", "jackknife error of class_c_uturn", UTURNS, CLASSES,
-     .how = JACKKNIFE_ERR},
+     CLASSES, JACKKNIFE, .sums = class_overlap, .stat = an_ratio,
+     .error_name = "class_c_uturn_err",
+     .error_description = "jackknife error of class_c_uturn"},
     {"class_count", "number of data points of class k", UTURNS, CLASSES,
      BLOCK_TOTAL, .sums = class_points},
 };
@@ -273,18 +274,16 @@ static const result_info FORWARD[] = {
     {"corr_data",
      "C(s, t) = E[x_s.x_t] / sqrt(E|x_s|^2 E|x_t|^2) along forward paths "
      "from data (row: s, column: t; NaN for t < s)",
-     REFERENCES, OUTPUTS, JACKKNIFE, .sums = data_corr, .stat = normalised},
-    {"corr_data_err", "jackknife error", REFERENCES, OUTPUTS,
-     .how = JACKKNIFE_ERR},
+     REFERENCES, OUTPUTS, JACKKNIFE, .sums = data_corr, .stat = normalised,
+     .error_name = "corr_data_err", .error_description = "jackknife error"},
     {"corr_data_theory", CORR_THEORY, REFERENCES, OUTPUTS, COPY,
      .vector = THEORY_CORR_DATA},
     {"corr_stationary",
      "the same from the stationary law: C(t - s), e^{-tau} cos(q tau) for "
      "U = I, d = 2 (physics.md 6.2)",
      REFERENCES, OUTPUTS, JACKKNIFE, .sums = stationary_corr,
-     .stat = normalised},
-    {"corr_stationary_err", "jackknife error", REFERENCES, OUTPUTS,
-     .how = JACKKNIFE_ERR},
+     .stat = normalised, .error_name = "corr_stationary_err",
+     .error_description = "jackknife error"},
     {"corr_stationary_theory", CORR_THEORY, REFERENCES, OUTPUTS, COPY,
      .vector = THEORY_CORR_STAT},
 };
@@ -316,10 +315,11 @@ static const struct {
     {"forward", forward_on, ROWS(FORWARD)},
 };
 
-_Static_assert(sizeof SPECIATION / sizeof SPECIATION[0] +
-                       sizeof COLLAPSE / sizeof COLLAPSE[0] +
-                       sizeof UTURN / sizeof UTURN[0] +
-                       sizeof FORWARD / sizeof FORWARD[0] <=
+/* a row adds at most two datasets (a value and its error) */
+_Static_assert(2 * (sizeof SPECIATION / sizeof SPECIATION[0] +
+                    sizeof COLLAPSE / sizeof COLLAPSE[0] +
+                    sizeof UTURN / sizeof UTURN[0] +
+                    sizeof FORWARD / sizeof FORWARD[0]) <=
                    sizeof((proto_results *)0)->v /
                        sizeof((proto_results *)0)->v[0],
                "proto_results has room for every dataset of the tables");
@@ -333,15 +333,16 @@ static int present(const build *c, const result_info *row) {
          (row->rows != BRANCHES && row->rows != UTURNS);
 }
 
-/* Append a dataset to r, its data NaN on the rank that has the sums (NULL
- * if out of memory). */
-static proto_dataset *add(proto_results *r, const char *group,
-                          const result_info *row, const build *c) {
+/* Append a dataset of row's shape to r, its data NaN on the rank that has
+ * the sums (NULL if out of memory). */
+static proto_dataset *add(proto_results *r, const char *group, const char *name,
+                          const char *description, const result_info *row,
+                          const build *c) {
   proto_dataset *ds = &r->v[r->n++];
   long n0 = c->extent[row->rows], n1 = c->extent[row->cols];
   ds->group = group;
-  ds->name = row->name;
-  ds->description = row->description;
+  ds->name = name;
+  ds->description = description;
   ds->rank = n1 > 0 ? 2 : 1;
   ds->dims[0] = n0;
   ds->dims[1] = n1 > 0 ? n1 : 1;
@@ -363,7 +364,7 @@ static void block_columns(long B, long R, const element_sums *e, double *out) {
       out[b * e->nv + v] = e->rec[b * R + e->col[v]];
 }
 
-/* The values of ds (and of err, the next dataset, for a jackknife). */
+/* The values of ds (and of err, its error, for a jackknife). */
 static void fill(const build *c, const result_info *row, proto_dataset *ds,
                  proto_dataset *err, double *sums) {
   long B = c->B, R = c->L->record, n1 = ds->dims[1];
@@ -404,8 +405,6 @@ static void fill(const build *c, const result_info *row, proto_dataset *ds,
     an_jackknife(B, 2, sums, an_ratio, NULL, &ds->data[0], &ds->data[1]);
     return;
   }
-  case JACKKNIFE_ERR:
-    return;
   }
 }
 
@@ -413,6 +412,7 @@ int proto_results_build(proto_results *r, const proto_layout *X,
                         const proto_theory *th, const obs_layout *L, long n_out,
                         const double *out_time, long B, const double *blocks) {
   memset(r, 0, sizeof *r);
+  /* the row of each dataset, NULL for a jackknife's error */
   const result_info *row_of[sizeof r->v / sizeof r->v[0]];
   /* the final sums are in the record of the last output time */
   build c = {.X = X,
@@ -445,22 +445,31 @@ int proto_results_build(proto_results *r, const proto_layout *X,
     if (!PROTOCOLS[p].on(X)) continue;
     for (size_t k = 0; k < PROTOCOLS[p].n; k++) {
       const result_info *row = &PROTOCOLS[p].rows[k];
+      const char *group = PROTOCOLS[p].group;
       if (!present(&c, row)) continue;
       row_of[r->n] = row;
-      if (!add(r, PROTOCOLS[p].group, row, &c)) goto nomem;
+      if (!add(r, group, row->name, row->description, row, &c)) goto nomem;
+      if (row->how != JACKKNIFE) continue;
+      row_of[r->n] = NULL;
+      if (!add(r, group, row->error_name, row->error_description, row, &c))
+        goto nomem;
     }
   }
   if (!blocks) return NRD_OK;
   double *sums = malloc((size_t)(B > 0 ? B : 1) * 8 * sizeof *sums);
   if (!sums) goto nomem;
   for (int i = 0; i < r->n; i++)
-    fill(&c, row_of[i], &r->v[i], i + 1 < r->n ? &r->v[i + 1] : NULL, sums);
+    if (row_of[i])
+      fill(&c, row_of[i], &r->v[i],
+           row_of[i]->how == JACKKNIFE ? &r->v[i + 1] : NULL, sums);
   free(sums);
   return NRD_OK;
 nomem:
   proto_results_free(r);
-  return NRD_FAIL(NRD_ERR_NOMEM, "protocol results: %ld output times, %ld "
-                  "blocks", n_out, B);
+  return NRD_FAIL(NRD_ERR_NOMEM,
+                  "protocol results: %ld output times, %ld "
+                  "blocks",
+                  n_out, B);
 }
 
 void proto_results_free(proto_results *r) {

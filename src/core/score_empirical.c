@@ -245,7 +245,7 @@ int score_empirical_set_time(score_empirical *s, const double *E,
   } else {
     NRD_CHECK(score_chol_lower(d, s->L, "Delta_t"));
     NRD_CHECK(score_chol_inverse(d, s->L, s->Dinv, "Delta_t"));
-    s->logdet = d * LN_2PI + score_chol_logdet(d, s->L);
+    s->logdet = d * LN_2PI + la_chol_logdet(d, s->L);
     cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, d, d, 1.0, s->b,
                 d, s->Dinv, d, 0.0, s->c, d);
   }

@@ -39,13 +39,6 @@ int score_chol_inverse(int d, const double *L, double *Minv,
   return NRD_OK;
 }
 
-double score_chol_logdet(int d, const double *L) {
-  double s = 0;
-  for (int i = 0; i < d; i++)
-    s += log(L[(size_t)i * d + i]);
-  return 2 * s;
-}
-
 /* (M + M^T)/2 into S. */
 void score_symmetrized(int d, const double *M, double *S) {
   for (int i = 0; i < d; i++)

@@ -22,11 +22,10 @@
  * NRD_ERR_NUMERIC if M (named `what` in the failure) is not positive
  * definite. */
 int score_chol_lower(int d, double *M, const char *what);
-/* Minv = M^{-1} from the lower Cholesky factor L of M. */
+/* Minv = M^{-1} from the lower Cholesky factor L of M (ln det M:
+ * la_chol_logdet). */
 int score_chol_inverse(int d, const double *L, double *Minv,
                        const char *what);
-/* ln det M from its Cholesky factor L. */
-double score_chol_logdet(int d, const double *L);
 /* (M + M^T)/2 into S. */
 void score_symmetrized(int d, const double *M, double *S);
 /* gamma = M_00 > 0 if the symmetric matrix M (lower triangle read) is

@@ -187,7 +187,7 @@ int score_mixture_set_time(score_mixture *s, const double *E,
         /* reads the lower triangle only */
         NRD_TRY(rc, score_chol_lower(d, L, GAMMA_K));
         NRD_TRY(rc, score_chol_inverse(d, L, Gi, GAMMA_K));
-        if (rc == NRD_OK) s->logdet[k] = score_chol_logdet(d, L);
+        if (rc == NRD_OK) s->logdet[k] = la_chol_logdet(d, L);
       }
     }
     if (rc != NRD_OK) break;
