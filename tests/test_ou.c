@@ -726,6 +726,43 @@ static void test_errors(void **state) {
   ou_free(&op); /* idempotent */
 }
 
+/* The failure a rejected operator or time leaves in nrd_error_trace()
+ * (util/error.h): why (the message at the origin) and where (the origin,
+ * then each function that passed it on, ou_init's call included). */
+static void assert_trace_has(const char *what) {
+  const char *trace = nrd_error_trace();
+  print_message("trace: %s\n", trace);
+  assert_non_null(strstr(trace, what));
+}
+
+static void test_error_traces(void **state) {
+  (void)state;
+  ou_op op;
+  double indef[4] = {1, 2, 2, 1}, negd[4] = {1, 0, 0, -1};
+  double notanti[4] = {0, 1, 1, 0}, E[4];
+  nrd_error_reset();
+  assert_int_equal(ou_init(&op, 2, indef, NULL, 0.0), NRD_ERR_INPUT);
+  assert_trace_has("U is not positive definite");
+  assert_trace_has("in ou_check_spd] <- ou_check_spd(");
+  assert_trace_has("in ou_init]");
+  assert_int_equal(ou_init(&op, 2, negd, NULL, 0.0), NRD_ERR_INPUT);
+  assert_trace_has("U[1][1] = -1");
+  assert_int_equal(ou_init(&op, 2, U2, notanti, 1.0), NRD_ERR_INPUT);
+  assert_trace_has("Qhat is not antisymmetric");
+  assert_trace_has("src/core/ou.c:");
+  assert_trace_has("in ou_init]");
+  assert_int_equal(ou_init(&op, 2, U2, J2, 1.0), NRD_OK);
+  assert_int_equal(ou_propagator(&op, NAN, E), NRD_ERR_INPUT);
+  assert_trace_has("needs a finite t");
+  assert_trace_has("in ou_propagator]");
+  assert_int_equal(ou_noise_cov(&op, -1.0, E), NRD_ERR_INPUT);
+  assert_trace_has("in ou_noise_cov]");
+  /* a new failure starts a new trace: nothing of the one before */
+  assert_null(strstr(nrd_error_trace(), "ou_propagator"));
+  ou_free(&op);
+  nrd_error_reset();
+}
+
 /* Builders (ou.h): geometric end points, q_random antisymmetric with unit
  * spectral norm (1e-14: one SVD) and a pure function of the seed. */
 static void test_builders(void **state) {
@@ -781,6 +818,7 @@ int main(void) {
       cmocka_unit_test(test_v16_autocorrelation),
       cmocka_unit_test(test_entropy_production),
       cmocka_unit_test(test_errors),
+      cmocka_unit_test(test_error_traces),
       cmocka_unit_test(test_builders),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);

@@ -785,7 +785,14 @@ static void test_empirical_edge_cases(void **state) {
   assert_int_equal(score_empirical_init(&se, 2, 2, NULL, 1), NRD_ERR_INPUT);
   assert_int_equal(score_empirical_init(&se, 2, 2, a, 100), NRD_OK);
   assert_int_equal(se.block, 2);
+  nrd_error_reset();
   assert_int_equal(score_empirical_set_time(&se, I, Z), NRD_ERR_NUMERIC);
+  /* the trace names the singular matrix and where it was found */
+  print_message("trace: %s\n", nrd_error_trace());
+  const char *trace = nrd_error_trace();
+  assert_non_null(strstr(trace, "Delta_t is not positive definite"));
+  assert_non_null(strstr(trace, "in score_empirical_set_time]"));
+  nrd_error_reset();
   assert_int_equal(score_empirical_set_time(&se, I, I), NRD_OK);
   assert_int_equal(
       score_empirical_eval(&se, 0, NULL, NULL, NULL, NULL, NULL, NULL), NRD_OK);

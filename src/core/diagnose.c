@@ -158,8 +158,8 @@ static int step_map(const ou_op *op, int scheme, double h, double *M,
     }
   } else if (scheme == SCHEME_EXPONENTIAL) {
     step_ops s;
-    rc = step_ops_init(&s, op, SCHEME_EXPONENTIAL);
-    if (rc == NRD_OK) rc = step_ops_set_h(&s, op, h);
+    NRD_TRY(rc, step_ops_init(&s, op, SCHEME_EXPONENTIAL));
+    NRD_TRY(rc, step_ops_set_h(&s, op, h));
     if (rc == NRD_OK) {
       la_matmul(d, s.G, op->U, M);
       for (size_t k = 0; k < dd; k++)
@@ -169,7 +169,7 @@ static int step_map(const ou_op *op, int scheme, double h, double *M,
     step_ops_free(&s);
   } else {
     double *L = malloc(dd * sizeof *L);
-    if (!L) return NRD_ERR_NOMEM;
+    if (!L) return NRD_FAIL(NRD_ERR_NOMEM, "the step map, d = %d", d);
     for (size_t k = 0; k < dd; k++)
       L[k] = op->A[k] - op->U[k];
     la_matmul(d, L, L, M);
@@ -217,7 +217,9 @@ static int check_dense(const ou_op *op, int scheme, double h, long steps,
   size_t dd = (size_t)d * d;
   double *w = malloc((size_t)d * sizeof *w);
   double *M = malloc(dd * sizeof *M), *N = malloc(dd * sizeof *N);
-  int rc = w && M && N ? la_sym_eig(d, op->U, w, M) : NRD_ERR_NOMEM;
+  int rc = w && M && N ? NRD_OK
+                       : NRD_FAIL(NRD_ERR_NOMEM, "the step check, d = %d", d);
+  NRD_TRY(rc, la_sym_eig(d, op->U, w, M));
   if (rc == NRD_OK) {
     c->u_min = c->u_max = w[0];
     for (int i = 1; i < d; i++) {
@@ -239,11 +241,13 @@ static int check_dense(const ou_op *op, int scheme, double h, long steps,
   }
   int ok = 1;
   if (rc == NRD_OK) c->rho = spectral_radius(d, op->A, &ok);
-  if (rc == NRD_OK && !ok) rc = NRD_ERR_LAPACK;
+  if (rc == NRD_OK && !ok)
+    rc = NRD_FAIL(NRD_ERR_LAPACK, "the eigenvalues of A (d = %d)", d);
   if (rc == NRD_OK) {
     ok = step_map(op, scheme, h, M, N) == NRD_OK;
     c->amplification = ok ? spectral_radius(d, M, &ok) : INFINITY;
     if (!ok || !isfinite(c->amplification)) c->amplification = INFINITY;
+    if (!ok) nrd_error_reset(); /* handled: no step map, no bound */
   }
   if (rc == NRD_OK && scheme == SCHEME_ODE_HEUN) {
     /* no noise: second moments grow by up to amplification^2 a step */
@@ -289,7 +293,7 @@ int diagnose_operator(const ou_op *op, int scheme, double h, long steps,
   int d = op->d;
   if (la_is_diagonal(d, op->U) && !op->rotates) {
     double *u = malloc((size_t)d * sizeof *u);
-    if (!u) return NRD_ERR_NOMEM;
+    if (!u) return NRD_FAIL(NRD_ERR_NOMEM, "the step check, d = %d", d);
     for (int i = 0; i < d; i++)
       u[i] = op->U[(size_t)i * d + i];
     diagnose_diagonal(d, u, scheme, h, c);
@@ -301,7 +305,8 @@ int diagnose_operator(const ou_op *op, int scheme, double h, long steps,
   c->rho = c->u_min = c->u_max = c->amplification = c->bias = NAN;
   if (d > NRD_DIAGNOSE_MAX_DENSE) return NRD_OK; /* too costly */
   c->checked = 1;
-  return check_dense(op, scheme, h, steps, c);
+  NRD_CHECK(check_dense(op, scheme, h, steps, c));
+  return NRD_OK;
 }
 
 static const char *scheme_name(int scheme) {

@@ -91,8 +91,9 @@ int plan_build(const nrd_params *p, run_plan *plan) {
       calloc((size_t)plan->n_points, sizeof *plan->bytes_particle);
   if (!plan->points || !plan->bytes || !plan->flops || !plan->bytes_fixed ||
       !plan->bytes_particle) {
+    int n = plan->n_points;
     plan_free(plan);
-    return NRD_ERR_NOMEM;
+    return NRD_FAIL(NRD_ERR_NOMEM, "the plan of %d grid points", n);
   }
   int i = 0;
   for (int a = 0; a < dim->n; a++)
@@ -204,7 +205,8 @@ int plan_assign(const run_plan *plan, int nranks, int only_point, int *owner,
   if (!items || !ld) {
     free(items);
     free(ld);
-    return NRD_ERR_NOMEM;
+    return NRD_FAIL(NRD_ERR_NOMEM, "the work list of %d grid points",
+                    plan->n_points);
   }
   for (int i = 0; i < plan->n_points; i++)
     for (long b = 0; b < B; b++) {

@@ -12,9 +12,14 @@
 #include <string.h>
 
 int timegrid_build(int spacing, double T, double t_min, long steps, double *t) {
-  if (steps < 1 || !(T > t_min) || t_min < 0) return NRD_ERR_INPUT;
+  if (steps < 1 || !(T > t_min) || t_min < 0)
+    return NRD_FAIL(NRD_ERR_INPUT,
+                    "time grid: %ld steps from T = %g to t_min = %g", steps, T,
+                    t_min);
   if (spacing == TIME_LOG) {
-    if (!(t_min > 0)) return NRD_ERR_INPUT;
+    if (!(t_min > 0))
+      return NRD_FAIL(NRD_ERR_INPUT, "log time grid: t_min = %g is not > 0",
+                      t_min);
     double a = log(T), b = log(t_min);
     for (long k = 0; k <= steps; k++)
       t[k] = exp(a + (b - a) * (double)k / (double)steps);
@@ -58,7 +63,7 @@ int step_ops_init(step_ops *s, const ou_op *op, int scheme) {
     s->Ln = malloc(dd * sizeof *s->Ln);
     if (!s->F || !s->G || !s->Ln) {
       step_ops_free(s);
-      return NRD_ERR_NOMEM;
+      return NRD_FAIL(NRD_ERR_NOMEM, "the exponential scheme, d = %d", op->d);
     }
   }
   return NRD_OK;
@@ -81,14 +86,15 @@ static int phi1(int d, const double *A, double h, double *F, double *G) {
   if (!M || !E) {
     free(M);
     free(E);
-    return NRD_ERR_NOMEM;
+    return NRD_FAIL(NRD_ERR_NOMEM, "the 2d x 2d phi_1 block, d = %d", d);
   }
   for (int i = 0; i < d; i++) {
     for (int j = 0; j < d; j++)
       M[i * n + j] = A[i * d + j] * h;
     M[i * n + d + i] = h;
   }
-  int rc = la_expm(n, M, E);
+  int rc = NRD_OK;
+  NRD_TRY(rc, la_expm(n, M, E));
   if (rc == NRD_OK)
     for (int i = 0; i < d; i++) {
       memcpy(F + (size_t)i * d, E + (size_t)i * n, (size_t)d * sizeof *F);
@@ -100,13 +106,13 @@ static int phi1(int d, const double *A, double h, double *F, double *G) {
 }
 
 int step_ops_set_h(step_ops *s, const ou_op *op, double h) {
-  if (!(h > 0)) return NRD_ERR_INPUT;
+  if (!(h > 0)) return NRD_FAIL(NRD_ERR_INPUT, "step h = %g is not > 0", h);
   if (h == s->h) return NRD_OK;
   s->h = h;
   if (s->scheme != STEP_EXPONENTIAL) return NRD_OK;
   int d = s->d;
-  int rc = phi1(d, op->A, h, s->F, s->G);
-  if (rc != NRD_OK) return rc;
+  NRD_CHECK(phi1(d, op->A, h, s->F, s->G));
+  int rc = NRD_OK;
   /* noise covariance F S F^T - S = (e^{-Ah})^{-1} Delta_h (e^{-Ah})^{-T}:
    * computed from Delta_h, which ou_noise_cov evaluates accurately for small
    * h, instead of as a difference of O(1) matrices. */
@@ -114,14 +120,14 @@ int step_ops_set_h(step_ops *s, const ou_op *op, double h) {
   double *Dh = malloc(dd * sizeof *Dh), *C = malloc(dd * sizeof *C);
   double *W = malloc(dd * sizeof *W);
   if (!Dh || !C || !W) {
-    rc = NRD_ERR_NOMEM;
+    rc = NRD_FAIL(NRD_ERR_NOMEM, "the exponential scheme's noise, d = %d", d);
     goto out;
   }
-  rc = ou_noise_cov(op, h, Dh);
+  NRD_TRY(rc, ou_noise_cov(op, h, Dh));
   if (rc != NRD_OK) goto out;
   la_congruence(d, s->F, Dh, C, W);
   la_symmetrize(d, C);
-  rc = la_cholesky(d, C, s->Ln);
+  NRD_TRY(rc, la_cholesky(d, C, s->Ln));
   if (rc == NRD_OK) {
     s->iso_F = scalar_of(d, s->F, &s->s_F);
     s->iso_G = scalar_of(d, s->G, &s->s_G);
@@ -262,7 +268,8 @@ int step_fold_init(step_fold *f, int d) {
   memset(f, 0, sizeof *f);
   f->d = d;
   f->M = malloc((size_t)d * d * sizeof *f->M);
-  return f->M ? NRD_OK : NRD_ERR_NOMEM;
+  if (!f->M) return NRD_FAIL(NRD_ERR_NOMEM, "the folded step, d = %d", d);
+  return NRD_OK;
 }
 
 void step_fold_free(step_fold *f) {

@@ -19,12 +19,28 @@ static size_t sq(int d) {
   return (size_t)d * (size_t)d;
 }
 
-/* Map a LAPACK info to a status: info > 0 is a property of the matrix
- * (not positive definite, singular, no convergence), info < 0 a bad call. */
-static int lapack_status(lapack_int info) {
+/* A LAPACK info as a status, the failure started (NRD_FAIL) at the caller's
+ * line: info > 0 is a property of the matrix (`what`: not positive
+ * definite, singular, no convergence), info < 0 a bad call. */
+static int lapack_status_at(lapack_int info, const char *routine,
+                            const char *what, int d, int line,
+                            const char *func) {
   if (info == 0) return NRD_OK;
-  return info > 0 ? NRD_ERR_NUMERIC : NRD_ERR_LAPACK;
+  if (info > 0)
+    return nrd_error_fail(NRD_ERR_NUMERIC, __FILE__, line, func,
+                          "%s of a %d x %d matrix: %s (info = %d)", routine, d,
+                          d, what, (int)info);
+  return nrd_error_fail(NRD_ERR_LAPACK, __FILE__, line, func,
+                        "%s of a %d x %d matrix: argument %d is invalid",
+                        routine, d, d, (int)-info);
 }
+#define LAPACK_STATUS(call, routine, what, d)                                \
+  lapack_status_at((call), routine, what, d, __LINE__, __func__)
+
+/* The failures of a bad dimension and of memory, started here. */
+#define BAD_DIMENSION(d) NRD_FAIL(NRD_ERR_INPUT, "dimension d = %d < 1", d)
+#define NO_MEMORY(what, d)                                                   \
+  NRD_FAIL(NRD_ERR_NOMEM, "%s for d = %d", what, d)
 
 int la_is_diagonal(int d, const double *M) {
   for (int i = 0; i < d; i++)
@@ -122,11 +138,11 @@ static int cmp_indexed(const void *a, const void *b) {
 }
 
 int la_sym_eig(int d, const double *M, double *w, double *V) {
-  if (d <= 0) return NRD_ERR_INPUT;
+  if (d <= 0) return BAD_DIMENSION(d);
   if (la_is_diagonal(d, M)) {
     /* LAPACK returns the diagonal itself, sorted: skip its O(d^3) */
     indexed *p = malloc((size_t)d * sizeof *p);
-    if (!p) return NRD_ERR_NOMEM;
+    if (!p) return NO_MEMORY("the sorted diagonal", d);
     for (int i = 0; i < d; i++)
       p[i] = (indexed){M[(size_t)i * d + i], i};
     qsort(p, (size_t)d, sizeof *p, cmp_indexed);
@@ -140,18 +156,22 @@ int la_sym_eig(int d, const double *M, double *w, double *V) {
   }
   memcpy(V, M, sq(d) * sizeof *V);
   /* dsyevd returns the eigenvectors in the columns of V and w ascending */
-  return lapack_status(LAPACKE_dsyevd(LAPACK_ROW_MAJOR, 'V', 'U', d, V, d, w));
+  return LAPACK_STATUS(LAPACKE_dsyevd(LAPACK_ROW_MAJOR, 'V', 'U', d, V, d, w),
+                       "dsyevd", "no convergence", d);
 }
 
 /* F = V diag(w^p) V^T.  Needs w > 0 for p < 0 and w >= 0 for p > 0. */
 static int sym_power(int d, const double *M, double p, double *F) {
-  if (d <= 0) return NRD_ERR_INPUT;
+  if (d <= 0) return BAD_DIMENSION(d);
   double *w = malloc((size_t)d * sizeof *w);
   double *V = malloc(sq(d) * sizeof *V);
   double *Y = malloc(sq(d) * sizeof *Y);
-  int rc = (w && V && Y) ? la_sym_eig(d, M, w, V) : NRD_ERR_NOMEM;
+  int rc = w && V && Y ? NRD_OK : NO_MEMORY("eigenvectors", d);
+  NRD_TRY(rc, la_sym_eig(d, M, w, V));
   for (int k = 0; rc == NRD_OK && k < d; k++)
-    if (!(w[k] > 0 || (p > 0 && w[k] == 0))) rc = NRD_ERR_NUMERIC;
+    if (!(w[k] > 0 || (p > 0 && w[k] == 0)))
+      rc = NRD_FAIL(NRD_ERR_NUMERIC, "eigenvalue %d is %g: no power %g", k,
+                    w[k], p);
   if (rc == NRD_OK) {
     for (int k = 0; k < d; k++)
       w[k] = pow(w[k], p);
@@ -176,19 +196,23 @@ int la_sym_invsqrt(int d, const double *M, double *Minvsqrt) {
 }
 
 int la_cholesky(int d, const double *M, double *L) {
-  if (d <= 0) return NRD_ERR_INPUT;
+  if (d <= 0) return BAD_DIMENSION(d);
   if (la_is_diagonal(d, M)) {
     /* what dpotrf computes for a diagonal matrix, without its O(d^3) */
     memset(L, 0, sq(d) * sizeof *L);
     for (int i = 0; i < d; i++) {
       double m = M[(size_t)i * d + i];
-      if (!(m > 0)) return NRD_ERR_NUMERIC;
+      if (!(m > 0))
+        return NRD_FAIL(NRD_ERR_NUMERIC,
+                        "not positive definite: diagonal, M[%d][%d] = %g", i,
+                        i, m);
       L[(size_t)i * d + i] = sqrt(m);
     }
     return NRD_OK;
   }
   memcpy(L, M, sq(d) * sizeof *L);
-  int rc = lapack_status(LAPACKE_dpotrf(LAPACK_ROW_MAJOR, 'L', d, L, d));
+  int rc = LAPACK_STATUS(LAPACKE_dpotrf(LAPACK_ROW_MAJOR, 'L', d, L, d),
+                         "dpotrf", "not positive definite", d);
   if (rc != NRD_OK) return rc;
   for (int i = 0; i < d; i++)
     for (int j = i + 1; j < d; j++)
@@ -204,11 +228,13 @@ double la_chol_logdet(int d, const double *L) {
 }
 
 int la_spd_inverse(int d, const double *M, double *Minv) {
-  if (d <= 0) return NRD_ERR_INPUT;
+  if (d <= 0) return BAD_DIMENSION(d);
   memcpy(Minv, M, sq(d) * sizeof *Minv);
-  int rc = lapack_status(LAPACKE_dpotrf(LAPACK_ROW_MAJOR, 'L', d, Minv, d));
+  int rc = LAPACK_STATUS(LAPACKE_dpotrf(LAPACK_ROW_MAJOR, 'L', d, Minv, d),
+                         "dpotrf", "not positive definite", d);
   if (rc == NRD_OK)
-    rc = lapack_status(LAPACKE_dpotri(LAPACK_ROW_MAJOR, 'L', d, Minv, d));
+    rc = LAPACK_STATUS(LAPACKE_dpotri(LAPACK_ROW_MAJOR, 'L', d, Minv, d),
+                       "dpotri", "singular", d);
   if (rc != NRD_OK) return rc;
   /* dpotri fills only the lower triangle */
   for (int i = 0; i < d; i++)
@@ -218,26 +244,28 @@ int la_spd_inverse(int d, const double *M, double *Minv) {
 }
 
 int la_general_eigvals(int d, const double *M, double *re, double *im) {
-  if (d <= 0) return NRD_ERR_INPUT;
+  if (d <= 0) return BAD_DIMENSION(d);
   double *T = malloc(sq(d) * sizeof *T);
-  if (!T) return NRD_ERR_NOMEM;
+  if (!T) return NO_MEMORY("a d x d copy", d);
   memcpy(T, M, sq(d) * sizeof *T);
-  int rc = lapack_status(LAPACKE_dgeev(LAPACK_ROW_MAJOR, 'N', 'N', d, T, d, re,
-                                       im, NULL, 1, NULL, 1));
+  int rc = LAPACK_STATUS(LAPACKE_dgeev(LAPACK_ROW_MAJOR, 'N', 'N', d, T, d, re,
+                                       im, NULL, 1, NULL, 1),
+                         "dgeev", "no convergence", d);
   free(T);
   return rc;
 }
 
 int la_spectral_norm(int d, const double *M, double *norm) {
-  if (d <= 0) return NRD_ERR_INPUT;
+  if (d <= 0) return BAD_DIMENSION(d);
   double *T = malloc(sq(d) * sizeof *T);
   double *s = malloc((size_t)d * sizeof *s);
-  int rc = NRD_ERR_NOMEM;
-  if (T && s) {
+  int rc = T && s ? NRD_OK : NO_MEMORY("a d x d copy", d);
+  if (rc == NRD_OK) {
     memcpy(T, M, sq(d) * sizeof *T);
     /* jobz = N: u and vt are not referenced, but LAPACKE checks ldvt >= d */
-    rc = lapack_status(
-        LAPACKE_dgesdd(LAPACK_ROW_MAJOR, 'N', d, d, T, d, s, NULL, d, NULL, d));
+    rc = LAPACK_STATUS(
+        LAPACKE_dgesdd(LAPACK_ROW_MAJOR, 'N', d, d, T, d, s, NULL, d, NULL, d),
+        "dgesdd", "no convergence", d);
     if (rc == NRD_OK) *norm = s[0]; /* singular values come descending */
   }
   free(T);
@@ -313,9 +341,11 @@ static void add_diag(int d, double a, double *Y) {
 }
 
 int la_expm(int d, const double *M, double *E) {
-  if (d <= 0) return NRD_ERR_INPUT;
+  if (d <= 0) return BAD_DIMENSION(d);
   double nrm = norm1(d, M);
-  if (!isfinite(nrm)) return NRD_ERR_INPUT;
+  if (!isfinite(nrm))
+    return NRD_FAIL(NRD_ERR_INPUT,
+                    "exp of a %d x %d matrix with a non-finite entry", d, d);
   size_t n = sq(d);
   /* work: A, A2, A4, A6, A8, Uo (odd part), Ve (even part), T */
   double *buf = malloc(8 * n * sizeof *buf);
@@ -323,7 +353,7 @@ int la_expm(int d, const double *M, double *E) {
   if (!buf || !ipiv) {
     free(buf);
     free(ipiv);
-    return NRD_ERR_NOMEM;
+    return NO_MEMORY("8 d x d work matrices", d);
   }
   double *A = buf, *A2 = buf + n, *A4 = buf + 2 * n, *A6 = buf + 3 * n;
   double *A8 = buf + 4 * n, *Uo = buf + 5 * n, *Ve = buf + 6 * n;
@@ -393,7 +423,8 @@ int la_expm(int d, const double *M, double *E) {
     E[k] = v + u;
   }
   int rc =
-      lapack_status(LAPACKE_dgesv(LAPACK_ROW_MAJOR, d, d, T, d, ipiv, E, d));
+      LAPACK_STATUS(LAPACKE_dgesv(LAPACK_ROW_MAJOR, d, d, T, d, ipiv, E, d),
+                    "dgesv", "the Pade denominator is singular", d);
   /* undo the scaling: exp(M) = r^(2^s) */
   for (int k = 0; rc == NRD_OK && k < s; k++) {
     la_matmul(d, E, E, T);

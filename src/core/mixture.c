@@ -32,14 +32,18 @@ static int cov_factor(int d, const double *C, double *F, int *lower) {
   }
   double *w = malloc((size_t)d * sizeof *w);
   double *V = malloc(dd * sizeof *V);
-  int rc = w && V ? NRD_OK : NRD_ERR_NOMEM;
+  int rc = w && V ? NRD_OK
+                  : NRD_FAIL(NRD_ERR_NOMEM, "eigenvectors of C_k, d = %d", d);
   if (rc == NRD_OK) {
     memcpy(V, C, dd * sizeof *V);
     /* Column-major on symmetric input: eigenvector k is row k of V. */
-    if (LAPACKE_dsyevd(LAPACK_COL_MAJOR, 'V', 'U', d, V, d, w) != 0)
-      rc = NRD_ERR_LAPACK;
+    int info = LAPACKE_dsyevd(LAPACK_COL_MAJOR, 'V', 'U', d, V, d, w);
+    if (info != 0)
+      rc = NRD_FAIL(NRD_ERR_LAPACK, "dsyevd of C_k (d = %d): info = %d", d,
+                    info);
     else if (w[0] < -1e-12 * fabs(w[d - 1]))
-      rc = NRD_ERR_NUMERIC; /* not positive semi-definite */
+      rc = NRD_FAIL(NRD_ERR_NUMERIC,
+                    "C_k is not positive semi-definite: eigenvalue %g", w[0]);
   }
   if (rc == NRD_OK)
     for (int k = 0; k < d; k++) {
@@ -61,7 +65,8 @@ static int finish(mixture *m, mix_cov_kind kind, double sigma2, const double *S,
   m->cov_kind = kind;
   m->sigma2 = kind == MIX_COV_ISOTROPIC ? sigma2 : 0;
   m->cov = calloc((size_t)K * dd, sizeof *m->cov);
-  if (!m->cov) return NRD_ERR_NOMEM;
+  if (!m->cov)
+    return NRD_FAIL(NRD_ERR_NOMEM, "K = %d covariances, d = %d", K, d);
   for (int k = 0; k < K; k++) {
     double *Ck = m->cov + (size_t)k * dd;
     const double *src = kind == MIX_COV_STATIONARY ? S
@@ -86,13 +91,13 @@ static int finish(mixture *m, mix_cov_kind kind, double sigma2, const double *S,
   if (kind == MIX_COV_ISOTROPIC) return NRD_OK;
   int nf = m->cov_shared ? 1 : K;
   m->cov_factor = malloc((size_t)nf * dd * sizeof *m->cov_factor);
-  if (!m->cov_factor) return NRD_ERR_NOMEM;
+  if (!m->cov_factor)
+    return NRD_FAIL(NRD_ERR_NOMEM, "%d covariance factors, d = %d", nf, d);
   int all_lower = 1, all_diag = 1;
   for (int k = 0; k < nf; k++) {
     double *F = m->cov_factor + (size_t)k * dd;
     int lower;
-    int rc = cov_factor(d, m->cov + (size_t)k * dd, F, &lower);
-    if (rc != NRD_OK) return rc;
+    NRD_CHECK(cov_factor(d, m->cov + (size_t)k * dd, F, &lower));
     all_lower &= lower;
     all_diag &= la_is_diagonal(d, F);
   }
@@ -107,33 +112,39 @@ static int check_kind(mix_cov_kind kind, double sigma2, const double *S,
                       const double *cov) {
   switch (kind) {
   case MIX_COV_ISOTROPIC:
-    return sigma2 >= 0 ? NRD_OK : NRD_ERR_INPUT;
+    if (sigma2 >= 0) return NRD_OK;
+    return NRD_FAIL(NRD_ERR_INPUT, "sigma^2 = %g is not >= 0", sigma2);
   case MIX_COV_STATIONARY:
-    return S ? NRD_OK : NRD_ERR_INPUT;
+    if (S) return NRD_OK;
+    return NRD_FAIL(NRD_ERR_INPUT, "stationary clusters without S");
   case MIX_COV_FULL:
-    return cov ? NRD_OK : NRD_ERR_INPUT;
+    if (cov) return NRD_OK;
+    return NRD_FAIL(NRD_ERR_INPUT, "full covariances not given");
   }
-  return NRD_ERR_INPUT;
+  return NRD_FAIL(NRD_ERR_INPUT, "no covariance kind %d", (int)kind);
 }
 
 int mixture_two_class(mixture *m, int d, double separation,
                       const double *direction, mix_cov_kind kind, double sigma2,
                       const double *S, const double *full_cov) {
   memset(m, 0, sizeof *m);
-  if (d < 1 || !(separation >= 0) || !direction ||
-      check_kind(kind, sigma2, S, full_cov) != NRD_OK)
-    return NRD_ERR_INPUT;
+  if (d < 1 || !(separation >= 0) || !direction)
+    return NRD_FAIL(NRD_ERR_INPUT,
+                    "two classes: d = %d, separation %g, %s direction", d,
+                    separation, direction ? "a" : "no");
+  NRD_CHECK(check_kind(kind, sigma2, S, full_cov));
   double n2 = 0;
   for (int i = 0; i < d; i++)
     n2 += direction[i] * direction[i];
-  if (!(n2 > 0) || !isfinite(n2)) return NRD_ERR_INPUT;
+  if (!(n2 > 0) || !isfinite(n2))
+    return NRD_FAIL(NRD_ERR_INPUT, "class direction of |v|^2 = %g", n2);
   m->d = d;
   m->K = 2;
   m->weights = malloc(2 * sizeof *m->weights);
   m->means = malloc((size_t)2 * d * sizeof *m->means);
   if (!m->weights || !m->means) {
     mixture_free(m);
-    return NRD_ERR_NOMEM;
+    return NRD_FAIL(NRD_ERR_NOMEM, "two class means, d = %d", d);
   }
   m->weights[0] = m->weights[1] = 0.5;
   double r = sqrt(separation * d / n2);
@@ -148,12 +159,13 @@ int mixture_two_class(mixture *m, int d, double separation,
     cov2 = malloc(2 * dd * sizeof *cov2);
     if (!cov2) {
       mixture_free(m);
-      return NRD_ERR_NOMEM;
+      return NRD_FAIL(NRD_ERR_NOMEM, "two covariances, d = %d", d);
     }
     memcpy(cov2, full_cov, dd * sizeof *cov2);
     memcpy(cov2 + dd, full_cov, dd * sizeof *cov2);
   }
-  int rc = finish(m, kind, sigma2, S, cov2);
+  int rc = NRD_OK;
+  NRD_TRY(rc, finish(m, kind, sigma2, S, cov2));
   free(cov2);
   if (rc != NRD_OK) mixture_free(m);
   return rc;
@@ -163,26 +175,31 @@ int mixture_general(mixture *m, int d, int K, const double *weights,
                     const double *means, mix_cov_kind kind, double sigma2,
                     const double *S, const double *cov) {
   memset(m, 0, sizeof *m);
-  if (d < 1 || K < 1 || !weights || !means ||
-      check_kind(kind, sigma2, S, cov) != NRD_OK)
-    return NRD_ERR_INPUT;
+  if (d < 1 || K < 1 || !weights || !means)
+    return NRD_FAIL(NRD_ERR_INPUT, "mixture: d = %d, K = %d, %s", d, K,
+                    weights && means ? "weights and means"
+                                     : "no weights or means");
+  NRD_CHECK(check_kind(kind, sigma2, S, cov));
   double wsum = 0;
   for (int k = 0; k < K; k++) {
-    if (!(weights[k] >= 0)) return NRD_ERR_INPUT;
+    if (!(weights[k] >= 0))
+      return NRD_FAIL(NRD_ERR_INPUT, "weight %d is %g", k, weights[k]);
     wsum += weights[k];
   }
-  if (!(fabs(wsum - 1) <= WEIGHT_SUM_TOL * K)) return NRD_ERR_INPUT;
+  if (!(fabs(wsum - 1) <= WEIGHT_SUM_TOL * K))
+    return NRD_FAIL(NRD_ERR_INPUT, "the weights sum to %.17g, not 1", wsum);
   m->d = d;
   m->K = K;
   m->weights = malloc((size_t)K * sizeof *m->weights);
   m->means = malloc((size_t)K * d * sizeof *m->means);
   if (!m->weights || !m->means) {
     mixture_free(m);
-    return NRD_ERR_NOMEM;
+    return NRD_FAIL(NRD_ERR_NOMEM, "K = %d means, d = %d", K, d);
   }
   memcpy(m->weights, weights, (size_t)K * sizeof *m->weights);
   memcpy(m->means, means, (size_t)K * d * sizeof *m->means);
-  int rc = finish(m, kind, sigma2, S, cov);
+  int rc = NRD_OK;
+  NRD_TRY(rc, finish(m, kind, sigma2, S, cov));
   if (rc != NRD_OK) mixture_free(m);
   return rc;
 }
@@ -241,7 +258,9 @@ static int pick_component(const mixture *m, double u) {
  * share their class. */
 int mixture_sample(const mixture *m, uint32_t seed, uint32_t purpose,
                    uint64_t first_index, int n, double *X, int *labels) {
-  if (n < 0 || (n > 0 && !X)) return NRD_ERR_INPUT;
+  if (n < 0 || (n > 0 && !X))
+    return NRD_FAIL(NRD_ERR_INPUT, "%d mixture samples%s", n,
+                    X ? "" : " and nowhere to put them");
   if (n == 0) return NRD_OK;
   int d = m->d;
   size_t dd = (size_t)d * d;
@@ -250,7 +269,7 @@ int mixture_sample(const mixture *m, uint32_t seed, uint32_t purpose,
   if (!lab || !xi) {
     if (!labels) free(lab);
     free(xi);
-    return NRD_ERR_NOMEM;
+    return NRD_FAIL(NRD_ERR_NOMEM, "%d mixture samples, d = %d", n, d);
   }
   for (int i = 0; i < n; i++) {
     double u;

@@ -19,16 +19,20 @@ _Static_assert(SPACING_UNIFORM == (int)TIME_UNIFORM &&
                    SPACING_LOG == (int)TIME_LOG,
                "enum nrd_spacing and enum time_spacing differ");
 
+/* The message of a failure in err, and the failure started with it. */
+#define FAIL_WITH(status, err, errlen, ...)                                  \
+  (snprintf(err, errlen, __VA_ARGS__), NRD_FAIL(status, "%s", err))
+
 /* A matrix from a file, through the caller's reader (the model reads no
  * file itself: io/matrix_file.h). */
 static int read_file_matrix(model_matrix_reader read, const char *file,
                             const char *dataset, int d, double *M,
                             const char *key, char *err, size_t errlen) {
-  if (!read) {
-    snprintf(err, errlen, "%s: no reader for matrix files", key);
-    return NRD_ERR_INPUT;
-  }
-  return read(file, dataset, d, M, key, err, errlen);
+  if (!read)
+    return FAIL_WITH(NRD_ERR_INPUT, err, errlen,
+                     "%s: no reader for matrix files", key);
+  NRD_CHECK(read(file, dataset, d, M, key, err, errlen));
+  return NRD_OK;
 }
 
 static int build_u(const nrd_params *p, int d, model_matrix_reader read,
@@ -38,21 +42,21 @@ static int build_u(const nrd_params *p, int d, model_matrix_reader read,
     ou_u_isotropic(d, p->forward.u_scale, U);
     return NRD_OK;
   case U_DIAGONAL:
-    if (p->forward.u_diagonal.n != d) {
-      snprintf(err, errlen, "forward.u_diagonal has %d entries, need %d",
-               p->forward.u_diagonal.n, d);
-      return NRD_ERR_INPUT;
-    }
+    if (p->forward.u_diagonal.n != d)
+      return FAIL_WITH(NRD_ERR_INPUT, err, errlen,
+                       "forward.u_diagonal has %d entries, need %d",
+                       p->forward.u_diagonal.n, d);
     ou_u_diagonal(d, p->forward.u_diagonal.v, U);
     return NRD_OK;
   case U_GEOMETRIC:
     ou_u_geometric(d, p->forward.u_min, p->forward.u_max, U);
     return NRD_OK;
   case U_FILE:
-    return read_file_matrix(read, p->forward.u_file, p->forward.u_dataset, d,
-                            U, "forward.u_file", err, errlen);
+    NRD_CHECK(read_file_matrix(read, p->forward.u_file, p->forward.u_dataset,
+                               d, U, "forward.u_file", err, errlen));
+    return NRD_OK;
   }
-  return NRD_ERR_INPUT;
+  return NRD_FAIL(NRD_ERR_INPUT, "forward.u: no such kind (%d)", p->forward.u);
 }
 
 static int build_q(const nrd_params *p, int d, const double *U, uint32_t seed,
@@ -67,18 +71,21 @@ static int build_q(const nrd_params *p, int d, const double *U, uint32_t seed,
       memset(Q, 0, (size_t)d * d * sizeof *Q);
       return NRD_OK;
     }
-    return ou_q_random(d, seed, Q);
+    NRD_CHECK(ou_q_random(d, seed, Q));
+    return NRD_OK;
   case Q_OPTIMAL:
     if (d < 2) {
       memset(Q, 0, (size_t)d * d * sizeof *Q);
       return NRD_OK;
     }
-    return ou_q_optimal(d, U, NULL, Q);
+    NRD_CHECK(ou_q_optimal(d, U, NULL, Q));
+    return NRD_OK;
   case Q_FILE:
-    return read_file_matrix(read, p->forward.q_file, p->forward.q_dataset, d,
-                            Q, "forward.q_file", err, errlen);
+    NRD_CHECK(read_file_matrix(read, p->forward.q_file, p->forward.q_dataset,
+                               d, Q, "forward.q_file", err, errlen));
+    return NRD_OK;
   }
-  return NRD_ERR_INPUT;
+  return NRD_FAIL(NRD_ERR_INPUT, "forward.q: no such kind (%d)", p->forward.q);
 }
 
 /* Unit class direction: (1,..,1)/sqrt(d), a random unit vector, or the
@@ -96,7 +103,9 @@ static int build_direction(const nrd_params *p, int d, const double *U,
   } else {
     double *w = malloc((size_t)d * sizeof *w);
     double *V = malloc((size_t)d * d * sizeof *V);
-    int rc = (w && V) ? la_sym_eig(d, U, w, V) : NRD_ERR_NOMEM;
+    int rc = w && V ? NRD_OK
+                    : NRD_FAIL(NRD_ERR_NOMEM, "eigenvectors of U, d = %d", d);
+    NRD_TRY(rc, la_sym_eig(d, U, w, V));
     int col = p->data.direction == DIR_SLOWEST ? 0 : d - 1;
     if (rc == NRD_OK)
       for (int i = 0; i < d; i++)
@@ -118,9 +127,11 @@ static int build_mixture(const nrd_params *p, model *m) {
   int kind = p->data.covariance == COV_STATIONARY ? MIX_COV_STATIONARY
                                                   : MIX_COV_ISOTROPIC;
   double s2 = p->data.sigma * p->data.sigma;
-  if (K == 2)
-    return mixture_two_class(&m->mix, d, m->point.separation, m->direction,
-                             kind, s2, m->op.S, NULL);
+  if (K == 2) {
+    NRD_CHECK(mixture_two_class(&m->mix, d, m->point.separation, m->direction,
+                                kind, s2, m->op.S, NULL));
+    return NRD_OK;
+  }
   /* K > 2: equal weights, means along independent random directions, each
    * with |mu_k|^2 = separation * d. */
   double *w = malloc((size_t)K * sizeof *w);
@@ -128,7 +139,7 @@ static int build_mixture(const nrd_params *p, model *m) {
   if (!w || !mu) {
     free(w);
     free(mu);
-    return NRD_ERR_NOMEM;
+    return NRD_FAIL(NRD_ERR_NOMEM, "K = %d class means, d = %d", K, d);
   }
   double r = sqrt(m->point.separation * d);
   for (int k = 0; k < K; k++) {
@@ -140,7 +151,8 @@ static int build_mixture(const nrd_params *p, model *m) {
     for (int i = 0; i < d; i++)
       v[i] *= r / sqrt(n2);
   }
-  int rc = mixture_general(&m->mix, d, K, w, mu, kind, s2, m->op.S, NULL);
+  int rc = NRD_OK;
+  NRD_TRY(rc, mixture_general(&m->mix, d, K, w, mu, kind, s2, m->op.S, NULL));
   free(w);
   free(mu);
   return rc;
@@ -152,17 +164,15 @@ static int build_operator(const nrd_params *p, const grid_point *g,
                           model_matrix_reader read, ou_op *op, double *U,
                           double *Q, char *err, size_t errlen) {
   int d = (int)g->dimension;
-  int rc = build_u(p, d, read, U, err, errlen);
-  if (rc == NRD_OK)
-    rc = build_q(p, d, U, (uint32_t)p->run.seed, read, Q, err, errlen);
-  if (rc == NRD_OK) {
-    rc = ou_init(op, d, U, Q, g->strength);
-    if (rc != NRD_OK)
-      snprintf(err, errlen,
-               "the forward operator is invalid (U must be SPD and Q "
-               "antisymmetric): %s",
-               nrd_strerror(rc));
-  }
+  NRD_CHECK(build_u(p, d, read, U, err, errlen));
+  NRD_CHECK(build_q(p, d, U, (uint32_t)p->run.seed, read, Q, err, errlen));
+  int rc = NRD_OK;
+  NRD_TRY(rc, ou_init(op, d, U, Q, g->strength));
+  if (rc != NRD_OK) /* nrd_error_trace() says which and where */
+    snprintf(err, errlen,
+             "the forward operator is invalid (U must be SPD and Q "
+             "antisymmetric): %s",
+             nrd_strerror(rc));
   return rc;
 }
 
@@ -173,9 +183,9 @@ int model_build_operator(ou_op *op, const nrd_params *p, const grid_point *g,
   double *U = malloc(dd * sizeof *U), *Q = malloc(dd * sizeof *Q);
   snprintf(err, errlen, "grid point %d: ", g->index);
   size_t off = strlen(err);
-  int rc = U && Q ? build_operator(p, g, read, op, U, Q, err + off,
-                                   errlen - off)
-                  : NRD_ERR_NOMEM;
+  int rc = U && Q ? NRD_OK
+                  : NRD_FAIL(NRD_ERR_NOMEM, "U and Q, d = %ld", g->dimension);
+  NRD_TRY(rc, build_operator(p, g, read, op, U, Q, err + off, errlen - off));
   if (rc == NRD_ERR_NOMEM && strlen(err) == off)
     snprintf(err + off, errlen - off, "%s", nrd_strerror(rc));
   free(U);
@@ -195,20 +205,24 @@ int model_build(model *m, const nrd_params *p, const grid_point *g,
   size_t dd = (size_t)d * d;
   double *U = malloc(dd * sizeof *U), *Q = malloc(dd * sizeof *Q);
   m->direction = malloc((size_t)d * sizeof *m->direction);
-  int rc = (U && Q && m->direction) ? NRD_OK : NRD_ERR_NOMEM;
+  int rc = U && Q && m->direction
+               ? NRD_OK
+               : NRD_FAIL(NRD_ERR_NOMEM, "U, Q and the class direction, d = %d",
+                          d);
   snprintf(err, errlen, "grid point %d: ", g->index);
   size_t off = strlen(err);
-  if (rc == NRD_OK)
-    rc = build_operator(p, g, read, &m->op, U, Q, err + off, errlen - off);
-  if (rc == NRD_OK) rc = build_direction(p, d, U, m->seed, m->direction);
-  if (rc == NRD_OK) rc = build_mixture(p, m);
+  NRD_TRY(rc, build_operator(p, g, read, &m->op, U, Q, err + off,
+                             errlen - off));
+  NRD_TRY(rc, build_direction(p, d, U, m->seed, m->direction));
+  NRD_TRY(rc, build_mixture(p, m));
   if (rc == NRD_OK && m->n_train > 0) {
     m->train = malloc((size_t)m->n_train * d * sizeof *m->train);
     m->train_label = malloc((size_t)m->n_train * sizeof *m->train_label);
-    rc = (m->train && m->train_label)
-             ? mixture_sample(&m->mix, m->seed, RNG_PURPOSE_TRAIN, 0,
-                              (int)m->n_train, m->train, m->train_label)
-             : NRD_ERR_NOMEM;
+    if (!m->train || !m->train_label)
+      rc = NRD_FAIL(NRD_ERR_NOMEM, "the training set: n = %ld, d = %d",
+                    m->n_train, d);
+    NRD_TRY(rc, mixture_sample(&m->mix, m->seed, RNG_PURPOSE_TRAIN, 0,
+                               (int)m->n_train, m->train, m->train_label));
   }
   if (rc != NRD_OK && strlen(err) == off)
     snprintf(err + off, errlen - off, "%s", nrd_strerror(rc));
@@ -234,15 +248,18 @@ int score_model_init(score_model *s, const model *m) {
   size_t dd = (size_t)m->d * m->d;
   s->E = malloc(dd * sizeof *s->E);
   s->Delta = malloc(dd * sizeof *s->Delta);
-  if (!s->E || !s->Delta) return NRD_ERR_NOMEM;
+  if (!s->E || !s->Delta)
+    return NRD_FAIL(NRD_ERR_NOMEM, "e^{-At} and Delta_t, d = %d", m->d);
   if (m->n_train > 0) {
-    int rc = score_empirical_init(&s->empirical, m->d, (int)m->n_train,
-                                  m->train, NRD_SCORE_BLOCK);
+    int rc = NRD_OK;
+    NRD_TRY(rc, score_empirical_init(&s->empirical, m->d, (int)m->n_train,
+                                     m->train, NRD_SCORE_BLOCK));
     score_empirical_set_max_logits(&s->empirical, NRD_SCORE_MAX_LOGITS);
-    return rc == NRD_OK ? score_empirical_set_single(&s->empirical, m->single)
-                        : rc;
+    NRD_TRY(rc, score_empirical_set_single(&s->empirical, m->single));
+    return rc;
   }
-  return score_mixture_init(&s->mixture, &m->mix);
+  NRD_CHECK(score_mixture_init(&s->mixture, &m->mix));
+  return NRD_OK;
 }
 
 void score_model_free(score_model *s) {
@@ -260,13 +277,16 @@ int score_model_set_time(score_model *s, double t) {
   /* E and Delta are overwritten below even if this call fails: forget the
    * old time so that setting it again recomputes everything. */
   s->t = -1.0;
-  int rc = ou_moments(&s->m->op, t, s->E, s->Delta);
-  if (rc != NRD_OK) return rc;
+  NRD_CHECK(ou_moments(&s->m->op, t, s->E, s->Delta));
+  int rc = NRD_OK;
   if (s->m->n_train > 0) {
-    if (!(t > 0)) return NRD_ERR_NUMERIC; /* Delta_0 = 0: score singular */
-    rc = score_empirical_set_time(&s->empirical, s->E, s->Delta);
+    if (!(t > 0))
+      return NRD_FAIL(NRD_ERR_NUMERIC,
+                      "the empirical score is singular at t = %g (Delta_t = 0)",
+                      t);
+    NRD_TRY(rc, score_empirical_set_time(&s->empirical, s->E, s->Delta));
   } else {
-    rc = score_mixture_set_time(&s->mixture, s->E, s->Delta);
+    NRD_TRY(rc, score_mixture_set_time(&s->mixture, s->E, s->Delta));
   }
   s->t = rc == NRD_OK ? t : -1.0;
   return rc;
@@ -281,9 +301,11 @@ int score_model_eval(const score_model *s, int P, const double *X, double *S,
                      double *resp, double *logp, double *y2, int *nearest,
                      double *work) {
   if (s->m->n_train > 0)
-    return score_empirical_eval(&s->empirical, P, X, S, logp, y2, nearest,
-                                work);
-  return score_mixture_eval(&s->mixture, P, X, S, resp, logp, work);
+    NRD_CHECK(score_empirical_eval(&s->empirical, P, X, S, logp, y2, nearest,
+                                   work));
+  else
+    NRD_CHECK(score_mixture_eval(&s->mixture, P, X, S, resp, logp, work));
+  return NRD_OK;
 }
 
 const double *score_model_dinv(const score_model *s, int *split, double *inv) {
@@ -295,7 +317,9 @@ const double *score_model_dinv(const score_model *s, int *split, double *inv) {
 int score_model_eval_nonlinear(const score_model *s, int P, const double *X,
                                double *R, double *y2, int *nearest,
                                double *work) {
-  if (!(s->m->n_train > 0)) return NRD_ERR_INPUT;
-  return score_empirical_eval_nonlinear(&s->empirical, P, X, R, y2, nearest,
-                                        work);
+  if (!(s->m->n_train > 0))
+    return NRD_FAIL(NRD_ERR_INPUT, "the mixture score has no nonlinear part");
+  NRD_CHECK(score_empirical_eval_nonlinear(&s->empirical, P, X, R, y2, nearest,
+                                           work));
+  return NRD_OK;
 }

@@ -62,7 +62,9 @@ int obs_layout_init(obs_layout *L, int d, int K, const double *means,
   L->K = K;
   L->empirical = empirical;
   L->dirs = malloc((size_t)K * d * sizeof *L->dirs);
-  if (!L->dirs) return NRD_ERR_NOMEM;
+  if (!L->dirs)
+    return NRD_FAIL(NRD_ERR_NOMEM, "the class directions, K = %d, d = %d", K,
+                    d);
   for (int k = 0; k < K; k++) {
     const double *m = means + (size_t)k * d;
     double n2 = 0;

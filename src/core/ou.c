@@ -1,12 +1,14 @@
 /* Forward Ornstein-Uhlenbeck operator A = (I + g Qhat) U: propagator, noise
- * covariance, spectrum, and the Lelievre-Nier-Pavliotis optimal perturbation
- * (physics.md sections 1.2, 2 and 3).
+ * covariance, spectrum (physics.md sections 1.2 and 2); the builders of U and
+ * Qhat, with the Lelievre-Nier-Pavliotis optimal perturbation, are in
+ * ou_builders.c.
  *
  * Most work happens in the whitened frame y = U^{1/2} x, where the drift is
  * B = U + K with K = U^{1/2} Q U^{1/2} antisymmetric: e^{-Bt} is a
  * contraction there (its symmetric part U is positive), so nothing grows and
  * the stationary covariance is I. */
 #include "core/ou.h"
+#include "core/ou_checks.h"
 
 #include <math.h>
 #include <stdlib.h>
@@ -16,7 +18,6 @@
 
 #include "util/error.h"
 #include "core/linalg.h"
-#include "core/rng.h"
 
 /* Relative tolerance of the symmetry / antisymmetry checks (ou.h). */
 #define OU_SYM_TOL 1e-12
@@ -41,12 +42,18 @@ static double max_abs(size_t n, const double *x) {
 /* Copy a symmetric (sign = +1) or antisymmetric (sign = -1) matrix, removing
  * round-off asymmetry so that downstream identities hold exactly; refuse
  * anything off by more than OU_SYM_TOL relative to the largest entry. */
-static int copy_checked(int d, const double *M, double sign, double *out) {
+static int copy_checked(int d, const double *M, double sign, const char *name,
+                        double *out) {
   double tol = OU_SYM_TOL * max_abs(sq(d), M);
   for (int i = 0; i < d; i++)
     for (int j = i; j < d; j++) {
       double a = M[(size_t)i * d + j], b = M[(size_t)j * d + i];
-      if (fabs(a - sign * b) > tol) return NRD_ERR_INPUT;
+      if (fabs(a - sign * b) > tol)
+        return NRD_FAIL(NRD_ERR_INPUT,
+                        "%s is not %s: %s[%d][%d] = %g, %s[%d][%d] = %g "
+                        "(tolerance %g)",
+                        name, sign > 0 ? "symmetric" : "antisymmetric", name,
+                        i, j, a, name, j, i, b, tol);
       double m = 0.5 * (a + sign * b);
       /* diagonal written last: sign * m would give -0.0 there */
       out[(size_t)j * d + i] = sign * m;
@@ -55,13 +62,21 @@ static int copy_checked(int d, const double *M, double sign, double *out) {
   return NRD_OK;
 }
 
-/* Symmetric SPD check shared by ou_init and the optimal-Q builders. */
-static int check_spd(int d, const double *U, double *Ucopy, double *work) {
-  if (!all_finite(sq(d), U)) return NRD_ERR_INPUT;
-  int rc = copy_checked(d, U, 1.0, Ucopy);
-  if (rc != NRD_OK) return rc;
-  rc = la_cholesky(d, Ucopy, work);
-  return rc == NRD_ERR_NUMERIC ? NRD_ERR_INPUT : rc;
+/* (ou_checks.h) */
+int ou_check_spd(int d, const double *U, double *Ucopy, double *work) {
+  if (!all_finite(sq(d), U))
+    return NRD_FAIL(NRD_ERR_INPUT, "U has a non-finite entry");
+  NRD_CHECK(copy_checked(d, U, 1.0, "U", Ucopy));
+  for (int i = 0; i < d; i++) /* the common diagonal U: name the entry */
+    if (!(Ucopy[(size_t)i * d + i] > 0))
+      return NRD_FAIL(NRD_ERR_INPUT,
+                      "U is not positive definite: U[%d][%d] = %g", i, i,
+                      Ucopy[(size_t)i * d + i]);
+  int rc = la_cholesky(d, Ucopy, work); /* its other failures as they come */
+  if (rc == NRD_ERR_NUMERIC)
+    rc = NRD_FAIL(NRD_ERR_INPUT,
+                  "U is not positive definite (no Cholesky factor)");
+  return rc;
 }
 
 void ou_free(ou_op *op) {
@@ -98,8 +113,11 @@ static int roots(int d, const double *U, double *S, double *Uh, double *Umh,
   double *w = malloc((size_t)d * sizeof *w);
   double *V = malloc(n * sizeof *V);
   double *Y = malloc(n * sizeof *Y);
-  int rc = (w && V && Y) ? la_sym_eig(d, U, w, V) : NRD_ERR_NOMEM;
-  if (rc == NRD_OK && !(w[0] > 0)) rc = NRD_ERR_INPUT;
+  int rc = w && V && Y ? NRD_OK : NRD_FAIL(NRD_ERR_NOMEM, "eigenvectors of U");
+  NRD_TRY(rc, la_sym_eig(d, U, w, V));
+  if (rc == NRD_OK && !(w[0] > 0))
+    rc = NRD_FAIL(NRD_ERR_INPUT,
+                  "U is not positive definite: smallest eigenvalue %g", w[0]);
   if (rc == NRD_OK) {
     *u_min = w[0]; /* ascending */
     for (int i = 0; i < d; i++)
@@ -113,7 +131,7 @@ static int roots(int d, const double *U, double *S, double *Uh, double *Umh,
     la_symmetrize(d, Uh);
     la_symmetrize(d, Umh);
     /* Cholesky-based inverse: backward stable, unlike V diag(1/w) V^T */
-    rc = la_spd_inverse(d, U, S);
+    NRD_TRY(rc, la_spd_inverse(d, U, S));
   }
   free(w);
   free(V);
@@ -123,7 +141,11 @@ static int roots(int d, const double *U, double *S, double *Uh, double *Umh,
 
 int ou_init(ou_op *op, int d, const double *U, const double *Qhat, double g) {
   memset(op, 0, sizeof *op);
-  if (d <= 0 || !U || !isfinite(g)) return NRD_ERR_INPUT;
+  if (d <= 0 || !U)
+    return NRD_FAIL(NRD_ERR_INPUT, "d = %d and %s: no operator", d,
+                    U ? "U given" : "no U");
+  if (!isfinite(g))
+    return NRD_FAIL(NRD_ERR_INPUT, "the strength g = %g is not finite", g);
   size_t n = sq(d);
   op->d = d;
   op->g = g;
@@ -132,18 +154,17 @@ int ou_init(ou_op *op, int d, const double *U, const double *Qhat, double g) {
   for (size_t k = 0; k < sizeof fields / sizeof *fields; k++)
     if (!(*fields[k] = malloc(n * sizeof(double)))) {
       ou_free(op);
-      return NRD_ERR_NOMEM;
+      return NRD_FAIL(NRD_ERR_NOMEM, "the operator's matrices, d = %d", d);
     }
-  int rc = check_spd(d, U, op->U, op->S);
-  if (rc == NRD_OK) {
-    if (Qhat) {
-      rc = all_finite(n, Qhat) ? copy_checked(d, Qhat, -1.0, op->Qhat)
-                               : NRD_ERR_INPUT;
-    } else {
-      memset(op->Qhat, 0, n * sizeof *op->Qhat);
-    }
-  }
-  if (rc == NRD_OK) rc = roots(d, op->U, op->S, op->Uh, op->Umh, &op->u_min);
+  int rc = NRD_OK;
+  NRD_TRY(rc, ou_check_spd(d, U, op->U, op->S));
+  if (rc == NRD_OK && Qhat && !all_finite(n, Qhat))
+    rc = NRD_FAIL(NRD_ERR_INPUT, "Qhat has a non-finite entry");
+  if (Qhat)
+    NRD_TRY(rc, copy_checked(d, Qhat, -1.0, "Qhat", op->Qhat));
+  else
+    memset(op->Qhat, 0, n * sizeof *op->Qhat);
+  NRD_TRY(rc, roots(d, op->U, op->S, op->Uh, op->Umh, &op->u_min));
   if (rc != NRD_OK) {
     ou_free(op);
     return rc;
@@ -169,7 +190,7 @@ int ou_init(ou_op *op, int d, const double *U, const double *Qhat, double g) {
     double *K = malloc(n * sizeof *K);
     if (!K) {
       ou_free(op);
-      return NRD_ERR_NOMEM;
+      return NRD_FAIL(NRD_ERR_NOMEM, "U^{1/2} Q U^{1/2}, d = %d", d);
     }
     la_congruence(d, op->Uh, op->Q, K, W);
     for (int i = 0; i < d; i++)
@@ -200,7 +221,7 @@ static int unwhiten(const ou_op *op, const double *L, const double *X,
     return NRD_OK;
   }
   double *T = malloc(sq(d) * sizeof *T);
-  if (!T) return NRD_ERR_NOMEM;
+  if (!T) return NRD_FAIL(NRD_ERR_NOMEM, "a d x d product, d = %d", d);
   la_matmul(d, L, X, T);
   la_matmul(d, T, R, E);
   free(T);
@@ -221,10 +242,11 @@ static int noise_by_difference(const ou_op *op, double t) {
 static int whitened_propagator(const ou_op *op, double t, double *X) {
   size_t n = sq(op->d);
   double *M = malloc(n * sizeof *M);
-  if (!M) return NRD_ERR_NOMEM;
+  if (!M) return NRD_FAIL(NRD_ERR_NOMEM, "-B t, d = %d", op->d);
   for (size_t k = 0; k < n; k++)
     M[k] = -t * op->B[k];
-  int rc = la_expm(op->d, M, X);
+  int rc = NRD_OK;
+  NRD_TRY(rc, la_expm(op->d, M, X));
   free(M);
   return rc;
 }
@@ -239,33 +261,33 @@ static void noise_from_X(int d, const double *X, double *W) {
 }
 
 int ou_propagator(const ou_op *op, double t, double *E) {
-  if (!isfinite(t)) return NRD_ERR_INPUT;
+  if (!isfinite(t))
+    return NRD_FAIL(NRD_ERR_INPUT, "e^{-At} needs a finite t, not %g", t);
   int d = op->d;
   size_t n = sq(d);
   double *M = calloc(n, sizeof *M);
   double *X = malloc(n * sizeof *X);
-  int rc = NRD_ERR_NOMEM;
-  if (M && X) {
+  int rc = M && X ? NRD_OK : NRD_FAIL(NRD_ERR_NOMEM, "e^{-At}, d = %d", d);
+  if (rc == NRD_OK) {
     if (op->isotropic && !op->rotates) {
       /* e^{-ut} I: what the expm of the zero matrix below gives, bit for bit,
        * without its O(d^3) cost (8.5 s per time at d = 4096) */
       memset(E, 0, n * sizeof *E);
       for (int i = 0; i < d; i++)
         E[(size_t)i * d + i] = exp(-op->U[0] * t);
-      rc = NRD_OK;
     } else if (op->isotropic) {
       /* e^{-At} = e^{-ut} e^{-uQt}: the rotation stays exactly separate */
       double u = op->U[0];
       for (size_t k = 0; k < n; k++)
         M[k] = -u * t * op->Q[k];
-      rc = la_expm(d, M, E);
+      NRD_TRY(rc, la_expm(d, M, E));
       if (rc == NRD_OK)
         for (size_t k = 0; k < n; k++)
           E[k] *= exp(-u * t);
     } else {
       /* e^{-At} = U^{-1/2} e^{-Bt} U^{1/2} (physics.md 1.2) */
-      rc = whitened_propagator(op, t, X);
-      if (rc == NRD_OK) rc = unwhiten(op, op->Umh, X, op->Uh, E);
+      NRD_TRY(rc, whitened_propagator(op, t, X));
+      NRD_TRY(rc, unwhiten(op, op->Umh, X, op->Uh, E));
     }
   }
   free(M);
@@ -290,7 +312,8 @@ static int whitened_noise(const ou_op *op, double t, double *W) {
   size_t n = sq(d);
   if (noise_by_difference(op, t)) {
     double *X = malloc(n * sizeof *X);
-    int rc = X ? whitened_propagator(op, t, X) : NRD_ERR_NOMEM;
+    int rc = X ? NRD_OK : NRD_FAIL(NRD_ERR_NOMEM, "e^{-Bt}, d = %d", d);
+    NRD_TRY(rc, whitened_propagator(op, t, X));
     if (rc == NRD_OK) noise_from_X(d, X, W);
     free(X);
     return rc;
@@ -317,8 +340,11 @@ static int whitened_noise(const ou_op *op, double t, double *W) {
   double *Eb = malloc(4 * n * sizeof *Eb);
   double *X = malloc(n * sizeof *X);
   double *T = malloc(n * sizeof *T);
-  int rc = NRD_ERR_NOMEM;
-  if (!blk || !Eb || !X || !T) goto out;
+  int rc = NRD_OK;
+  if (!blk || !Eb || !X || !T) {
+    rc = NRD_FAIL(NRD_ERR_NOMEM, "the 2d x 2d block exponential, d = %d", d);
+    goto out;
+  }
   for (int i = 0; i < d; i++) {
     for (int j = 0; j < d; j++) {
       blk[(size_t)i * n2 + j] = -t0 * op->B[(size_t)i * d + j];
@@ -328,7 +354,7 @@ static int whitened_noise(const ou_op *op, double t, double *W) {
   for (int i = 0; i < d; i++)
     for (int j = 0; j < d; j++)
       blk[(size_t)i * n2 + d + j] = op->U[(size_t)i * d + j] / nu;
-  rc = la_expm(n2, blk, Eb);
+  NRD_TRY(rc, la_expm(n2, blk, Eb));
   if (rc != NRD_OK) goto out;
   for (int i = 0; i < d; i++) {
     memcpy(X + (size_t)i * d, Eb + (size_t)i * n2, d * sizeof *X);
@@ -357,13 +383,15 @@ out:
 
 /* Delta = U^{-1/2} W U^{-1/2}, symmetrised */
 static int noise_unwhitened(const ou_op *op, const double *W, double *Delta) {
-  int rc = unwhiten(op, op->Umh, W, op->Umh, Delta);
+  int rc = NRD_OK;
+  NRD_TRY(rc, unwhiten(op, op->Umh, W, op->Umh, Delta));
   if (rc == NRD_OK) la_symmetrize(op->d, Delta);
   return rc;
 }
 
 int ou_noise_cov(const ou_op *op, double t, double *Delta) {
-  if (!(t >= 0) || !isfinite(t)) return NRD_ERR_INPUT;
+  if (!(t >= 0) || !isfinite(t))
+    return NRD_FAIL(NRD_ERR_INPUT, "Delta_t needs a finite t >= 0, not %g", t);
   int d = op->d;
   size_t n = sq(d);
   if (t == 0) {
@@ -379,28 +407,33 @@ int ou_noise_cov(const ou_op *op, double t, double *Delta) {
     return NRD_OK;
   }
   double *W = malloc(n * sizeof *W);
-  if (!W) return NRD_ERR_NOMEM;
-  int rc = whitened_noise(op, t, W);
-  if (rc == NRD_OK) rc = noise_unwhitened(op, W, Delta);
+  if (!W) return NRD_FAIL(NRD_ERR_NOMEM, "Delta_t, d = %d", d);
+  int rc = NRD_OK;
+  NRD_TRY(rc, whitened_noise(op, t, W));
+  NRD_TRY(rc, noise_unwhitened(op, W, Delta));
   free(W);
   return rc;
 }
 
 int ou_moments(const ou_op *op, double t, double *E, double *Delta) {
-  if (!(t >= 0) || !isfinite(t)) return NRD_ERR_INPUT;
+  if (!(t >= 0) || !isfinite(t))
+    return NRD_FAIL(NRD_ERR_INPUT, "Delta_t needs a finite t >= 0, not %g", t);
   if (!noise_by_difference(op, t)) {
-    int rc = ou_propagator(op, t, E);
-    return rc == NRD_OK ? ou_noise_cov(op, t, Delta) : rc;
+    NRD_CHECK(ou_propagator(op, t, E));
+    NRD_CHECK(ou_noise_cov(op, t, Delta));
+    return NRD_OK;
   }
   /* the steps of ou_propagator and ou_noise_cov, with X = e^{-Bt} once */
   int d = op->d;
   size_t n = sq(d);
   double *X = malloc(n * sizeof *X), *W = malloc(n * sizeof *W);
-  int rc = X && W ? whitened_propagator(op, t, X) : NRD_ERR_NOMEM;
-  if (rc == NRD_OK) rc = unwhiten(op, op->Umh, X, op->Uh, E);
+  int rc = X && W ? NRD_OK
+                  : NRD_FAIL(NRD_ERR_NOMEM, "e^{-At} and Delta_t, d = %d", d);
+  NRD_TRY(rc, whitened_propagator(op, t, X));
+  NRD_TRY(rc, unwhiten(op, op->Umh, X, op->Uh, E));
   if (rc == NRD_OK) {
     noise_from_X(d, X, W);
-    rc = noise_unwhitened(op, W, Delta);
+    NRD_TRY(rc, noise_unwhitened(op, W, Delta));
   }
   free(X);
   free(W);
@@ -422,7 +455,9 @@ int ou_marginal_cov(const ou_op *op, double t, const double *Sigma0,
   double *E = malloc(n * sizeof *E);
   double *D = malloc(n * sizeof *D);
   double *T = malloc(n * sizeof *T);
-  int rc = (E && D && T) ? ou_moments(op, t, E, D) : NRD_ERR_NOMEM;
+  int rc = E && D && T ? NRD_OK
+                       : NRD_FAIL(NRD_ERR_NOMEM, "Sigma_t, d = %d", d);
+  NRD_TRY(rc, ou_moments(op, t, E, D));
   if (rc == NRD_OK) ou_marginal_from(d, E, D, Sigma0, Sigma_t, T);
   free(E);
   free(D);
@@ -444,9 +479,10 @@ static int cmp_cplx(const void *a, const void *b) {
 int ou_spectrum(const ou_op *op, double *re, double *im) {
   int d = op->d;
   cplx *z = malloc((size_t)d * sizeof *z);
-  if (!z) return NRD_ERR_NOMEM;
+  if (!z) return NRD_FAIL(NRD_ERR_NOMEM, "the spectrum, d = %d", d);
   /* B is similar to A and better scaled (symmetric part U > 0) */
-  int rc = la_general_eigvals(d, op->B, re, im);
+  int rc = NRD_OK;
+  NRD_TRY(rc, la_general_eigvals(d, op->B, re, im));
   if (rc == NRD_OK) {
     for (int k = 0; k < d; k++)
       z[k] = (cplx){re[k], im[k]};
@@ -469,7 +505,9 @@ int ou_relaxation_rate(const ou_op *op, double *rate) {
   }
   double *re = malloc((size_t)d * sizeof *re);
   double *im = malloc((size_t)d * sizeof *im);
-  int rc = (re && im) ? ou_spectrum(op, re, im) : NRD_ERR_NOMEM;
+  int rc = re && im ? NRD_OK
+                     : NRD_FAIL(NRD_ERR_NOMEM, "the spectrum, d = %d", d);
+  NRD_TRY(rc, ou_spectrum(op, re, im));
   if (rc == NRD_OK) *rate = re[0];
   free(re);
   free(im);
@@ -496,261 +534,4 @@ double ou_entropy_production(const ou_op *op) {
     s += op->Q[k] * T[k];
   free(T);
   return s;
-}
-
-/* ------------------------------------------------------------ builders */
-
-void ou_u_isotropic(int d, double u, double *U) {
-  memset(U, 0, sq(d) * sizeof *U);
-  for (int i = 0; i < d; i++)
-    U[(size_t)i * d + i] = u;
-}
-
-void ou_u_diagonal(int d, const double *diag, double *U) {
-  memset(U, 0, sq(d) * sizeof *U);
-  for (int i = 0; i < d; i++)
-    U[(size_t)i * d + i] = diag[i];
-}
-
-void ou_u_geometric(int d, double umin, double umax, double *U) {
-  memset(U, 0, sq(d) * sizeof *U);
-  for (int i = 0; i < d; i++) {
-    double f = d > 1 ? (double)i / (d - 1) : 0.0;
-    U[(size_t)i * d + i] = umin * pow(umax / umin, f);
-  }
-}
-
-int ou_q_random(int d, uint32_t seed, double *Qhat) {
-  if (d <= 0) return NRD_ERR_INPUT;
-  size_t n = sq(d);
-  double *G = malloc(n * sizeof *G);
-  if (!G) return NRD_ERR_NOMEM;
-  rng_normals(seed, RNG_PURPOSE_QHAT, 0, 0, n, G);
-  for (int i = 0; i < d; i++)
-    for (int j = 0; j < d; j++)
-      Qhat[(size_t)i * d + j] =
-          0.5 * (G[(size_t)i * d + j] - G[(size_t)j * d + i]);
-  free(G);
-  double nrm = 0.0;
-  int rc = la_spectral_norm(d, Qhat, &nrm);
-  if (rc != NRD_OK) return rc;
-  if (nrm > 0) /* d = 1 has only the zero antisymmetric matrix */
-    for (size_t k = 0; k < n; k++)
-      Qhat[k] /= nrm;
-  return NRD_OK;
-}
-
-/* lambda_k = k by default; must be positive, finite and distinct. */
-static int get_lambda(int d, const double *lambda, double *lam) {
-  for (int k = 0; k < d; k++) {
-    lam[k] = lambda ? lambda[k] : k + 1.0;
-    if (!(lam[k] > 0) || !isfinite(lam[k])) return NRD_ERR_INPUT;
-  }
-  for (int k = 0; k < d; k++)
-    for (int l = k + 1; l < d; l++)
-      if (lam[k] == lam[l]) return NRD_ERR_INPUT;
-  return NRD_OK;
-}
-
-/* K^psi_kl = (lambda_k + lambda_l)/(lambda_k - lambda_l) M_kl, zero diagonal:
- * makes C = (M - tau I) + K^psi skew-adjoint in the Lambda^{-1} inner product,
- * hence diagonalizable with imaginary spectrum (physics.md 3.2). */
-static void k_psi(int d, const double *lam, const double *M, double *Kp) {
-  for (int k = 0; k < d; k++)
-    for (int l = 0; l < d; l++)
-      Kp[(size_t)k * d + l] =
-          k == l ? 0.0
-                 : (lam[k] + lam[l]) / (lam[k] - lam[l]) * M[(size_t)k * d + l];
-}
-
-static void antisymmetrize(int d, double *J) {
-  for (int i = 0; i < d; i++) {
-    J[(size_t)i * d + i] = 0.0;
-    for (int j = i + 1; j < d; j++) {
-      double a = 0.5 * (J[(size_t)i * d + j] - J[(size_t)j * d + i]);
-      J[(size_t)i * d + j] = a;
-      J[(size_t)j * d + i] = -a;
-    }
-  }
-}
-
-int ou_q_optimal_generic(int d, const double *U, const double *lambda,
-                         double *J) {
-  if (d <= 0 || !U || !J) return NRD_ERR_INPUT;
-  size_t n = sq(d);
-  double *lam = malloc((size_t)d * sizeof *lam);
-  double *w = malloc((size_t)d * sizeof *w);
-  double *q = malloc((size_t)d * sizeof *q);
-  int *rem = malloc((size_t)d * sizeof *rem);
-  int *order = malloc((size_t)d * sizeof *order);
-  double *V = malloc(n * sizeof *V);
-  double *P = malloc(n * sizeof *P);
-  double *Ps = malloc(n * sizeof *Ps);
-  double *M = malloc(n * sizeof *M);
-  double *T = malloc(n * sizeof *T);
-  int rc = NRD_ERR_NOMEM;
-  if (!lam || !w || !q || !rem || !order || !V || !P || !Ps || !M || !T)
-    goto out;
-  rc = check_spd(d, U, M, T);
-  if (rc == NRD_OK) rc = get_lambda(d, lambda, lam);
-  if (rc == NRD_OK) rc = la_sym_eig(d, M, w, V);
-  if (rc == NRD_OK && !(w[0] > 0)) rc = NRD_ERR_INPUT;
-  if (rc != NRD_OK) goto out;
-
-  /* Step 2 in eigen-coordinates: the basis starts as I and U as diag(w).
-   * The remaining vectors stay U-orthogonal (each rotation mixes two of
-   * them, and the complement of psi_k is U-orthogonal to the rest), so
-   * their Rayleigh quotients q are tracked exactly and
-   * cos^2 theta = (tau - q_j)/(q_i - q_j).  We pair the largest with the
-   * smallest remaining quotient.  tau = mean(w) = Tr U/d up to rounding,
-   * which keeps the tracked quotients summing to d tau. */
-  double tau = 0.0;
-  for (int k = 0; k < d; k++)
-    tau += w[k];
-  tau /= d;
-  la_identity(d, P);
-  for (int k = 0; k < d; k++) {
-    q[k] = w[k];
-    rem[k] = k;
-  }
-  int nrem = d;
-  for (int step = 0; step < d - 1; step++) {
-    int a = 0, b = 0; /* positions in rem of max / min quotient */
-    for (int r = 1; r < nrem; r++) {
-      if (q[rem[r]] > q[rem[a]]) a = r;
-      if (q[rem[r]] < q[rem[b]]) b = r;
-    }
-    int i = rem[a], j = rem[b];
-    double c = 1.0, s = 0.0, gap = q[i] - q[j];
-    if (gap > 0) {
-      double c2 = fmin(fmax((tau - q[j]) / gap, 0.0), 1.0);
-      double s2 = fmin(fmax((q[i] - tau) / gap, 0.0), 1.0);
-      double h = sqrt(c2 + s2);
-      c = sqrt(c2) / h;
-      s = sqrt(s2) / h;
-    }
-    for (int r = 0; r < d; r++) {
-      double pi = P[(size_t)r * d + i], pj = P[(size_t)r * d + j];
-      P[(size_t)r * d + i] = c * pi + s * pj;
-      P[(size_t)r * d + j] = -s * pi + c * pj;
-    }
-    q[j] = q[i] + q[j] - tau;
-    q[i] = tau;
-    order[step] = i;
-    rem[a] = rem[--nrem];
-  }
-  order[d - 1] = rem[0];
-  for (int r = 0; r < d; r++)
-    for (int k = 0; k < d; k++)
-      Ps[(size_t)r * d + k] = P[(size_t)r * d + order[k]];
-
-  /* Step 3: M = Psi^T diag(w) Psi, then K^psi */
-  for (int r = 0; r < d; r++)
-    for (int k = 0; k < d; k++)
-      T[(size_t)r * d + k] = w[r] * Ps[(size_t)r * d + k];
-  cblas_dgemm(CblasRowMajor, CblasTrans, CblasNoTrans, d, d, d, 1.0, Ps, d, T,
-              d, 0.0, M, d);
-  la_symmetrize(d, M);
-  k_psi(d, lam, M, P);
-
-  /* Step 4: K = Psi K^psi Psi^T (eigen-coordinates), then
-   * J = U^{-1/2} K U^{-1/2} = V diag(w^-1/2) K diag(w^-1/2) V^T */
-  la_matmul(d, Ps, P, T);
-  la_matmul_nt(d, T, Ps, M);
-  for (int r = 0; r < d; r++)
-    for (int k = 0; k < d; k++)
-      M[(size_t)r * d + k] /= sqrt(w[r] * w[k]);
-  la_matmul(d, V, M, T);
-  la_matmul_nt(d, T, V, J);
-  antisymmetrize(d, J);
-out:
-  free(lam);
-  free(w);
-  free(q);
-  free(rem);
-  free(order);
-  free(V);
-  free(P);
-  free(Ps);
-  free(M);
-  free(T);
-  return rc;
-}
-
-/* In-place unnormalised Walsh-Hadamard transform of each row (rows = 0) or of
- * each column (rows = 1) of a d x d matrix, d = 2^p.  The column transform
- * combines whole rows, so it runs on contiguous memory. */
-static void fwht_matrix(int d, double *X, int columns) {
-  if (columns) {
-    for (int h = 1; h < d; h *= 2)
-      for (int i = 0; i < d; i += 2 * h)
-        for (int j = i; j < i + h; j++) {
-          double *a = X + (size_t)j * d, *b = X + (size_t)(j + h) * d;
-          for (int c = 0; c < d; c++) {
-            double x = a[c], y = b[c];
-            a[c] = x + y;
-            b[c] = x - y;
-          }
-        }
-    return;
-  }
-  for (int r = 0; r < d; r++) {
-    double *v = X + (size_t)r * d;
-    for (int h = 1; h < d; h *= 2)
-      for (int i = 0; i < d; i += 2 * h)
-        for (int j = i; j < i + h; j++) {
-          double x = v[j], y = v[j + h];
-          v[j] = x + y;
-          v[j + h] = x - y;
-        }
-  }
-}
-
-/* Hadamard shortcut (physics.md 3.2) for U = diag(u), d = 2^p:
- * Psi = H/sqrt(d) has |psi_k(i)|^2 = 1/d, so diag(M) = tau at once, and
- * M_kl = hhat(k XOR l) with hhat = WHT(u)/d.  K = H K^psi H / d costs two
- * fast transforms instead of two dense products. */
-static int q_optimal_hadamard(int d, const double *u, const double *lam,
-                              double *J) {
-  double *h = malloc((size_t)d * sizeof *h);
-  if (!h) return NRD_ERR_NOMEM;
-  memcpy(h, u, (size_t)d * sizeof *h);
-  for (int hs = 1; hs < d; hs *= 2)
-    for (int i = 0; i < d; i += 2 * hs)
-      for (int j = i; j < i + hs; j++) {
-        double x = h[j], y = h[j + hs];
-        h[j] = x + y;
-        h[j + hs] = x - y;
-      }
-  for (int k = 0; k < d; k++)
-    h[k] /= d;
-  for (int k = 0; k < d; k++)
-    for (int l = 0; l < d; l++)
-      J[(size_t)k * d + l] =
-          k == l ? 0.0 : (lam[k] + lam[l]) / (lam[k] - lam[l]) * h[k ^ l];
-  free(h);
-  fwht_matrix(d, J, 0);
-  fwht_matrix(d, J, 1);
-  for (int i = 0; i < d; i++)
-    for (int j = 0; j < d; j++)
-      J[(size_t)i * d + j] /= d * sqrt(u[i] * u[j]);
-  antisymmetrize(d, J);
-  return NRD_OK;
-}
-
-int ou_q_optimal(int d, const double *U, const double *lambda, double *J) {
-  if (d <= 0 || !U || !J) return NRD_ERR_INPUT;
-  int pow2 = d >= 2 && (d & (d - 1)) == 0;
-  if (!pow2 || !la_is_diagonal(d, U)) return ou_q_optimal_generic(d, U, lambda, J);
-  double *u = malloc((size_t)d * sizeof *u);
-  double *lam = malloc((size_t)d * sizeof *lam);
-  int rc = (u && lam) ? get_lambda(d, lambda, lam) : NRD_ERR_NOMEM;
-  for (int i = 0; rc == NRD_OK && i < d; i++) {
-    u[i] = U[(size_t)i * d + i];
-    if (!(u[i] > 0) || !isfinite(u[i])) rc = NRD_ERR_INPUT;
-  }
-  if (rc == NRD_OK) rc = q_optimal_hadamard(d, u, lam, J);
-  free(u);
-  free(lam);
-  return rc;
 }

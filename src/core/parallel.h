@@ -1,6 +1,6 @@
 /* Loops over the rows of a particle block split across threads, for the
- * memory-bound passes of the score and the integrator (score.c,
- * integrate.c). */
+ * memory-bound passes of the scores and the integrator (score_mixture.c,
+ * score_empirical.c, integrate.c). */
 #ifndef NRDIFF_PARALLEL_H
 #define NRDIFF_PARALLEL_H
 

@@ -25,7 +25,9 @@
  * the block-order reduction treat protocols like the main ensemble: results
  * are independent of the rank count and restart exactly.  Every random draw
  * is keyed by (particle id, protocol, set, step).  Numerics only: no MPI,
- * no HDF5. */
+ * no HDF5.  (protocol.c: layout and stepping; protocol_theory.c: the exact
+ * values; protocol_results.c: the derived results, from descriptor
+ * tables.) */
 #ifndef NRDIFF_PROTOCOL_H
 #define NRDIFF_PROTOCOL_H
 
