@@ -282,12 +282,27 @@ static void test_v11_cuturn(void **state) {
     S0[k * 5] = lam[k];
   for (int i = 0; i < 4; i++) {
     double c, e = exp(-2 * T[i]), num = 0;
-    assert_int_equal(theory_cuturn_gaussian(&op, S0, T[i], &c), NRD_OK);
+    assert_int_equal(theory_cuturn_gaussian(&op, S0, NULL, T[i], &c), NRD_OK);
     assert_printed(c, ref[i], 6);
     for (int k = 0; k < 4; k++)
       num += e * lam[k] * lam[k] / (e * lam[k] + 1 - e);
     assert_true(fabs(c - num / 8.5) < 1e-12);
   }
+  ou_free(&op);
+}
+
+/* Data with a mean m (K > 2 random class means have one): the Gaussian
+ * U-turn form adds |m|^2 to both expectations, E[x0.y0] = |m|^2 +
+ * tr(Sigma0 E^T Sigma_T^-1 E Sigma0); in d = 1 with A = I, Sigma0 = s2:
+ * (m^2 + s2^2 e^{-2T} / (s2 e^{-2T} + 1 - e^{-2T})) / (m^2 + s2). */
+static void test_cuturn_with_mean(void **state) {
+  (void)state;
+  ou_op op;
+  op_identity(&op, 1);
+  double s2 = 3, m = 2, T = 0.7, c, e = exp(-2 * T);
+  assert_int_equal(theory_cuturn_gaussian(&op, &s2, &m, T, &c), NRD_OK);
+  double want = (m * m + s2 * s2 * e / (s2 * e + 1 - e)) / (m * m + s2);
+  assert_true(fabs(c - want) < 1e-14);
   ou_free(&op);
 }
 
@@ -302,9 +317,9 @@ static void test_v13_cuturn_nonreversible(void **state) {
   op_d2(&op2, 2);
   for (int i = 0; i < 5; i++) {
     double c, c2;
-    assert_int_equal(theory_cuturn_gaussian(&op, S0, T[i], &c), NRD_OK);
+    assert_int_equal(theory_cuturn_gaussian(&op, S0, NULL, T[i], &c), NRD_OK);
     assert_printed(c, ref[i], 5);
-    assert_int_equal(theory_cuturn_gaussian(&op2, S0, T[i], &c2), NRD_OK);
+    assert_int_equal(theory_cuturn_gaussian(&op2, S0, NULL, T[i], &c2), NRD_OK);
     assert_true(c2 > 0 && c2 < 1 && fabs(c2 - c) > 1e-3);
   }
   ou_free(&op);
@@ -325,7 +340,7 @@ static void test_cuturn_gm2(void **state) {
     S0[k * 4] = s * s;
   for (int i = 0; i < 3; i++) {
     double c;
-    assert_int_equal(theory_cuturn_gaussian(&op, S0, T[i], &c), NRD_OK);
+    assert_int_equal(theory_cuturn_gaussian(&op, S0, NULL, T[i], &c), NRD_OK);
     assert_true(fabs(theory_cuturn_gm2_isotropic(d, 0, s, T[i]) - c) < 1e-12);
   }
   /* m = (mu, 0, 0), sigma small: nearly Gaussian 1-D data +-mu; the GM value
@@ -336,7 +351,7 @@ static void test_cuturn_gm2(void **state) {
   S1[4] = S1[8] = sig * sig;
   for (int i = 0; i < 3; i++) {
     double cg, cm = theory_cuturn_gm2_isotropic(d, mu, sig, T[i]);
-    assert_int_equal(theory_cuturn_gaussian(&op, S1, T[i], &cg), NRD_OK);
+    assert_int_equal(theory_cuturn_gaussian(&op, S1, NULL, T[i], &cg), NRD_OK);
     assert_true(cm > cg && cm <= 1);
   }
   assert_true(theory_cuturn_gm2_isotropic(d, 20, 0, 0.05) > 0.99);
@@ -436,7 +451,7 @@ static void test_errors(void **state) {
   assert_int_equal(theory_kappa(&op, mu, notspd, 0, &x), NRD_ERR_INPUT);
   assert_int_equal(theory_tC_rem(&op, S2, 0, &x), NRD_ERR_INPUT);
   assert_int_equal(theory_tC_rem(&op, S2, -1, &x), NRD_ERR_INPUT);
-  assert_int_equal(theory_cuturn_gaussian(&op, S2, 0, &x), NRD_ERR_INPUT);
+  assert_int_equal(theory_cuturn_gaussian(&op, S2, NULL, 0, &x), NRD_ERR_INPUT);
   assert_int_equal(theory_two_time_corr(&op, S2, 1, 0.5, &x), NRD_ERR_INPUT);
   /* never separated: kappa_0 = 0.04 < 1, no root */
   const double small[2] = {0.2, 0};
@@ -458,6 +473,7 @@ int main(void) {
       cmocka_unit_test(test_v11_cuturn),
       cmocka_unit_test(test_v13_cuturn_nonreversible),
       cmocka_unit_test(test_cuturn_gm2),
+      cmocka_unit_test(test_cuturn_with_mean),
       cmocka_unit_test(test_v16_two_time_stationary),
       cmocka_unit_test(test_v17_two_time),
       cmocka_unit_test(test_v9_v10_exact_finite_d),

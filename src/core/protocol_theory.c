@@ -50,7 +50,18 @@ int proto_theory_build(proto_theory *th, const proto_layout *X,
     proto_theory_free(th);
     return NRD_FAIL(NRD_ERR_NOMEM, "the protocols' theory, d = %d", d);
   }
+  /* the data's mean and second moment M0 = Sigma0 + mean mean^T: the
+   * forward correlations and the Gaussian U-turn form are of raw, not
+   * centred, moments (K > 2 random means have a mean) */
   mixture_covariance(mx, S0);
+  double *mean = D, *M0 = Lc; /* scratch until the collapse part below */
+  memset(mean, 0, (size_t)d * sizeof *mean);
+  for (int k = 0; k < mx->K; k++)
+    for (int j = 0; j < d; j++)
+      mean[j] += mx->weights[k] * mx->means[(size_t)k * d + j];
+  for (int i = 0; i < d; i++)
+    for (int j = 0; j < d; j++)
+      M0[(size_t)i * d + j] = S0[(size_t)i * d + j] + mean[i] * mean[j];
   if (mx->symmetric2 && m->n_train == 0)
     for (int b = 0; b < X->n_branch; b++) {
       double kap;
@@ -65,7 +76,8 @@ int proto_theory_build(proto_theory *th, const proto_layout *X,
     mu_norm += mx->means[j] * mx->means[j];
   mu_norm = sqrt(mu_norm);
   for (int u = 0; u < X->n_uturn; u++) {
-    theory_cuturn_gaussian(&m->op, S0, X->uturn_time[u], &th->cut_gauss[u]);
+    theory_cuturn_gaussian(&m->op, S0, mean, X->uturn_time[u],
+                           &th->cut_gauss[u]);
     if (gm2)
       th->cut_gm2[u] = theory_cuturn_gm2_isotropic(d, mu_norm, sqrt(mx->sigma2),
                                                    X->uturn_time[u]);
@@ -74,7 +86,7 @@ int proto_theory_build(proto_theory *th, const proto_layout *X,
     for (long i = 0; i < n_out; i++) {
       double s = X->ref_time[r], tt = out_time[i];
       if (tt < s) continue;
-      theory_two_time_corr(&m->op, S0, s, tt, &th->corr_data[r * n_out + i]);
+      theory_two_time_corr(&m->op, M0, s, tt, &th->corr_data[r * n_out + i]);
       theory_two_time_corr(&m->op, m->op.S, s, tt,
                            &th->corr_stat[r * n_out + i]);
     }

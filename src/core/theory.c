@@ -367,8 +367,8 @@ static double trace(int d, const double *M) {
   return s;
 }
 
-int theory_cuturn_gaussian(const ou_op *op, const double *Sigma0, double T,
-                           double *c) {
+int theory_cuturn_gaussian(const ou_op *op, const double *Sigma0,
+                           const double *mean, double T, double *c) {
   int d = op->d;
   if (!(T > 0) || !isfinite(T) || check_sym(d, Sigma0) != NRD_OK)
     return NRD_ERR_INPUT;
@@ -387,7 +387,12 @@ int theory_cuturn_gaussian(const ou_op *op, const double *Sigma0, double T,
       for (int i = 0; i < d; i++)
         s += mo.x[i] * mo.x[i];
     }
-    *c = s / trace(d, Sigma0);
+    /* with a mean mu: E[x0.y0] = |mu|^2 + that trace, E|x0|^2 = |mu|^2 +
+     * tr Sigma0 (the conditional mean's centred part is uncorrelated) */
+    double m2 = 0;
+    for (int i = 0; mean && i < d; i++)
+      m2 += mean[i] * mean[i];
+    *c = (m2 + s) / (m2 + trace(d, Sigma0));
   }
   moments_free(&mo);
   return rc;

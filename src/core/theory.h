@@ -58,16 +58,20 @@ int theory_tC_rem_gm2(const ou_op *op, const double *mu, const double *C,
                       double alpha, double *tC);
 
 /* U-turn autocorrelation, ratio-of-expectations form, Gaussian data with
- * covariance Sigma0 (physics.md 6.1):
- * tr(Sigma0 e^{-A^T T} Sigma_T^{-1} e^{-AT} Sigma0) / tr Sigma0.  T > 0. */
-int theory_cuturn_gaussian(const ou_op *op, const double *Sigma0, double T,
-                           double *c);
+ * covariance Sigma0 and mean `mean` (NULL: centred) (physics.md 6.1):
+ * (|mean|^2 + tr(Sigma0 e^{-A^T T} Sigma_T^{-1} e^{-AT} Sigma0)) /
+ * (|mean|^2 + tr Sigma0).  T > 0. */
+int theory_cuturn_gaussian(const ou_op *op, const double *Sigma0,
+                           const double *mean, double T, double *c);
 /* The same for two classes +-m, |m| = mu_norm, covariance sigma^2 I in d
  * dimensions, A = I, exact score (physics.md 6.1).  T > 0. */
 double theory_cuturn_gm2_isotropic(int d, double mu_norm, double sigma,
                                    double T);
 /* Normalised two-time correlation along exact reverse trajectories, s <= t
- * (physics.md 6.2): tr(e^{-A(t-s)} Sigma_s) / sqrt(tr Sigma_s tr Sigma_t). */
+ * (physics.md 6.2): tr(e^{-A(t-s)} M_s) / sqrt(tr M_s tr M_t), M_t the
+ * second moment at t pushed from M0 = E[x_0 x_0^T] (the covariance for
+ * centred data; data with a mean need the mean's part too).  Exact for
+ * any data law. */
 int theory_two_time_corr(const ou_op *op, const double *Sigma0, double s,
                          double t, double *c);
 
