@@ -181,14 +181,16 @@ const param_spec cfg_schema[] = {
      .type = TYPE_ENUM,
      .default_yaml = "isotropic",
      .choices = covariance_choices,
-     .doc = "within-class covariance: isotropic, or proportional to the "
-            "stationary covariance U^-1 of the forward process",
+     .doc = "within-class covariance: isotropic (data.sigma^2 I), or the "
+            "stationary covariance U^-1 of the forward process (then "
+            "data.sigma is not used)",
      FIELD(data.covariance)},
     {.name = "data.sigma",
      .type = TYPE_DOUBLE,
      .default_yaml = "1.0",
      AT_LEAST(0),
-     .doc = "within-class standard deviation",
+     .doc = "within-class standard deviation of isotropic classes "
+            "(data.covariance: isotropic)",
      FIELD(data.sigma)},
     {.name = "data.direction",
      .type = TYPE_ENUM,

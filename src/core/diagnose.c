@@ -53,6 +53,12 @@ static int u_is_isotropic(const nrd_params *p) {
 char *diagnose_parameters(const nrd_params *p) {
   size_t len = 0;
   char *s = calloc(1, 1);
+  int sigma = params_schema_find("data.sigma");
+  if (p->data.covariance == COV_STATIONARY && p->sources && sigma >= 0 &&
+      p->sources[sigma] != PSRC_DEFAULT)
+    add_line(&s, &len,
+             "data.sigma has no effect: data.covariance is stationary, so "
+             "the classes' covariance is U^-1 exactly");
   const nrd_dlist *g = &p->grid.strength;
   int perturbed = 0;
   for (int i = 0; i < g->n; i++)
