@@ -27,7 +27,6 @@
 
 #define H5 NRD_H5_CHECK
 
-
 /* --------------------------------------------------------------- open */
 
 static void write_code(hid_t file, const char *command_line) {

@@ -176,8 +176,8 @@ hid_t h5u_create_file(const char *path, hid_t fapl, const char *what,
       nrd_fatal(NRD_EXIT_RUNTIME, "cannot create %s '%s': %s (HDF5: %s)%s",
                 what, path, e ? strerror(e) : "reason unknown", msg, note);
     if (file < 0)
-      NRD_ABORT(NRD_EXIT_RUNTIME, "cannot create %s '%s': %s (HDF5: %s)",
-                what, path, e ? strerror(e) : "reason unknown", msg);
+      NRD_ABORT(NRD_EXIT_RUNTIME, "cannot create %s '%s': %s (HDF5: %s)", what,
+                path, e ? strerror(e) : "reason unknown", msg);
     NRD_MPI_CHECK(MPI_Barrier(MPI_COMM_WORLD)); /* until that rank aborts */
   }
   return file;
