@@ -86,9 +86,9 @@ enum { N_FAMILY = sizeof FAMILY / sizeof FAMILY[0], LONGEST_SUFFIX = 10 };
  *     stray OUTPUT.tmp that blocks the next run).
  * With ranks and pids of up to 7 digits and job ids of 10: */
 enum {
-  MPIIO_NAME_MAX = 255 - 10 - 7,            /* 238: NAME + ".locktest." + RANK */
+  MPIIO_NAME_MAX = 255 - 10 - 7, /* 238: NAME + ".locktest." + RANK */
   OUTPUT_NAME_MAX = MPIIO_NAME_MAX - LONGEST_SUFFIX, /* 228: output.file */
-  MPIIO_BASE_EXTRA = 1 + 10 + 1 + 7 + 5,    /* 24: "-JOBID-PID.lock" */
+  MPIIO_BASE_EXTRA = 1 + 10 + 1 + 7 + 5, /* 24: "-JOBID-PID.lock" */
 };
 
 /* A name for a message: long ones shortened to their ends and length. */
@@ -344,8 +344,7 @@ static void lock_release(int completed, int restore) {
   else if (restore && !lk.created && lk.n_old >= 0 &&
            (ftruncate(lk.fd, 0) != 0 ||
             pwrite(lk.fd, lk.old, (size_t)lk.n_old, 0) != lk.n_old))
-    nrd_warn("cannot restore the lock file '%s': %s", lk.path,
-             strerror(errno));
+    nrd_warn("cannot restore the lock file '%s': %s", lk.path, strerror(errno));
   close(lk.fd);
   lk.fd = -1;
   free(lk.path);
@@ -444,8 +443,9 @@ static void check_lock(const char *out, int dry_run, char *msg, size_t len) {
              "output.file",
              out, who, path);
   else if (st == -1)
-    snprintf(msg, len, "key 'output.file': cannot create the lock file '%s': %s",
-             path, strerror(err));
+    snprintf(msg, len,
+             "key 'output.file': cannot create the lock file '%s': %s", path,
+             strerror(err));
   else if (st == -2)
     nrd_warn("cannot lock '%s' (%s): a second run writing output.file '%s' "
              "at the same time would not be detected",
