@@ -76,16 +76,11 @@ static void write_parameters(h5out *h, const nrd_params *p) {
   hid_t g = h5u_group(h->file, "parameters");
   h5u_attr_string(g, "parameter_file", p->source_file ? p->source_file : "");
   int n = params_schema_size();
-  char **key = NRD_XCALLOC((size_t)n, sizeof *key);
-  char **val = NRD_XCALLOC((size_t)n, sizeof *val);
-  char **src = NRD_XCALLOC((size_t)n, sizeof *src);
+  char **key, **val, **src = NRD_XCALLOC((size_t)n, sizeof *src);
+  h5u_param_text(p, &key, &val);
   static const char *const names[] = {"default", "file", "override"};
-  for (int i = 0; i < n; i++) {
-    key[i] = (char *)params_schema_name(i);
-    val[i] = params_value_yaml(p, i);
+  for (int i = 0; i < n; i++)
     src[i] = (char *)names[p->sources ? p->sources[i] : PSRC_DEFAULT];
-    if (!val[i]) NRD_ABORT(NRD_EXIT_RUNTIME, "out of memory");
-  }
   h5u_dataset_strings(h->dxpl, g, "key", (size_t)n, key, 0);
   h5u_dataset_strings(h->dxpl, g, "value", (size_t)n, val, 0);
   h5u_dataset_strings(h->dxpl, g, "source", (size_t)n, src, 0);
@@ -97,10 +92,7 @@ static void write_parameters(h5out *h, const nrd_params *p) {
   fclose(mem);
   h5u_dataset_strings(h->dxpl, g, "resolved", 1, &text, 1);
   free(text);
-  for (int i = 0; i < n; i++)
-    free(val[i]);
-  free(key);
-  free(val);
+  h5u_param_text_free(key, val);
   free(src);
   H5(H5Gclose(g));
 }

@@ -138,6 +138,24 @@ void h5u_dataset_strings(hid_t dxpl, hid_t parent, const char *name, size_t n,
   free(buf);
 }
 
+void h5u_param_text(const nrd_params *p, char ***key, char ***value) {
+  int n = params_schema_size();
+  *key = NRD_XCALLOC((size_t)n, sizeof **key);
+  *value = NRD_XCALLOC((size_t)n, sizeof **value);
+  for (int i = 0; i < n; i++) {
+    (*key)[i] = (char *)params_schema_name(i);
+    if (!((*value)[i] = params_value_yaml(p, i)))
+      NRD_ABORT(NRD_EXIT_RUNTIME, "out of memory");
+  }
+}
+
+void h5u_param_text_free(char **key, char **value) {
+  for (int i = 0; value && i < params_schema_size(); i++)
+    free(value[i]);
+  free(value);
+  free(key); /* the names are the schema's */
+}
+
 /* Rank 0's string, on every rank (malloc'd). */
 char *h5u_bcast_string(const char *s) {
   int n = h5u_root() ? (int)strlen(s) + 1 : 0;

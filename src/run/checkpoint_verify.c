@@ -340,11 +340,11 @@ static read_status check_meta(const nrd_params *p, const run_shape *sh,
                  .nrdiff_version = r->nrdiff_version,
                  .blas_kernels = r->blas_kernels,
                  .schema_version = version,
+                 .attrs = (const long(*)[3])r->attrs,
                  .selected = r->selected,
                  .n_params = r->n_params,
                  .key = r->key,
                  .value = r->value,
-                 .attrs = (const long(*)[3])r->attrs,
                  .sums = r->sums};
   memcpy(m.shape, shape, sizeof shape);
   if (ckpt_meta_checksum(&m) != total)

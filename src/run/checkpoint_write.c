@@ -44,11 +44,13 @@ static void free_checksums(const run_shape *sh, uint64_t **all) {
 }
 
 /* Local row lists of a point: started blocks, in-progress blocks (with
- * their particle rows) and the sampled trajectories of started blocks. */
+ * their particle rows) and the sampled trajectories of started blocks.
+ * The three index lists share one allocation (ids), and the three data
+ * parts another (data). */
 typedef struct {
-  long n_started, n_running, n_rows, n_traj;
-  long *started, *rows, *traj;
-  double *records, *positions, *trajectories;
+  long n_started, n_rows, n_traj;
+  long *started, *rows, *traj, *ids;
+  double *records, *positions, *trajectories, *data;
 } local_rows;
 
 static void local_rows_build(const run_shape *sh, const point_state *s,
@@ -57,14 +59,18 @@ static void local_rows_build(const run_shape *sh, const point_state *s,
   size_t B = (size_t)(s->n_blocks ? s->n_blocks : 1);
   size_t rows = (size_t)(s->n_rows ? s->n_rows : 1);
   size_t traj = (size_t)(s->n_traj ? s->n_traj : 1);
-  r->started = NRD_XCALLOC(B, sizeof *r->started);
-  r->rows = NRD_XCALLOC(rows, sizeof *r->rows);
-  r->traj = NRD_XCALLOC(traj, sizeof *r->traj);
-  r->records =
-      NRD_XCALLOC((size_t)sh->n_out * B * s->record, sizeof *r->records);
-  r->positions = NRD_XCALLOC(rows * s->width, sizeof *r->positions);
-  r->trajectories =
-      NRD_XCALLOC((size_t)sh->n_frames * traj * s->d, sizeof *r->trajectories);
+  size_t n_records = (size_t)sh->n_out * B * s->record;
+  size_t n_positions = rows * s->width;
+  size_t n_trajectories = (size_t)sh->n_frames * traj * s->d;
+  r->ids = NRD_XCALLOC(B + rows + traj, sizeof *r->ids);
+  r->started = r->ids;
+  r->rows = r->started + B;
+  r->traj = r->rows + rows;
+  r->data =
+      NRD_XCALLOC(n_records + n_positions + n_trajectories, sizeof *r->data);
+  r->records = r->data;
+  r->positions = r->records + n_records;
+  r->trajectories = r->positions + n_positions;
   for (long ib = 0; ib < s->n_blocks; ib++) {
     if (s->next_step[ib] == BLOCK_NOT_STARTED) continue;
     long k = r->n_started++;
@@ -107,12 +113,8 @@ static void local_rows_build(const run_shape *sh, const point_state *s,
 }
 
 static void local_rows_free(local_rows *r) {
-  free(r->started);
-  free(r->rows);
-  free(r->traj);
-  free(r->records);
-  free(r->positions);
-  free(r->trajectories);
+  free(r->ids);
+  free(r->data);
 }
 
 void checkpoint_write(const nrd_params *p, const run_shape *sh,
@@ -130,14 +132,9 @@ void checkpoint_write(const nrd_params *p, const run_shape *sh,
       MPI_Allreduce(MPI_IN_PLACE, flags, P, MPI_INT, MPI_BOR, MPI_COMM_WORLD));
   uint64_t **sums = gather_checksums(sh, ps);
   int np = params_schema_size();
-  char **key = NRD_XCALLOC((size_t)np, sizeof *key);
-  char **val = NRD_XCALLOC((size_t)np, sizeof *val);
+  char **key, **val;
+  h5u_param_text(p, &key, &val);
   long(*attrs)[3] = NRD_XCALLOC((size_t)P, sizeof *attrs);
-  for (int i = 0; i < np; i++) {
-    key[i] = (char *)params_schema_name(i);
-    if (!(val[i] = params_value_yaml(p, i)))
-      NRD_ABORT(NRD_EXIT_RUNTIME, "out of memory");
-  }
   for (int i = 0; i < P; i++) {
     attrs[i][0] = ps[i].record;
     attrs[i][1] = ps[i].d;
@@ -188,10 +185,7 @@ void checkpoint_write(const nrd_params *p, const run_shape *sh,
   hid_t g = h5u_group(file, "parameters");
   h5u_dataset_strings(dxpl, g, "key", (size_t)np, key, 0);
   h5u_dataset_strings(dxpl, g, "value", (size_t)np, val, 0);
-  for (int i = 0; i < np; i++)
-    free(val[i]);
-  free(key);
-  free(val);
+  h5u_param_text_free(key, val);
   free(attrs);
   H5(H5Gclose(g));
 
