@@ -27,6 +27,7 @@
 #include <unistd.h>
 
 #include "mpi_assert.h"
+#include "mpi_main.h"
 #include "run/checkpoint.h"
 #include "util/error.h"
 #include "util/log.h"
@@ -53,7 +54,6 @@ static const long NEXT_STEP[POINTS][BLOCKS] = {
 };
 static const int SELECTED[POINTS] = {1, 1, 1};
 
-static char dir[256];      /* this run's scratch directory */
 static const char *shared; /* write/read mode: the directory given */
 
 /* Per point: dimension, state width, record. */
@@ -67,16 +67,13 @@ static int record_of(int i) {
   return 3 + i;
 }
 
+/* The run's shape, with n_out output times. */
 static run_shape shape(long n_out) {
-  return (run_shape){.n_points = POINTS,
-                     .n_blocks = BLOCKS,
-                     .block_size = BLOCK_SIZE,
-                     .particles = PARTICLES,
-                     .steps = STEPS,
-                     .n_out = n_out,
-                     .n_frames = N_FRAMES,
-                     .n_traj = N_TRAJ,
-                     .selected = SELECTED};
+  run_shape sh = {.selected = SELECTED};
+  sh.n_points = POINTS, sh.n_blocks = BLOCKS, sh.block_size = BLOCK_SIZE;
+  sh.particles = PARTICLES, sh.steps = STEPS, sh.n_out = n_out;
+  sh.n_frames = N_FRAMES, sh.n_traj = N_TRAJ;
+  return sh;
 }
 
 /* A double of arbitrary bits (splitmix64 of the arguments): any change of
@@ -168,16 +165,11 @@ static void state_fill(const run_shape *sh, int i, int generation,
 }
 
 static void state_free(point_state *w) {
-  free(w->blocks);
-  free(w->first_row);
-  free(w->count);
-  free(w->next_step);
-  free(w->Y);
-  free(w->records);
-  free(w->traj);
-  free(w->traj_row);
-  free(w->traj_block);
-  free(w->positions);
+  void *owned[] = {w->blocks,     w->first_row, w->count, w->next_step,
+                   w->Y,          w->records,   w->traj,  w->traj_row,
+                   w->traj_block, w->positions};
+  for (size_t k = 0; k < sizeof owned / sizeof *owned; k++)
+    free(owned[k]);
   memset(w, 0, sizeof *w);
 }
 
@@ -205,62 +197,96 @@ static int state_equal(const run_shape *sh, const point_state *got,
   return same;
 }
 
-/* Parameters whose output.file is DIR/NAME/run.h5 (DIR/NAME made by rank
- * 0; NAME "" for DIR itself). */
-static void params_in(nrd_params *p, const char *base, const char *name) {
-  int rank;
-  MPI_Comm_rank(MPI_COMM_WORLD, &rank);
+/* A checkpoint under test: parameters for output.file = BASE/NAME/run.h5
+ * (NAME "" for BASE itself), the run's shape, the states read back and
+ * what checkpoint_read said. */
+typedef struct {
+  nrd_params p;
+  run_shape sh;
+  point_state ps[POINTS];
+  char used[600], err[1024];
+} fixture;
+
+static void fixture_init(fixture *f, const char *base, const char *name) {
   char sub[512], file[600];
-  snprintf(sub, sizeof sub, "%s/%s", base, name);
-  if (rank == 0 && name[0] && mkdir(sub, 0755) != 0) perror(sub);
+  snprintf(sub, sizeof sub, "%s%s%s", base, name[0] ? "/" : "", name);
+  if (nrd_log_rank() == 0 && name[0] && mkdir(sub, 0755) != 0) perror(sub);
   MPI_Barrier(MPI_COMM_WORLD);
   snprintf(file, sizeof file, "%s/run.h5", sub);
-  params_init_defaults(p);
-  free(p->output.file);
-  p->output.file = strdup(file);
+  memset(f, 0, sizeof *f);
+  params_init_defaults(&f->p);
+  free(f->p.output.file);
+  f->p.output.file = strdup(file);
+  f->sh = shape(N_OUT);
 }
 
-static void write_generation(const nrd_params *p, const run_shape *sh,
-                             int generation) {
+static void fixture_free_states(fixture *f) {
+  for (int i = 0; i < POINTS; i++)
+    state_free(&f->ps[i]);
+}
+
+static void fixture_free(fixture *f) {
+  fixture_free_states(f);
+  params_free(&f->p);
+}
+
+/* Per test: a fixture in a directory of its own (t1, t2, ...: every rank
+ * runs the tests in the same order), or in the directory given (write and
+ * read modes). */
+static int fixture_setup(void **state) {
+  static int n_tests;
+  char name[32] = "";
+  if (!shared) snprintf(name, sizeof name, "t%d", ++n_tests);
+  fixture *f = calloc(1, sizeof *f);
+  fixture_init(f, shared ? shared : mpi_scratch, name);
+  *state = f;
+  return 0;
+}
+
+static int fixture_teardown(void **state) {
+  fixture_free(*state);
+  free(*state);
+  return 0;
+}
+
+/* Checkpoint the state a run of `generation` has reached. */
+static void fixture_write(fixture *f, int generation) {
   point_state ps[POINTS];
   for (int i = 0; i < POINTS; i++) {
-    state_build(sh, i, &ps[i]);
-    state_fill(sh, i, generation, &ps[i]);
+    state_build(&f->sh, i, &ps[i]);
+    state_fill(&f->sh, i, generation, &ps[i]);
   }
-  checkpoint_write(p, sh, ps);
+  checkpoint_write(&f->p, &f->sh, ps);
   for (int i = 0; i < POINTS; i++)
     state_free(&ps[i]);
 }
 
-/* Read into a fresh state; NRD_OK and the path used, or the error. */
-static int read_into(const nrd_params *p, const run_shape *sh, point_state *ps,
-                     char *used, char *err, size_t errlen) {
+/* Read into fresh states of shape sh: checkpoint_read's status; the path
+ * used in f->used, the error in f->err. */
+static int fixture_read(fixture *f, const run_shape *sh) {
+  fixture_free_states(f);
   for (int i = 0; i < POINTS; i++)
-    state_build(sh, i, &ps[i]);
+    state_build(sh, i, &f->ps[i]);
   char *path = NULL;
-  err[0] = 0;
-  int rc = checkpoint_read(p, sh, ps, &path, err, errlen);
-  snprintf(used, 600, "%s", path ? path : "");
+  f->err[0] = 0;
+  int rc = checkpoint_read(&f->p, sh, f->ps, &path, f->err, sizeof f->err);
+  snprintf(f->used, sizeof f->used, "%s", path ? path : "");
   free(path);
+  if (rc != NRD_OK && nrd_log_rank() == 0) fprintf(stderr, "%s\n", f->err);
   return rc;
 }
 
-/* Whether every point of ps is generation's state. */
-static int is_generation(const run_shape *sh, point_state *ps, int generation) {
+/* Whether every point read is generation's state. */
+static int fixture_holds(const fixture *f, int generation) {
   int same = 1;
   for (int i = 0; i < POINTS; i++) {
     point_state want;
-    state_build(sh, i, &want);
-    state_fill(sh, i, generation, &want);
-    same &= state_equal(sh, &ps[i], &want);
+    state_build(&f->sh, i, &want);
+    state_fill(&f->sh, i, generation, &want);
+    same &= state_equal(&f->sh, &f->ps[i], &want);
     state_free(&want);
   }
   return same;
-}
-
-static void free_states(point_state *ps) {
-  for (int i = 0; i < POINTS; i++)
-    state_free(&ps[i]);
 }
 
 /* Rank 0 flips the lowest bit of the stored record value of point i,
@@ -299,155 +325,96 @@ static int ends_with(const char *s, const char *end) {
 /* ----------------------------------------------------------------- tests */
 
 static void test_round_trip(void **state) {
-  (void)state;
-  nrd_params p;
-  params_in(&p, dir, "round");
-  run_shape sh = shape(N_OUT);
-  write_generation(&p, &sh, 1);
-  point_state ps[POINTS];
-  char used[600], err[1024];
-  int rc = read_into(&p, &sh, ps, used, err, sizeof err);
-  if (rc != NRD_OK) fprintf(stderr, "%s\n", err);
-  mpi_assert_all(rc == NRD_OK);
-  mpi_assert_all(ends_with(used, "/round/run.h5.ckpt"));
-  mpi_assert_all(is_generation(&sh, ps, 1));
-  free_states(ps);
+  fixture *f = *state;
+  fixture_write(f, 1);
+  mpi_assert_all(fixture_read(f, &f->sh) == NRD_OK);
+  mpi_assert_all(ends_with(f->used, "/run.h5.ckpt"));
+  mpi_assert_all(fixture_holds(f, 1));
   /* a key that may change on restart may */
-  p.checkpoint.interval = 123;
-  rc = read_into(&p, &sh, ps, used, err, sizeof err);
-  mpi_assert_all(rc == NRD_OK && is_generation(&sh, ps, 1));
-  free_states(ps);
-  params_free(&p);
+  f->p.checkpoint.interval = 123;
+  mpi_assert_all(fixture_read(f, &f->sh) == NRD_OK && fixture_holds(f, 1));
 }
 
 static void test_damaged_byte_is_rejected(void **state) {
-  (void)state;
-  nrd_params p;
-  params_in(&p, dir, "damaged");
-  run_shape sh = shape(N_OUT);
-  write_generation(&p, &sh, 1);
-  write_generation(&p, &sh, 2); /* the first is now run.h5.ckpt.prev */
-  char *ckpt = checkpoint_path(&p, 0), *prev = checkpoint_path(&p, 1);
-  /* point 1, output 2, block 3 (done; on rank 0 at 1 and 3 ranks, rank 1 at
-   * 2), its last component */
+  fixture *f = *state;
+  fixture_write(f, 1);
+  fixture_write(f, 2); /* the first is now run.h5.ckpt.prev */
+  char *ckpt = checkpoint_path(&f->p, 0), *prev = checkpoint_path(&f->p, 1);
+  /* point 1, output 2, block 3 (done), its last component */
   mpi_assert_all(damage(ckpt, 2, 1, 2, 3, record_of(1) - 1));
-  point_state ps[POINTS];
-  char used[600], err[1024];
-  int rc = read_into(&p, &sh, ps, used, err, sizeof err);
-  mpi_assert_all(rc == NRD_OK);
-  mpi_assert_all(!strcmp(used, prev));
-  mpi_assert_all(is_generation(&sh, ps, 1));
-  free_states(ps);
+  mpi_assert_all(fixture_read(f, &f->sh) == NRD_OK);
+  mpi_assert_all(!strcmp(f->used, prev));
+  mpi_assert_all(fixture_holds(f, 1));
   /* both damaged: no valid checkpoint, and nothing of them in the state */
   mpi_assert_all(damage(prev, 1, 0, 0, 0, 0));
-  rc = read_into(&p, &sh, ps, used, err, sizeof err);
-  mpi_assert_all(rc == NRD_ERR_IO);
-  mpi_assert_all(strstr(err, "no valid checkpoint") != NULL);
-  mpi_assert_all(strstr(err, "grid point 1, block 3 does not match its "
-                             "checksum") != NULL);
-  mpi_assert_all(strstr(err, "grid point 0, block 0 does not match its "
-                             "checksum") != NULL);
+  mpi_assert_all(fixture_read(f, &f->sh) == NRD_ERR_IO);
+  mpi_assert_all(strstr(f->err, "no valid checkpoint") != NULL);
+  mpi_assert_all(strstr(f->err, "grid point 1, block 3 does not match its "
+                                "checksum") != NULL);
+  mpi_assert_all(strstr(f->err, "grid point 0, block 0 does not match its "
+                                "checksum") != NULL);
   int clean = 1;
   for (int i = 0; i < POINTS; i++)
-    for (long ib = 0; ib < ps[i].n_blocks; ib++)
-      clean &= ps[i].next_step[ib] == BLOCK_NOT_STARTED;
+    for (long ib = 0; ib < f->ps[i].n_blocks; ib++)
+      clean &= f->ps[i].next_step[ib] == BLOCK_NOT_STARTED;
   mpi_assert_all(clean);
-  free_states(ps);
   free(ckpt);
   free(prev);
-  params_free(&p);
 }
 
 static void test_changed_key_is_named(void **state) {
-  (void)state;
-  nrd_params p;
-  params_in(&p, dir, "changed");
-  run_shape sh = shape(N_OUT);
-  write_generation(&p, &sh, 1);
-  p.run.seed += 1;
-  point_state ps[POINTS];
-  char used[600], err[1024];
-  int rc = read_into(&p, &sh, ps, used, err, sizeof err);
-  mpi_assert_all(rc == NRD_ERR_INPUT);
-  mpi_assert_all(strstr(err, "key 'run.seed'") != NULL);
-  mpi_assert_all(strstr(err, "may not change on restart") != NULL);
-  free_states(ps);
+  fixture *f = *state;
+  fixture_write(f, 1);
+  f->p.run.seed += 1;
+  mpi_assert_all(fixture_read(f, &f->sh) == NRD_ERR_INPUT);
+  mpi_assert_all(strstr(f->err, "key 'run.seed'") != NULL);
+  mpi_assert_all(strstr(f->err, "may not change on restart") != NULL);
   /* the same parameters and another shape: not the user's, damage */
-  p.run.seed -= 1;
+  f->p.run.seed -= 1;
   run_shape other = shape(N_OUT - 1);
-  rc = read_into(&p, &other, ps, used, err, sizeof err);
-  mpi_assert_all(rc == NRD_ERR_IO);
-  mpi_assert_all(strstr(err, "written for another run shape") != NULL);
-  free_states(ps);
-  params_free(&p);
+  mpi_assert_all(fixture_read(f, &other) == NRD_ERR_IO);
+  mpi_assert_all(strstr(f->err, "written for another run shape") != NULL);
 }
 
-/* write/read mode: across rank counts */
+/* write/read mode: across rank counts, in shared */
 static void test_write_for_another_rank_count(void **state) {
-  (void)state;
-  nrd_params p;
-  params_in(&p, shared, "");
-  run_shape sh = shape(N_OUT);
-  write_generation(&p, &sh, 7);
-  char *ckpt = checkpoint_path(&p, 0);
+  fixture *f = *state;
+  fixture_write(f, 7);
+  char *ckpt = checkpoint_path(&f->p, 0);
   mpi_assert_all(access(ckpt, F_OK) == 0);
   free(ckpt);
-  params_free(&p);
 }
 
 static void test_read_from_another_rank_count(void **state) {
-  (void)state;
-  nrd_params p;
-  params_in(&p, shared, "");
-  run_shape sh = shape(N_OUT);
-  point_state ps[POINTS];
-  char used[600], err[1024];
-  int rc = read_into(&p, &sh, ps, used, err, sizeof err);
-  if (rc != NRD_OK) fprintf(stderr, "%s\n", err);
-  mpi_assert_all(rc == NRD_OK);
-  mpi_assert_all(ends_with(used, "/run.h5.ckpt"));
-  mpi_assert_all(is_generation(&sh, ps, 7));
-  free_states(ps);
-  params_free(&p);
+  fixture *f = *state;
+  mpi_assert_all(fixture_read(f, &f->sh) == NRD_OK);
+  mpi_assert_all(ends_with(f->used, "/run.h5.ckpt"));
+  mpi_assert_all(fixture_holds(f, 7));
 }
 
 int main(int argc, char **argv) {
-  MPI_Init(&argc, &argv);
-  nrd_log_init(MPI_COMM_WORLD, 0);
-  int rank;
-  MPI_Comm_rank(MPI_COMM_WORLD, &rank);
-  /* only rank 0 reports, the others' CMocka output is redundant */
-  if (rank != 0) cmocka_set_message_output(CM_OUTPUT_SUBUNIT);
+  const struct CMUnitTest tests[] = {
+      cmocka_unit_test_setup_teardown(test_round_trip, fixture_setup,
+                                      fixture_teardown),
+      cmocka_unit_test_setup_teardown(test_damaged_byte_is_rejected,
+                                      fixture_setup, fixture_teardown),
+      cmocka_unit_test_setup_teardown(test_changed_key_is_named, fixture_setup,
+                                      fixture_teardown),
+  };
+  const struct CMUnitTest write[] = {cmocka_unit_test_setup_teardown(
+      test_write_for_another_rank_count, fixture_setup, fixture_teardown)};
+  const struct CMUnitTest read[] = {cmocka_unit_test_setup_teardown(
+      test_read_from_another_rank_count, fixture_setup, fixture_teardown)};
+  const char *mode = argc == 3 ? argv[1] : "";
+  shared = argc == 3 ? argv[2] : NULL;
+  mpi_test_begin(&argc, &argv);
   int failed;
-  if (argc == 3 && (!strcmp(argv[1], "write") || !strcmp(argv[1], "read"))) {
-    shared = argv[2];
-    const struct CMUnitTest write[] = {
-        cmocka_unit_test(test_write_for_another_rank_count)};
-    const struct CMUnitTest read[] = {
-        cmocka_unit_test(test_read_from_another_rank_count)};
-    failed =
-        !strcmp(argv[1], "write")
-            ? cmocka_run_group_tests_name("checkpoint_write", write, NULL, NULL)
-            : cmocka_run_group_tests_name("checkpoint_read", read, NULL, NULL);
-  } else {
-    if (rank == 0) {
-      snprintf(dir, sizeof dir, "/tmp/nrdiff-mpi-checkpoint-XXXXXX");
-      if (!mkdtemp(dir)) dir[0] = '\0';
-    }
-    MPI_Bcast(dir, sizeof dir, MPI_CHAR, 0, MPI_COMM_WORLD);
-    const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_round_trip),
-        cmocka_unit_test(test_damaged_byte_is_rejected),
-        cmocka_unit_test(test_changed_key_is_named),
-    };
-    failed = cmocka_run_group_tests_name("mpi_checkpoint", tests, NULL, NULL);
-    MPI_Barrier(MPI_COMM_WORLD);
-    if (rank == 0) {
-      char cmd[600];
-      snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
-      if (system(cmd) != 0) fprintf(stderr, "could not remove %s\n", dir);
-    }
-  }
-  MPI_Finalize();
-  return failed ? 1 : 0;
+  if (!strcmp(mode, "write"))
+    failed = cmocka_run_group_tests_name("checkpoint_write", write, NULL, NULL);
+  else if (!strcmp(mode, "read"))
+    failed = cmocka_run_group_tests_name("checkpoint_read", read, NULL, NULL);
+  else
+    failed = cmocka_run_group_tests_name("mpi_checkpoint", tests,
+                                         mpi_scratch_make, mpi_scratch_remove);
+  return mpi_test_end(failed);
 }

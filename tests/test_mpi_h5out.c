@@ -26,6 +26,7 @@
 #include <unistd.h>
 
 #include "mpi_assert.h"
+#include "mpi_main.h"
 #include "io/h5out.h"
 #include "util/error.h"
 #include "util/log.h"
@@ -47,7 +48,6 @@ static const long FRAME_STEP[N_FRAMES] = {0, 10};
 static const double FRAME_TIME[N_FRAMES] = {1.0, 0.0};
 static const long TRAJ_IDS[N_TRAJ] = {0, 4, 8}; /* one in every block */
 
-static char dir[256];
 static int rank, nranks;
 
 static long block_count(long b) {
@@ -151,12 +151,12 @@ static void synthetic_build(synthetic *s, int index, const char *status) {
                         .local_blocks = s->local_blocks,
                         .local_records = s->local_records,
                         .n_traj = N_TRAJ,
-                        .n_frames = N_FRAMES,
                         .traj_ids = TRAJ_IDS,
-                        .frame_step = FRAME_STEP,
-                        .frame_time = FRAME_TIME,
                         .n_local_traj = nlt,
                         .local_traj = s->local_traj,
+                        .n_frames = N_FRAMES,
+                        .frame_step = FRAME_STEP,
+                        .frame_time = FRAME_TIME,
                         .local_positions = s->local_positions,
                         .results = &s->results,
                         .protocols = &s->X};
@@ -364,105 +364,85 @@ static void assert_no_failure(void) {
 
 /* ------------------------------------------------------------- tests */
 
-static void plan_for(run_plan *plan, grid_point *points) {
-  memset(plan, 0, sizeof *plan);
+/* An output being written: parameters for output.file = scratch/name, a
+ * plan of two grid points, h5out_open'ed, and the synthetic point 0. */
+typedef struct {
+  nrd_params p;
+  grid_point points[2];
+  run_plan plan;
+  h5out h;
+  synthetic ok;
+  char tmp[600]; /* output.file.tmp */
+} writing;
+
+static void writing_open(writing *w, const char *name) {
+  memset(w, 0, sizeof *w);
+  char file[512];
+  snprintf(file, sizeof file, "%s/%s", mpi_scratch, name);
+  params_init_defaults(&w->p);
+  free(w->p.output.file);
+  w->p.output.file = strdup(file);
+  w->p.ensemble.particles = PARTICLES;
+  w->p.ensemble.block_size = BLOCK_SIZE;
+  snprintf(w->tmp, sizeof w->tmp, "%s.tmp", file);
   for (int i = 0; i < 2; i++)
-    points[i] = (grid_point){.index = i,
-                             .dimension = D,
-                             .separation = 4,
-                             .strength = 0.5 + i,
-                             .n_train = 0};
-  plan->n_points = 2;
-  plan->points = points;
-  plan->particles = PARTICLES;
-  plan->block_size = BLOCK_SIZE;
-  plan->n_blocks = B;
-  plan->warnings = "a warning of the plan";
+    w->points[i] = (grid_point){
+        .index = i, .dimension = D, .separation = 4, .strength = 0.5 + i};
+  w->plan = (run_plan){.n_points = 2,
+                       .points = w->points,
+                       .particles = PARTICLES,
+                       .block_size = BLOCK_SIZE,
+                       .n_blocks = B,
+                       .warnings = "a warning of the plan"};
+  h5out_open(&w->h, &w->p, &w->plan,
+             rank == 0 ? "nrdiff --test" : "not rank 0's");
+  synthetic_build(&w->ok, 0, NULL);
+  h5out_write_point(&w->h, &w->p, &w->ok.pt);
 }
 
-static void params_for(nrd_params *p, const char *name) {
-  char file[512];
-  snprintf(file, sizeof file, "%s/%s", dir, name);
-  params_init_defaults(p);
-  free(p->output.file);
-  p->output.file = strdup(file);
-  p->ensemble.particles = PARTICLES;
-  p->ensemble.block_size = BLOCK_SIZE;
+static void writing_free(writing *w) {
+  synthetic_free(&w->ok);
+  params_free(&w->p);
 }
 
 static void test_written_file_holds_every_rank_s_part(void **state) {
   (void)state;
-  nrd_params p;
-  params_for(&p, "out.h5");
-  run_plan plan;
-  grid_point points[2];
-  plan_for(&plan, points);
-  h5out h;
-  h5out_open(&h, &p, &plan, rank == 0 ? "nrdiff --test" : "not rank 0's");
-  synthetic ok, failed;
-  synthetic_build(&ok, 0, NULL);
+  writing w;
+  writing_open(&w, "out.h5");
+  synthetic failed;
   synthetic_build(&failed, 1, "failed: a non-finite state at step 3");
-  h5out_write_point(&h, &p, &ok.pt);
-  h5out_write_point(&h, &p, &failed.pt);
-  h5out_close(&h, rank == 0 ? 12.5 : -1);
+  h5out_write_point(&w.h, &w.p, &failed.pt);
+  h5out_close(&w.h, rank == 0 ? 12.5 : -1);
   MPI_Barrier(MPI_COMM_WORLD);
   if (rank == 0) {
-    char tmp[600];
-    snprintf(tmp, sizeof tmp, "%s.tmp", p.output.file);
-    CHECK(access(tmp, F_OK) != 0, "the partial file is left behind");
-    check_file(p.output.file, &ok, params_schema_size());
+    CHECK(access(w.tmp, F_OK) != 0, "the partial file is left behind");
+    check_file(w.p.output.file, &w.ok, params_schema_size());
   }
   assert_no_failure();
-  synthetic_free(&ok);
   synthetic_free(&failed);
-  params_free(&p);
+  writing_free(&w);
 }
 
 static void test_abandoned_file_is_removed(void **state) {
   (void)state;
-  nrd_params p;
-  params_for(&p, "abandoned.h5");
-  run_plan plan;
-  grid_point points[2];
-  plan_for(&plan, points);
-  h5out h;
-  h5out_open(&h, &p, &plan, "nrdiff --test");
-  synthetic ok;
-  synthetic_build(&ok, 0, NULL);
-  h5out_write_point(&h, &p, &ok.pt);
-  char tmp[600];
-  snprintf(tmp, sizeof tmp, "%s.tmp", p.output.file);
-  mpi_assert_all(access(tmp, F_OK) == 0);
-  h5out_abandon(&h);
+  writing w;
+  writing_open(&w, "abandoned.h5");
+  mpi_assert_all(access(w.tmp, F_OK) == 0);
+  h5out_abandon(&w.h);
   MPI_Barrier(MPI_COMM_WORLD);
-  mpi_assert_all(access(tmp, F_OK) != 0 && access(p.output.file, F_OK) != 0);
-  synthetic_free(&ok);
-  params_free(&p);
+  mpi_assert_all(access(w.tmp, F_OK) != 0 &&
+                 access(w.p.output.file, F_OK) != 0);
+  writing_free(&w);
 }
 
 int main(int argc, char **argv) {
-  MPI_Init(&argc, &argv);
-  nrd_log_init(MPI_COMM_WORLD, 0);
-  MPI_Comm_rank(MPI_COMM_WORLD, &rank);
-  MPI_Comm_size(MPI_COMM_WORLD, &nranks);
-  if (rank == 0) {
-    snprintf(dir, sizeof dir, "/tmp/nrdiff-mpi-h5out-XXXXXX");
-    if (!mkdtemp(dir)) dir[0] = '\0';
-  }
-  MPI_Bcast(dir, sizeof dir, MPI_CHAR, 0, MPI_COMM_WORLD);
-  /* only rank 0 reports, the others' CMocka output is redundant */
-  if (rank != 0) cmocka_set_message_output(CM_OUTPUT_SUBUNIT);
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_written_file_holds_every_rank_s_part),
       cmocka_unit_test(test_abandoned_file_is_removed),
   };
-  int failed = cmocka_run_group_tests_name("mpi_h5out", tests, NULL, NULL);
-  MPI_Barrier(MPI_COMM_WORLD);
-  if (rank == 0) {
-    char cmd[600];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
-    if (system(cmd) != 0) fprintf(stderr, "could not remove %s\n", dir);
-  }
-  MPI_Finalize();
-  return failed ? 1 : 0;
+  mpi_test_begin(&argc, &argv);
+  MPI_Comm_rank(MPI_COMM_WORLD, &rank);
+  MPI_Comm_size(MPI_COMM_WORLD, &nranks);
+  return mpi_test_end(cmocka_run_group_tests_name(
+      "mpi_h5out", tests, mpi_scratch_make, mpi_scratch_remove));
 }

@@ -22,11 +22,11 @@
 #include <unistd.h>
 
 #include "mpi_assert.h"
+#include "mpi_main.h"
 #include "io/output_target.h"
 #include "util/error.h"
 #include "util/log.h"
 
-static char dir[256];
 static int rank;
 
 /* Parameters for output.file = DIR/name (name as given if it starts with
@@ -36,7 +36,7 @@ static void params_for(nrd_params *p, const char *name) {
   if (name[0] == '/')
     snprintf(file, sizeof file, "%s", name);
   else
-    snprintf(file, sizeof file, "%s/%s", dir, name);
+    snprintf(file, sizeof file, "%s/%s", mpi_scratch, name);
   params_init_defaults(p);
   free(p->output.file);
   p->output.file = strdup(file);
@@ -46,7 +46,7 @@ static void params_for(nrd_params *p, const char *name) {
 static void make(const char *name, const char *text) {
   if (rank == 0) {
     char path[512];
-    snprintf(path, sizeof path, "%s/%s", dir, name);
+    snprintf(path, sizeof path, "%s/%s", mpi_scratch, name);
     if (!text) {
       mkdir(path, 0755);
     } else {
@@ -60,7 +60,7 @@ static void make(const char *name, const char *text) {
 
 static int there(const char *name) {
   char path[512];
-  snprintf(path, sizeof path, "%s/%s", dir, name);
+  snprintf(path, sizeof path, "%s/%s", mpi_scratch, name);
   return access(path, F_OK) == 0;
 }
 
@@ -121,7 +121,7 @@ static void test_inputs_are_not_outputs(void **state) {
   nrd_params p;
   params_for(&p, "in.yml");
   char path[512];
-  snprintf(path, sizeof path, "%s/in.yml", dir);
+  snprintf(path, sizeof path, "%s/in.yml", mpi_scratch);
   free(p.source_file);
   p.source_file = strdup(path);
   char err[1400];
@@ -133,7 +133,7 @@ static void test_inputs_are_not_outputs(void **state) {
   /* a companion: the checkpoint of x.h5 is forward.u_file */
   make("x.h5.ckpt", "matrix\n");
   params_for(&p, "x.h5");
-  snprintf(path, sizeof path, "%s/x.h5.ckpt", dir);
+  snprintf(path, sizeof path, "%s/x.h5.ckpt", mpi_scratch);
   free(p.forward.u_file);
   p.forward.u_file = strdup(path);
   rc = prepare(&p, 1, 0, err, sizeof err, &unmarked);
@@ -180,7 +180,7 @@ static void test_lock_is_held_until_released(void **state) {
 static void make_complete_output(const char *name) {
   if (rank == 0) {
     char path[512];
-    snprintf(path, sizeof path, "%s/%s", dir, name);
+    snprintf(path, sizeof path, "%s/%s", mpi_scratch, name);
     hid_t f = H5Fcreate(path, H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
     hid_t t = H5Tcopy(H5T_C_S1);
     H5Tset_size(t, H5T_VARIABLE);
@@ -270,16 +270,6 @@ static void test_companion_names(void **state) {
 }
 
 int main(int argc, char **argv) {
-  MPI_Init(&argc, &argv);
-  nrd_log_init(MPI_COMM_WORLD, 0);
-  MPI_Comm_rank(MPI_COMM_WORLD, &rank);
-  if (rank == 0) {
-    snprintf(dir, sizeof dir, "/tmp/nrdiff-mpi-target-XXXXXX");
-    if (!mkdtemp(dir)) dir[0] = '\0';
-  }
-  MPI_Bcast(dir, sizeof dir, MPI_CHAR, 0, MPI_COMM_WORLD);
-  /* only rank 0 reports, the others' CMocka output is redundant */
-  if (rank != 0) cmocka_set_message_output(CM_OUTPUT_SUBUNIT);
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_names_that_cannot_work),
       cmocka_unit_test(test_inputs_are_not_outputs),
@@ -287,14 +277,8 @@ int main(int argc, char **argv) {
       cmocka_unit_test(test_what_a_run_may_find),
       cmocka_unit_test(test_companion_names),
   };
-  int failed =
-      cmocka_run_group_tests_name("mpi_output_target", tests, NULL, NULL);
-  MPI_Barrier(MPI_COMM_WORLD);
-  if (rank == 0) {
-    char cmd[600];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
-    if (system(cmd) != 0) fprintf(stderr, "could not remove %s\n", dir);
-  }
-  MPI_Finalize();
-  return failed ? 1 : 0;
+  mpi_test_begin(&argc, &argv);
+  rank = nrd_log_rank();
+  return mpi_test_end(cmocka_run_group_tests_name(
+      "mpi_output_target", tests, mpi_scratch_make, mpi_scratch_remove));
 }
