@@ -226,6 +226,8 @@ done:
   return msg[0] ? NRD_ERR_INPUT : NRD_OK;
 }
 
+/* ------------------------------------------------------------ inputs */
+
 /* `path` resolved: its directory through realpath, then its last
  * component; malloc'd (the path itself if the directory cannot be). */
 static char *resolved(const char *path) {
@@ -279,6 +281,8 @@ static int check_inputs(const nrd_params *p, char *msg, size_t len) {
   }
   return NRD_OK;
 }
+
+/* -------------------------------------------------------------- lock */
 
 /* The lock: rank 0 holds an exclusive open-file-description lock (fcntl
  * F_OFD_SETLK: per open file, not per process, released by the kernel when
@@ -452,6 +456,8 @@ static void check_lock(const char *out, int dry_run, char *msg, size_t len) {
              path, strerror(err), out);
   free(path);
 }
+
+/* ----------------------------------------------- what a run may find */
 
 /* Whether path is a complete nrdiff output: its format attribute and the
  * wall time written when it was closed (rank 0, serial HDF5). */
