@@ -1,19 +1,32 @@
 #!/usr/bin/env bash
-# MPI tests at 1, 2 and 3 ranks: the CMocka MPI programs, and the rank-count
-# invariance of a small run's output file and printed results (1 to 4 ranks).
+# MPI tests at 1, 2 and 3 ranks: the CMocka MPI programs (and a checkpoint
+# written at 3 ranks read at 1 and 2), and the rank-count invariance of a
+# small run's output file and printed results (1 to 4 ranks).
 set -u
 . "$(dirname "$0")/testlib.sh"
 
+# prog [ARGS] on np ranks, its CMocka summary shown
+mpi_test() {
+  local np=$1 prog=$2
+  shift 2
+  if "$mpirun" $np "$top_build/tests/$prog" "$@" >"$work/out" 2>&1; then
+    ok "$prog${*:+ $*} on $np rank(s)"
+  else
+    sed 's/^/       /' "$work/out"; ko "$prog${*:+ $*} on $np rank(s)"
+  fi
+  grep -E '^\[  (PASSED|FAILED)  \]' "$work/out" | head -2
+}
 for np in 1 2 3; do
-  for prog in test_mpi_params; do
-    if "$mpirun" $np "$top_build/tests/$prog" >"$work/out" 2>&1; then
-      ok "$prog on $np rank(s)"
-    else
-      sed 's/^/       /' "$work/out"; ko "$prog on $np rank(s)"
-    fi
-    grep -E '^\[  (PASSED|FAILED)  \]' "$work/out" | head -2
+  for prog in test_mpi_params test_mpi_checkpoint test_mpi_h5out \
+    test_mpi_output_target; do
+    mpi_test $np $prog
   done
 done
+# a checkpoint written at 3 ranks, read back bit for bit at 1 and 2
+mkdir "$work/ckpt"
+mpi_test 3 test_mpi_checkpoint write "$work/ckpt"
+mpi_test 1 test_mpi_checkpoint read "$work/ckpt"
+mpi_test 2 test_mpi_checkpoint read "$work/ckpt"
 
 # Rank-count invariance of the science: the output files written at 1, 2, 3
 # and 4 ranks hold the same values everywhere except /code (provenance:

@@ -51,7 +51,8 @@ void nrd_h5_writing(const char *path) {
   nrd_at_fatal(remove_partial_files);
   for (int i = 0; i < MAX_WRITING; i++)
     if (!writing[i]) {
-      writing[i] = strdup(path);
+      size_t n = strlen(path) + 1;
+      writing[i] = memcpy(NRD_XCALLOC(n, 1), path, n);
       return;
     }
 }
@@ -102,7 +103,7 @@ _Noreturn void nrd_h5_fail(const char *call, const char *file, int line) {
     nrd_abort(NRD_EXIT_RUNTIME, file, line, "HDF5 call %s failed: %s", call,
               msg);
   int err = nrd_h5_write_error(path);
-  char *name = strdup(path);
+  char *name = strdup(path); /* not NRD_XCALLOC: this is the error path */
   /* the cleanup (in nrd_abort) removes the partial file */
   nrd_abort(NRD_EXIT_RUNTIME, file, line,
             "writing '%s' failed: %s (HDF5 call %s: %s); the partial file is "

@@ -1,8 +1,9 @@
 /* The run's HDF5 output file (layout: doc/file-format.md), written with
- * parallel HDF5 over MPI_COMM_WORLD.  Every function is collective: every
- * rank calls it with the same arguments except where a comment says
- * "local"; ranks with nothing to write select nothing.  HDF5 failures abort
- * with file:line and HDF5's message (NRD_H5_CHECK). */
+ * parallel HDF5 over MPI_COMM_WORLD once its name has been checked and
+ * locked (output_target.h).  Every function is collective: every rank calls
+ * it with the same arguments except where a comment says "local"; ranks
+ * with nothing to write select nothing.  HDF5 failures abort with file:line
+ * and HDF5's message (NRD_H5_CHECK). */
 #ifndef NRDIFF_H5OUT_H
 #define NRDIFF_H5OUT_H
 
@@ -12,37 +13,6 @@
 #include "core/observe.h"
 #include "core/protocol.h"
 #include "config/params.h"
-
-/* Collective (rank 0 looks, everyone gets the answer); NRD_ERR_INPUT with
- * a message naming output.file when
- *   - output.file is not a usable file name: a directory ('.', '..', '/',
- *     a trailing '/', an existing directory), too long for MPI-IO, ending
- *     in a companion's suffix (.tmp, .ckpt, .ckpt.prev, .ckpt.tmp, .done,
- *     .lock), in a directory that does not exist or cannot be written;
- *     or a companion that exists is a directory, a symbolic link, not a
- *     regular file, or a hard link of another;
- *   - output.file or a companion is an input: the parameter file,
- *     forward.u_file or forward.q_file (same device and inode, or the same
- *     resolved path);
- *   - another run holds output.file's lock (OUTPUT.lock; its pid and host
- *     are named).  Unless dry_run, rank 0 takes the lock here and holds it
- *     until h5out_release_target (or the process ends);
- *   - a fresh run finds output.file, its .tmp or its checkpoints (.ckpt,
- *     .ckpt.prev), unless output.overwrite;
- *   - a restart finds output.file and output.file.done: the run is
- *     complete.  Without the marker (a kill just before it was written)
- *     *unmarked is set instead: the caller writes the marker.
- * Unless dry_run or *unmarked, leftovers the run replaces are then removed
- * (the .done marker, a partial .tmp, and for a fresh run old checkpoints).
- * Nothing is written or removed when it refuses. */
-int h5out_prepare_target(const nrd_params *p, int restart, int dry_run,
-                         int *unmarked, char *err, size_t errlen);
-
-/* Collective (rank 0 acts): the run is over, OUTPUT and OUTPUT.done are
- * written (or it stopped after a checkpoint): remove OUTPUT.lock and
- * release the lock.  After a fatal error the lock is released all the
- * same (nrd_at_fatal); its file stays then if it was there before. */
-void h5out_release_target(void);
 
 typedef struct {
   hid_t file, dxpl;

@@ -1,11 +1,15 @@
 /* Small helpers for collective parallel-HDF5 writes (see h5util.h). */
+#define _POSIX_C_SOURCE 200809L /* O_CLOEXEC */
 #include "io/h5util.h"
 #include "io/h5check.h"
 #include "util/log.h"
 
+#include <errno.h>
+#include <fcntl.h>
 #include <mpi.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #define H5 NRD_H5_CHECK
 
@@ -37,8 +41,7 @@ void h5u_attr_fixed_string(hid_t obj, const char *name, const char *value) {
   H5(H5Tset_cset(t, H5T_CSET_UTF8));
   hid_t sp = H5(H5Screate(H5S_SCALAR));
   hid_t a = H5(H5Acreate2(obj, name, t, sp, H5P_DEFAULT, H5P_DEFAULT));
-  char *buf = calloc(n ? n : 1, 1);
-  if (!buf) NRD_ABORT(NRD_EXIT_RUNTIME, "out of memory");
+  char *buf = NRD_XCALLOC(n, 1);
   memcpy(buf, v, n);
   H5(H5Awrite(a, t, buf));
   free(buf);
@@ -107,8 +110,7 @@ void h5u_dataset_strings(hid_t dxpl, hid_t parent, const char *name, size_t n,
   size_t width = 1;
   for (size_t i = 0; i < n; i++)
     if (strlen(v[i]) + 1 > width) width = strlen(v[i]) + 1;
-  char *buf = calloc(n ? n : 1, width);
-  if (!buf) NRD_ABORT(NRD_EXIT_RUNTIME, "out of memory");
+  char *buf = NRD_XCALLOC(n, width);
   for (size_t i = 0; i < n; i++)
     memcpy(buf + (size_t)i * width, v[i], strlen(v[i]));
   hid_t t = H5(H5Tcopy(H5T_C_S1));
@@ -136,17 +138,68 @@ void h5u_dataset_strings(hid_t dxpl, hid_t parent, const char *name, size_t n,
   free(buf);
 }
 
+void h5u_param_text(const nrd_params *p, char ***key, char ***value) {
+  int n = params_schema_size();
+  *key = NRD_XCALLOC((size_t)n, sizeof **key);
+  *value = NRD_XCALLOC((size_t)n, sizeof **value);
+  for (int i = 0; i < n; i++) {
+    (*key)[i] = (char *)params_schema_name(i);
+    if (!((*value)[i] = params_value_yaml(p, i)))
+      NRD_ABORT(NRD_EXIT_RUNTIME, "out of memory");
+  }
+}
+
+void h5u_param_text_free(char **key, char **value) {
+  for (int i = 0; value && i < params_schema_size(); i++)
+    free(value[i]);
+  free(value);
+  free(key); /* the names are the schema's */
+}
+
 /* Rank 0's string, on every rank (malloc'd). */
 char *h5u_bcast_string(const char *s) {
   int n = h5u_root() ? (int)strlen(s) + 1 : 0;
   NRD_MPI_CHECK(MPI_Bcast(&n, 1, MPI_INT, 0, MPI_COMM_WORLD));
-  char *out = malloc((size_t)n);
-  if (!out) NRD_ABORT(NRD_EXIT_RUNTIME, "out of memory");
+  char *out = NRD_XCALLOC((size_t)n, 1);
   if (h5u_root()) memcpy(out, s, (size_t)n);
   NRD_MPI_CHECK(MPI_Bcast(out, n, MPI_CHAR, 0, MPI_COMM_WORLD));
   return out;
 }
 
+/* Why `path` cannot be created: the system's reason, by creating it. */
+static int create_error(const char *path) {
+  int fd = open(path, O_WRONLY | O_CREAT | O_CLOEXEC, 0644);
+  if (fd < 0) return errno;
+  close(fd);
+  return nrd_h5_write_error(path);
+}
+
+hid_t h5u_create_file(const char *path, hid_t fapl, const char *what,
+                      const char *note) {
+  nrd_h5_writing(path); /* removed on a fatal error from here on */
+  hid_t file = H5Fcreate(path, H5F_ACC_TRUNC, H5P_DEFAULT, fapl);
+  /* agree: a rank that could not create it must not leave the others
+   * waiting in the next collective call */
+  int bad[2] = {file < 0, file >= 0}; /* any rank failed, any succeeded */
+  NRD_MPI_CHECK(
+      MPI_Allreduce(MPI_IN_PLACE, bad, 2, MPI_INT, MPI_MAX, MPI_COMM_WORLD));
+  if (bad[0]) {
+    char msg[512] = "";
+    int e = 0;
+    if (file < 0) {
+      nrd_h5_last_error(msg, sizeof msg);
+      e = create_error(path);
+    }
+    if (!bad[1]) /* every rank failed */
+      nrd_fatal(NRD_EXIT_RUNTIME, "cannot create %s '%s': %s (HDF5: %s)%s",
+                what, path, e ? strerror(e) : "reason unknown", msg, note);
+    if (file < 0)
+      NRD_ABORT(NRD_EXIT_RUNTIME, "cannot create %s '%s': %s (HDF5: %s)", what,
+                path, e ? strerror(e) : "reason unknown", msg);
+    NRD_MPI_CHECK(MPI_Barrier(MPI_COMM_WORLD)); /* until that rank aborts */
+  }
+  return file;
+}
 
 /* Select, in a dataset of dims (n0, n1[, n2]), the rows idx[0..n) of axis 1
  * (every i0, every i2). */

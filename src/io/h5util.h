@@ -9,6 +9,8 @@
 
 #include <hdf5.h>
 
+#include "config/params.h"
+
 int h5u_root(void); /* this rank is rank 0 */
 hid_t h5u_group(hid_t parent, const char *name);
 /* Attributes (metadata: every rank passes the same value). */
@@ -19,6 +21,18 @@ void h5u_attr_numbers(hid_t obj, const char *name, hid_t type, int n,
                       const void *v);
 void h5u_attr_long(hid_t obj, const char *name, long v);
 void h5u_attr_double(hid_t obj, const char *name, double v);
+/* Create `path` (truncating it) with fapl, an MPI-IO file access list;
+ * from here on a fatal error on this rank removes it (nrd_h5_writing).
+ * The ranks agree on the outcome: if every rank fails, a collective error
+ * "cannot create WHAT 'PATH': REASON (HDF5: ...)NOTE"; if some do, each of
+ * them ends alone with that message without NOTE while the others wait. */
+hid_t h5u_create_file(const char *path, hid_t fapl, const char *what,
+                      const char *note);
+/* Local: every schema entry's name and value as YAML text
+ * (params_value_yaml), params_schema_size() of each, as the output and the
+ * checkpoints store them in /parameters; freed by h5u_param_text_free. */
+void h5u_param_text(const nrd_params *p, char ***key, char ***value);
+void h5u_param_text_free(char **key, char **value);
 /* Rank 0's string on every rank (malloc'd). */
 char *h5u_bcast_string(const char *s);
 /* A dataset written by rank 0 alone (the others' data is ignored). */

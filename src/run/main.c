@@ -18,7 +18,7 @@
 #include "core/diagnose.h"
 #include "util/error.h"
 #include "core/grid.h"
-#include "io/h5out.h"
+#include "io/output_target.h"
 #include "core/integrate.h"
 #include "util/log.h"
 #include "core/model.h"
