@@ -4,7 +4,7 @@
  * curves with theory beside them, a summary table (stdout, CSV, HDF5) and,
  * with --plot, figures (postprocess/nrdiff_plots.py).  Per grid point:
  *   t_S   where phi crosses F(1) = 0.7752 (the project's definition,
- *         physics.md 4.2): the headline from the clone-free estimator
+ *         doc/theory.md (5.5)): the headline from the clone-free estimator
  *         (speciation_phi, every output time), t_S_clone from cloning
  *         (the branch times only);
  *   t_C   where Y2 (the headline) and phi_C (cloning, t_C_clone) cross 1/2,

@@ -211,7 +211,7 @@ int write_h5(const char *path, const row_list *rows, const curve_list *cv) {
       "speciation time by cloning: phi_clone crosses F(1) between branch "
       "times (the branch times only)",
       "its jackknife error",
-      "matrix criterion lambda_max = 1 (physics.md 4.3)",
+      "matrix criterion lambda_max = 1 (doc/theory.md (5.8)) [I]",
       "collapse time by cloning: phi_C crosses 1/2 between branch times",
       "its jackknife error",
       "mean nearest-training-point freezing time",

@@ -1,4 +1,4 @@
-/* Time grids and single steps of the reverse-time dynamics (physics.md 1.3):
+/* Time grids and single steps of the reverse-time dynamics (doc/theory.md section 2):
  *
  *   reverse SDE   dy = [A y + 2 s_t(y)] dtau + sqrt(2) dW
  *   flow ODE      dy/dtau = A y + s_t(y)

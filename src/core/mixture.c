@@ -1,4 +1,4 @@
-/* Gaussian-mixture data models p_0 = sum_k pi_k N(mu_k, C_k) (physics.md 1.3)
+/* Gaussian-mixture data models p_0 = sum_k pi_k N(mu_k, C_k) (doc/theory.md section 4.1)
  * and deterministic sampling from them. */
 #include "core/mixture.h"
 

@@ -1,5 +1,5 @@
 /* Data models: Gaussian mixtures p_0 = sum_k pi_k N(mu_k, C_k) and training
- * sets drawn from them (physics.md 1.3). */
+ * sets drawn from them (doc/theory.md section 4.1). */
 #ifndef NRDIFF_MIXTURE_H
 #define NRDIFF_MIXTURE_H
 

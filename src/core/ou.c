@@ -1,5 +1,5 @@
 /* Forward Ornstein-Uhlenbeck operator A = (I + g Qhat) U: propagator, noise
- * covariance, spectrum (physics.md sections 1.2 and 2); the builders of U and
+ * covariance, spectrum (doc/theory.md sections 1.3-1.5); the builders of U and
  * Qhat, with the Lelievre-Nier-Pavliotis optimal perturbation, are in
  * ou_builders.c.
  *
@@ -285,7 +285,7 @@ int ou_propagator(const ou_op *op, double t, double *E) {
         for (size_t k = 0; k < n; k++)
           E[k] *= exp(-u * t);
     } else {
-      /* e^{-At} = U^{-1/2} e^{-Bt} U^{1/2} (physics.md 1.2) */
+      /* e^{-At} = U^{-1/2} e^{-Bt} U^{1/2} (doc/theory.md (1.11)) */
       NRD_TRY(rc, whitened_propagator(op, t, X));
       NRD_TRY(rc, unwhiten(op, op->Umh, X, op->Uh, E));
     }

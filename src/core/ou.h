@@ -1,5 +1,5 @@
 /* Forward operator of the (possibly non-reversible) Ornstein-Uhlenbeck
- * process  dx = -A x dt + sqrt(2) dW,  A = (I + g Qhat) U  (physics.md 1.1).
+ * process  dx = -A x dt + sqrt(2) dW,  A = (I + g Qhat) U  (doc/theory.md (1.1)).
  *
  * U is SPD, Qhat antisymmetric; the stationary law is N(0, S), S = U^{-1},
  * for every strength g.  All matrices are d x d row-major doubles. */
@@ -57,7 +57,7 @@ int ou_marginal_cov(const ou_op *op, double t, const double *Sigma0,
 int ou_spectrum(const ou_op *op, double *re, double *im);
 /* r = min Re sigma(A) (exactly u when U = u I). */
 int ou_relaxation_rate(const ou_op *op, double *rate);
-/* Stationary entropy production rate tr(Q^T Q U) (physics.md 2); NaN only if
+/* Stationary entropy production rate tr(Q^T Q U) (doc/theory.md (1.18)); NaN only if
  * out of memory. */
 double ou_entropy_production(const ou_op *op);
 
@@ -73,7 +73,7 @@ void ou_u_geometric(int d, double umin, double umax, double *U);
  * stream 0, step 0, d*d draws G:  Qhat = (G - G^T)/2 normalised to unit
  * spectral norm (d = 1: the zero matrix). */
 int ou_q_random(int d, uint32_t seed, double *Qhat);
-/* Lelievre-Nier-Pavliotis optimal J (physics.md 3.2) with lambda_k = k
+/* Lelievre-Nier-Pavliotis optimal J (doc/theory.md section 3.2) with lambda_k = k
  * (lambda may be NULL for the default), so sigma((I+J)U) has real part
  * Tr U / d.  Uses the Hadamard shortcut when U is diagonal and d = 2^p.
  *

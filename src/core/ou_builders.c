@@ -1,6 +1,6 @@
 /* Builders of the forward operator's matrices (ou.h): U isotropic,
  * diagonal or geometric; Qhat random or the Lelievre-Nier-Pavliotis optimal
- * perturbation (physics.md 3.2). */
+ * perturbation (doc/theory.md section 3.2). */
 #include "core/ou.h"
 #include "core/ou_checks.h"
 
@@ -75,7 +75,7 @@ static int get_lambda(int d, const double *lambda, double *lam) {
 
 /* K^psi_kl = (lambda_k + lambda_l)/(lambda_k - lambda_l) M_kl, zero diagonal:
  * makes C = (M - tau I) + K^psi skew-adjoint in the Lambda^{-1} inner product,
- * hence diagonalizable with imaginary spectrum (physics.md 3.2). */
+ * hence diagonalizable with imaginary spectrum (doc/theory.md (3.7)). */
 static void k_psi(int d, const double *lam, const double *M, double *Kp) {
   for (int k = 0; k < d; k++)
     for (int l = 0; l < d; l++)
@@ -230,7 +230,7 @@ static void fwht_matrix(int d, double *X, int columns) {
   }
 }
 
-/* Hadamard shortcut (physics.md 3.2) for U = diag(u), d = 2^p:
+/* Hadamard shortcut (doc/theory.md (3.8)) for U = diag(u), d = 2^p:
  * Psi = H/sqrt(d) has |psi_k(i)|^2 = 1/d, so diag(M) = tau at once, and
  * M_kl = hhat(k XOR l) with hhat = WHT(u)/d.  K = H K^psi H / d costs two
  * fast transforms instead of two dense products. */

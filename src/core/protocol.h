@@ -1,4 +1,4 @@
-/* Measurement protocols (physics.md 4.4, 5.3, 6): what runs beside the main
+/* Measurement protocols (doc/theory.md sections 5.6, 6.3 and 7): what runs beside the main
  * reverse-time ensemble of a grid point, particle by particle.
  *
  *   speciation  at each branch time t_b, particle i's trajectory is cloned:
@@ -10,7 +10,7 @@
  *   collapse    the same clones compared by nearest training point
  *               (phi_C), the nearest-point freezing time of every main
  *               trajectory, and ln p^e_t on direct samples of p^e_t (the
- *               excess entropy f^e of physics.md 5.1).  Y_2 is an
+ *               excess entropy f^e of doc/theory.md (6.9)).  Y_2 is an
  *               observable of the main ensemble.
  *   uturn       for each T_u, particle i starts from a data point x_0
  *               noised exactly to T_u and runs the reverse SDE to t_min;
@@ -114,7 +114,7 @@ typedef struct {
   double *phi;       /* n_branch: F(kappa_{t_b}) (two symmetric classes) */
   double *cut_gauss; /* n_uturn: Gaussian closed form, Sigma_0 of the data */
   double *cut_gm2;   /* n_uturn: two-class closed form (A = I, isotropic) */
-  double *corr_data, *corr_stat; /* n_ref x n_out: physics.md 6.2 */
+  double *corr_data, *corr_stat; /* n_ref x n_out: doc/theory.md (7.8) */
   double *fe_offset; /* n_out: alpha + (1/2d) ln det(2 pi e Delta_t) */
 } proto_theory;
 

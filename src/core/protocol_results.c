@@ -203,7 +203,7 @@ static const result_info SPECIATION[] = {
      .error_name = "phi_clone_err",
      .error_description = "jackknife error of phi_clone over blocks"},
     {"phi_theory",
-     "F(kappa_{t_b}) (physics.md 4.2; NaN unless two symmetric classes and "
+     "F(kappa_{t_b}) (doc/theory.md (5.3); NaN unless two symmetric classes and "
      "the exact score)",
      BRANCHES, NO_COLUMNS, COPY, .vector = THEORY_PHI},
 };
@@ -226,7 +226,7 @@ static const result_info COLLAPSE[] = {
     {"time", "output times", OUTPUTS, NO_COLUMNS, COPY, .vector = OUTPUT_TIMES},
     {"excess_entropy",
      "f^e(t) = alpha + (1/2d) ln det(2 pi e Delta_t) + E[ln p^e_t]/d "
-     "(physics.md 5.1)",
+     "(doc/theory.md (6.9))",
      OUTPUTS, NO_COLUMNS, JACKKNIFE, .sums = log_pe, .stat = excess,
      .error_name = "excess_entropy_err",
      .error_description = "jackknife error of excess_entropy"},
@@ -236,8 +236,8 @@ static const result_info UTURN[] = {
     {"T_u", TIMES_SNAPPED("noising times T_u"), UTURNS, NO_COLUMNS, COPY,
      .vector = UTURN_TIMES},
     {"c_uturn",
-     "C_UT = mean of x_0.y_0/|x_0|^2 (per-sample normalisation, physics.md "
-     "6.1)",
+     "C_UT = mean of x_0.y_0/|x_0|^2 (per-sample normalisation, "
+     "doc/theory.md (7.1))",
      UTURNS, NO_COLUMNS, JACKKNIFE, .sums = uturn_overlap, .stat = an_ratio,
      .error_name = "c_uturn_err",
      .error_description = "jackknife error of c_uturn"},
@@ -280,7 +280,7 @@ static const result_info FORWARD[] = {
      .vector = THEORY_CORR_DATA},
     {"corr_stationary",
      "the same from the stationary law: C(t - s), e^{-tau} cos(q tau) for "
-     "U = I, d = 2 (physics.md 6.2)",
+     "U = I, d = 2 (doc/theory.md (7.9))",
      REFERENCES, OUTPUTS, JACKKNIFE, .sums = stationary_corr,
      .stat = normalised, .error_name = "corr_stationary_err",
      .error_description = "jackknife error"},

@@ -1,5 +1,5 @@
 /* Exact scores of the noised data law p_t for the forward OU process
- * (physics.md 1.3 (a) and (b)).  A score model is first "set" to a time t
+ * (doc/theory.md sections 4.2 and 4.3).  A score model is first "set" to a time t
  * with the operator's E = e^{-At} and Delta_t; then it is evaluated on
  * batches of P particles (X is P x d row-major). */
 #ifndef NRDIFF_SCORE_H

@@ -1,4 +1,4 @@
-/* The exact empirical score of a training set (physics.md 1.3 (b); see
+/* The exact empirical score of a training set (doc/theory.md section 4.3; see
  * score.h), in double or with its two large products in single precision.
  *
  * Batches of P particles are evaluated with BLAS-3 calls, so a particle's
@@ -385,7 +385,7 @@ static void emp_final_rows(void *vc, int p0, int p1) {
   }
 }
 
-/* physics.md 1.3 (b) with c_mu = Delta^{-1} b_mu: l_mu = x.c_mu - b_mu.c_mu/2
+/* doc/theory.md (4.14) with c_mu = Delta^{-1} b_mu: l_mu = x.c_mu - b_mu.c_mu/2
  * equals -1/2 (x - b_mu)^T Delta^{-1} (x - b_mu) + x^T Delta^{-1} x/2.  Over
  * blocks of training points: G = X c_blk^T (GEMM), a running max M per
  * particle with rescaled sums S0 = sum e^{l-M}, S2 = sum e^{2(l-M)} and

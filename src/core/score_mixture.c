@@ -1,4 +1,4 @@
-/* The exact Gaussian-mixture score (physics.md 1.3 (a); see score.h).
+/* The exact Gaussian-mixture score (doc/theory.md section 4.2; see score.h).
  *
  * Batches of P particles are evaluated with BLAS-3 calls, so a particle's
  * score depends at round-off level on the batch it was evaluated in (GEMM
@@ -211,7 +211,7 @@ size_t score_mixture_work_size(const score_mixture *s, int P) {
   return 2 * p * s->d + p * (s->K + 2);
 }
 
-/* Symmetric two classes +-m, common Gamma (physics.md 1.3 (a)):
+/* Symmetric two classes +-m, common Gamma (doc/theory.md (4.6), (4.7)):
  *   s = -G x + (G m) tanh(w),  w = m^T G x,  r_+ = 1 / (1 + e^{-2w}),
  *   ln p = -1/2 ln det Gamma - 1/2 (x^T G x + kappa) + ln cosh w
  *          - d/2 ln 2 pi.
@@ -261,7 +261,7 @@ static void eval_symmetric2(const score_mixture *s, int P, const double *X,
   nrd_par_rows(P, 3.0 * d, sym2_rows, &c);
 }
 
-/* General K (physics.md 1.3 (a)): l_k = ln pi_k - 1/2 ln det Gamma_k
+/* General K (doc/theory.md (4.3)-(4.5)): l_k = ln pi_k - 1/2 ln det Gamma_k
  * - 1/2 (x - m_k)^T G_k (x - m_k), s = -sum_k r_k G_k (x - m_k), with the
  * softmax accumulated online over k (running max, rescaled sums) so that
  * only one P x d product is held at a time.  Gamma_k = g I: G_k D = D/g,
