@@ -17,8 +17,9 @@
  * failures, ranks without work included, so checkpoints are collective and
  * taken at step boundaries; (3) block sums are reduced to rank 0, which
  * reports, and everything is written to the HDF5 file collectively. */
-#define _POSIX_C_SOURCE 200809L /* sigaction */
+#define _POSIX_C_SOURCE 200809L /* fsync */
 #include "run/run.h"
+#include "run/runctx.h"
 #include "core/analysis.h"
 #include "run/checkpoint.h"
 #include "core/diagnose.h"
@@ -43,18 +44,6 @@
 #include <signal.h>
 #include <string.h>
 #include <unistd.h>
-
-/* The level phi = F(1) at which the project defines t_S (physics.md 4.2). */
-static double phi_level(void) {
-  return theory_F(1.0);
-}
-
-static void *xcalloc(size_t n, size_t size) {
-  void *p = calloc(n ? n : 1, size);
-  if (!p) NRD_ABORT(NRD_EXIT_RUNTIME, "out of memory");
-  return p;
-}
-
 /* Output times (statistics) and frames (trajectories): every `every` steps
  * plus the last step. */
 static long sample_steps(long steps, long every, long *out) {
@@ -83,41 +72,6 @@ static void point_state_free(point_state *w) {
   free(w->positions);
   memset(w, 0, sizeof *w);
 }
-
-/* Theory and metadata of a grid point, computed up front (prepare_theory). */
-typedef struct {
-  double rate, entropy;  /* min Re sigma(A), tr(Q^T Q U) */
-  double critical;       /* theory t_S or t_C (NaN if undefined) */
-  double *phi_theory;    /* n_out: F(kappa_t) (two classes, mixture score) */
-  double *norm2_theory;  /* n_out: E|x_t|^2 under the exact p_t (mixture)
-                            or p^e_t (empirical score) */
-  int empirical, symmetric2, K;
-  proto_theory proto;    /* the protocols' theory (protocol.h) */
-  step_check check;      /* the step-size and no-op check (diagnose.h) */
-} point_theory;
-
-/* Shared, read-only description of the run. */
-typedef struct {
-  const nrd_params *p;
-  const run_plan *plan;
-  const double *t; /* steps + 1 forward times, decreasing */
-  long n_out, n_frames, n_traj;
-  long *out_step, *frame_step, *traj_ids;
-  double *out_time, *frame_time;
-  long *out_index, *frame_index; /* steps + 1: index of step k, or -1 */
-  int *owner;    /* n_points x n_blocks */
-  int *selected; /* n_points: runs in this invocation */
-  run_shape shape;
-  point_state *state; /* n_points: this rank's share */
-  proto_layout *proto; /* n_points: the protocols of each point */
-  long rounds;        /* synchronised steps so far (same on every rank) */
-  double last_checkpoint;
-  int *point_failed; /* n_points: this rank saw the point fail (warned) */
-  int stopped;        /* a stop was requested and checkpointed */
-  char stop_reason[256]; /* why, as agreed by every rank */
-  int failed;         /* this rank failed (local) */
-  int peer_failed;    /* some rank failed (collective) */
-} run_ctx;
 
 /* Initial condition at forward time T: N(0, S) or the exact p_T. */
 static int initial_state(const nrd_params *p, const model *m,
@@ -172,112 +126,6 @@ static int initial_state(const nrd_params *p, const model *m,
 }
 
 
-/* ------------------------------------------------------------ theory */
-
-/* The step the physics checks judge: the nominal one of a uniform grid
- * (what run_point steps with), the first and longest of a log grid. */
-static double largest_step(const run_ctx *c) {
-  const nrd_params *p = c->p;
-  long n = c->plan->steps;
-  if (p->time.spacing == SPACING_UNIFORM)
-    return (p->time.T - p->time.t_min) / (double)(n > 0 ? n : 1);
-  return n > 0 ? c->t[0] - c->t[1] : 0;
-}
-
-static void theory_for_point(const run_ctx *c, const model *m,
-                             point_theory *th) {
-  const mixture *mx = &m->mix;
-  th->empirical = m->n_train > 0;
-  th->symmetric2 = mx->symmetric2;
-  th->K = mx->K;
-  th->rate = NAN;
-  ou_relaxation_rate(&m->op, &th->rate);
-  th->entropy = ou_entropy_production(&m->op);
-  if (diagnose_operator(&m->op, c->p->integrator.scheme, largest_step(c),
-                        c->plan->steps, &th->check) != NRD_OK)
-    memset(&th->check, 0, sizeof th->check); /* not checked */
-  /* kappa_t = 1 for two symmetric classes, the matrix criterion
-   * (physics.md 4.3) otherwise; for the empirical score the REM collapse
-   * time with the finite-d mixture correction, alpha = ln n / d (an
-   * n, d -> infinity result: a reference, not a prediction, at small d) */
-  double tc = NAN;
-  if (th->empirical) {
-    double alpha = log((double)m->n_train) / m->d;
-    if (alpha > 0) {
-      if (mx->symmetric2)
-        theory_tC_rem_gm2(&m->op, mx->means, mx->cov, alpha, &tc);
-      else
-        theory_tC_rem(&m->op, mx->cov, alpha, &tc);
-    }
-  } else if (mx->symmetric2) {
-    theory_tS_kappa(&m->op, mx->means, mx->cov, &tc);
-  } else if (mx->cov_shared) {
-    theory_tS_matrix(&m->op, mx->K, mx->weights, mx->means, mx->cov, &tc);
-  }
-  th->critical = tc;
-  if (proto_theory_build(&th->proto, &c->proto[m->point.index], m, c->n_out,
-                         c->out_time) != NRD_OK)
-    NRD_ABORT(NRD_EXIT_RUNTIME, "out of memory");
-  th->phi_theory = xcalloc((size_t)c->n_out, sizeof *th->phi_theory);
-  th->norm2_theory = xcalloc((size_t)c->n_out, sizeof *th->norm2_theory);
-  int d = m->d;
-  size_t dd = (size_t)d * d;
-  double *S0 = xcalloc(dd, sizeof *S0), *St = xcalloc(dd, sizeof *St);
-  double *W = xcalloc(dd, sizeof *W), *D = xcalloc(dd, sizeof *D);
-  mixture_covariance(mx, S0);
-  double mean2 = 0; /* |E x_0|^2, carried by e^{-At} */
-  double *mean = xcalloc((size_t)d, sizeof *mean);
-  for (int k = 0; k < mx->K; k++)
-    for (int j = 0; j < d; j++)
-      mean[j] += mx->weights[k] * mx->means[(size_t)k * d + j];
-  double *E = xcalloc(dd, sizeof *E), *Em = xcalloc((size_t)d, sizeof *Em);
-  double *M2 = NULL, *EM2 = NULL; /* second moment of the training set */
-  if (th->empirical) {
-    M2 = xcalloc(dd, sizeof *M2);
-    EM2 = xcalloc(dd, sizeof *EM2);
-    cblas_dgemm(CblasRowMajor, CblasTrans, CblasNoTrans, d, d, (int)m->n_train,
-                1.0 / (double)m->n_train, m->train, d, m->train, d, 0.0, M2, d);
-  }
-  /* e^{-At} and Delta_t once per output time (d^3 each for a dense
-   * operator), for E|x_t|^2 and kappa_t alike */
-  for (long i = 0; i < c->n_out; i++) {
-    double t = c->out_time[i];
-    th->norm2_theory[i] = th->phi_theory[i] = NAN;
-    if (ou_moments(&m->op, t, E, D) != NRD_OK) continue;
-    double tr = 0;
-    mean2 = 0;
-    if (th->empirical) {
-      /* p^e_t = mean over mu of N(e^{-At} a_mu, Delta_t): tr Delta_t plus
-       * the mean of |e^{-At} a_mu|^2 = tr(E M2 E^T), M2 = mean a a^T */
-      memcpy(St, D, dd * sizeof *St);
-      la_matmul(d, E, M2, EM2);
-      for (size_t k = 0; k < dd; k++)
-        mean2 += EM2[k] * E[k];
-    } else {
-      ou_marginal_from(d, E, D, S0, St, W);
-      la_matvec(d, E, mean, Em);
-      for (int j = 0; j < d; j++)
-        mean2 += Em[j] * Em[j];
-    }
-    for (int j = 0; j < d; j++)
-      tr += St[(size_t)j * d + j];
-    th->norm2_theory[i] = tr + mean2;
-    double kap = NAN;
-    if (!th->empirical && mx->symmetric2 &&
-        theory_kappa_from(&m->op, E, D, mx->means, mx->cov, &kap) == NRD_OK)
-      th->phi_theory[i] = theory_F(kap);
-  }
-  free(S0);
-  free(St);
-  free(W);
-  free(D);
-  free(mean);
-  free(E);
-  free(Em);
-  free(M2);
-  free(EM2);
-}
-
 /* ------------------------------------------------------- local work */
 
 static void point_state_build(const run_ctx *c, int point, int d,
@@ -289,13 +137,13 @@ static void point_state_build(const run_ctx *c, int point, int d,
   w->d = d;
   w->width = c->proto[point].width;
   w->record = L->record;
-  w->blocks = xcalloc((size_t)B, sizeof *w->blocks);
-  w->first_row = xcalloc((size_t)B, sizeof *w->first_row);
-  w->count = xcalloc((size_t)B, sizeof *w->count);
-  w->next_step = xcalloc((size_t)B, sizeof *w->next_step);
-  w->traj = xcalloc((size_t)c->n_traj, sizeof *w->traj);
-  w->traj_row = xcalloc((size_t)c->n_traj, sizeof *w->traj_row);
-  w->traj_block = xcalloc((size_t)c->n_traj, sizeof *w->traj_block);
+  w->blocks = NRD_XCALLOC((size_t)B, sizeof *w->blocks);
+  w->first_row = NRD_XCALLOC((size_t)B, sizeof *w->first_row);
+  w->count = NRD_XCALLOC((size_t)B, sizeof *w->count);
+  w->next_step = NRD_XCALLOC((size_t)B, sizeof *w->next_step);
+  w->traj = NRD_XCALLOC((size_t)c->n_traj, sizeof *w->traj);
+  w->traj_row = NRD_XCALLOC((size_t)c->n_traj, sizeof *w->traj_row);
+  w->traj_block = NRD_XCALLOC((size_t)c->n_traj, sizeof *w->traj_block);
   for (long b = 0; b < B; b++) {
     if (c->owner[(size_t)point * B + b] != rank) continue;
     long first, count;
@@ -313,135 +161,11 @@ static void point_state_build(const run_ctx *c, int point, int d,
       }
     w->n_rows += count;
   }
-  w->records = xcalloc((size_t)c->n_out * w->n_blocks * L->record,
+  w->records = NRD_XCALLOC((size_t)c->n_out * w->n_blocks * L->record,
                        sizeof *w->records);
-  w->positions = xcalloc((size_t)c->n_frames * w->n_traj * d,
+  w->positions = NRD_XCALLOC((size_t)c->n_frames * w->n_traj * d,
                          sizeof *w->positions);
   w->Y = NULL; /* allocated while the point runs */
-}
-
-/* ----------------------------------------------------- stop and resume */
-
-/* The stop signal received (SIGTERM, SIGUSR1: what Slurm and scancel send
- * before the time limit; SIGINT: Ctrl-C), 0 if none.  A second SIGINT
- * while the first is being honoured ends the process at once. */
-static volatile sig_atomic_t stop_signal = 0;
-
-static void on_stop_signal(int sig) {
-  if (sig == SIGINT && stop_signal == SIGINT) {
-    signal(SIGINT, SIG_DFL);
-    raise(SIGINT);
-  }
-  stop_signal = sig;
-}
-
-static const int STOP_SIGNALS[] = {SIGTERM, SIGUSR1, SIGINT};
-enum { N_STOP_SIGNALS = 3 };
-
-void run_catch_stop_signals(void) {
-  struct sigaction sa;
-  memset(&sa, 0, sizeof sa);
-  sa.sa_handler = on_stop_signal;
-  sigemptyset(&sa.sa_mask);
-  sigset_t set;
-  sigemptyset(&set);
-  for (int i = 0; i < N_STOP_SIGNALS; i++) {
-    sigaction(STOP_SIGNALS[i], &sa, NULL);
-    sigaddset(&set, STOP_SIGNALS[i]);
-  }
-  /* blocked across a re-execution (blaskernel.c), which resets handlers
-   * but keeps the mask and pending signals: deliver them now */
-  sigprocmask(SIG_UNBLOCK, &set, NULL);
-}
-
-void run_block_stop_signals(void) {
-  sigset_t set;
-  sigemptyset(&set);
-  for (int i = 0; i < N_STOP_SIGNALS; i++)
-    sigaddset(&set, STOP_SIGNALS[i]);
-  sigprocmask(SIG_BLOCK, &set, NULL);
-}
-
-static const char *signal_name(int sig) {
-  return sig == SIGTERM ? "SIGTERM" : sig == SIGUSR1 ? "SIGUSR1" : "SIGINT";
-}
-
-enum { SYNC_CONTINUE, SYNC_STOPPED, SYNC_FAILED, SYNC_ALL_DONE };
-
-/* Collective, once per step of every rank (ranks without work call it too
- * until everyone is done): agree on whether to checkpoint and whether to
- * stop.  A stop (signal on any rank, the stop file, run.max_wall_time)
- * writes a checkpoint first.  The state must be at a step boundary. */
-static int run_sync(run_ctx *c, int finished) {
-  const nrd_params *p = c->p;
-  /* signal (the largest number seen), stop file, wall time, periodic
-   * checkpoint, work left, failure: the reasons are agreed, so every rank
-   * reports the same one */
-  enum { W_SIGNAL, W_FILE, W_WALL, W_PERIODIC, W_WORK, W_FAILED, W_N };
-  int want[W_N] = {(int)stop_signal, 0, 0, 0, !finished, c->failed};
-  if (nrd_log_rank() == 0) {
-    double now = nrd_log_elapsed();
-    want[W_FILE] = access(p->checkpoint.stop_file, F_OK) == 0;
-    /* a segment always makes one step: a budget smaller than the set-up
-     * time must not leave a job chain restarting forever */
-    want[W_WALL] = p->run.max_wall_time > 0 && now >= p->run.max_wall_time &&
-                   c->rounds > 0;
-    want[W_PERIODIC] = (p->checkpoint.every > 0 && c->rounds > 0 &&
-                        c->rounds % p->checkpoint.every == 0) ||
-                       (p->checkpoint.interval > 0 &&
-                        now - c->last_checkpoint >= p->checkpoint.interval);
-  }
-  NRD_MPI_CHECK(MPI_Allreduce(MPI_IN_PLACE, want, W_N, MPI_INT, MPI_MAX,
-                              MPI_COMM_WORLD));
-  c->rounds++;
-  if (want[W_FAILED]) return SYNC_FAILED;
-  if (!want[W_WORK]) return SYNC_ALL_DONE;
-  int stop = want[W_SIGNAL] || want[W_FILE] || want[W_WALL];
-  if (stop || want[W_PERIODIC]) {
-    checkpoint_write(p, &c->shape, c->state);
-    c->last_checkpoint = nrd_log_elapsed();
-  }
-  if (!stop) return SYNC_CONTINUE;
-  c->stopped = 1;
-  if (want[W_SIGNAL])
-    snprintf(c->stop_reason, sizeof c->stop_reason, "%s",
-             signal_name(want[W_SIGNAL]));
-  else if (want[W_FILE])
-    snprintf(c->stop_reason, sizeof c->stop_reason, "stop file %.200s",
-             p->checkpoint.stop_file);
-  else
-    snprintf(c->stop_reason, sizeof c->stop_reason, "run.max_wall_time = %g s",
-             p->run.max_wall_time);
-  /* an honoured stop file goes, or every restart would stop again (its
-   * checkpoint is written: nothing is lost) */
-  if (want[W_FILE] && nrd_log_rank() == 0 &&
-      unlink(p->checkpoint.stop_file) != 0)
-    nrd_warn("cannot remove the stop file '%s': remove it before restarting",
-             p->checkpoint.stop_file);
-  return SYNC_STOPPED;
-}
-
-/* Progress of rank 0's own work, which plan_assign balanced against the
- * other ranks' (so its ETA is the run's). */
-typedef struct {
-  double total, done; /* estimated flops of rank 0's work items */
-  double start, last;
-  long steps_done; /* over all of rank 0's grid points */
-  int points_done, points_total;
-} progress;
-
-static void progress_report(progress *pr, const run_ctx *c, const model *m,
-                            long k, double key, const char *key_name) {
-  double now = nrd_log_elapsed();
-  if (now - pr->last < 5.0 || pr->done <= 0 || pr->steps_done <= 0) return;
-  pr->last = now;
-  double f = pr->done / pr->total, spent = now - pr->start;
-  nrd_info("point %d (%d/%d done here) step %ld/%ld t = %.4f %s = %.4f | "
-           "%.3f ms/step, %.0f%% of this rank's work, ETA %.0f s",
-           m->point.index, pr->points_done, pr->points_total, k,
-           c->plan->steps, c->t[k], key_name, key,
-           1e3 * spent / (double)pr->steps_done, 100 * f,
-           spent * (1 - f) / f);
 }
 
 static int all_finite(size_t n, const double *x) {
@@ -503,18 +227,18 @@ static int run_point(run_ctx *c, const model *m, const obs_layout *L,
                  : (w->next_step[ib] < kmin ? w->next_step[ib] : kmin);
   if (kmin == done) return NRD_OK; /* finished before a restart */
   int W = w->width;
-  if (!w->Y) w->Y = xcalloc((size_t)w->n_rows * W, sizeof *w->Y);
+  if (!w->Y) w->Y = NRD_XCALLOC((size_t)w->n_rows * W, sizeof *w->Y);
   double *Y = w->Y;
-  double *Ymain = xcalloc((size_t)bs * d, sizeof *Ymain);
+  double *Ymain = NRD_XCALLOC((size_t)bs * d, sizeof *Ymain);
   int proto_on = X->speciation || X->collapse || X->uturn || X->forward;
-  double *Ystar = xcalloc((size_t)bs * d, sizeof *Ystar);
-  double *S0 = xcalloc((size_t)bs * d, sizeof *S0);
-  double *S1 = xcalloc((size_t)bs * d, sizeof *S1);
-  double *Xi = xcalloc((size_t)bs * d, sizeof *Xi);
-  double *tmp = xcalloc((size_t)2 * bs * d, sizeof *tmp);
-  double *resp = xcalloc((size_t)bs * K, sizeof *resp);
-  double *y2 = xcalloc((size_t)bs, sizeof *y2);
-  int *nearest = xcalloc((size_t)bs, sizeof *nearest);
+  double *Ystar = NRD_XCALLOC((size_t)bs * d, sizeof *Ystar);
+  double *S0 = NRD_XCALLOC((size_t)bs * d, sizeof *S0);
+  double *S1 = NRD_XCALLOC((size_t)bs * d, sizeof *S1);
+  double *Xi = NRD_XCALLOC((size_t)bs * d, sizeof *Xi);
+  double *tmp = NRD_XCALLOC((size_t)2 * bs * d, sizeof *tmp);
+  double *resp = NRD_XCALLOC((size_t)bs * K, sizeof *resp);
+  double *y2 = NRD_XCALLOC((size_t)bs, sizeof *y2);
+  int *nearest = NRD_XCALLOC((size_t)bs, sizeof *nearest);
   score_model cur, nxt;
   step_ops ops;
   step_fold fold;
@@ -529,7 +253,7 @@ static int run_point(run_ctx *c, const model *m, const obs_layout *L,
     ops_ok = 0;
   }
   if (rc == NRD_OK && proto_on) rc = proto_run_init(&prun, X, m, &cur, t, bs);
-  double *work = xcalloc(
+  double *work = NRD_XCALLOC(
       rc == NRD_OK ? score_model_work_size(&cur, (int)bs) : 1, sizeof *work);
   if (rc == NRD_OK) rc = initial_state(p, m, plan, w, t[0], Y, Xi, Ymain);
   int ode = p->integrator.scheme == SCHEME_ODE_HEUN;
@@ -693,302 +417,11 @@ static int run_point(run_ctx *c, const model *m, const obs_layout *L,
   return rc;
 }
 
-/* ------------------------------------------------------------ report */
-
-/* A measured critical time and its jackknife error (NaN: not reached / no
- * error), from an_jackknife_crossing, the function nrdiff-post uses on the
- * same block sums. */
-typedef struct {
-  double value, error;
-} estimate;
-
-/* What rank 0 reports of a grid point.  The headline is the clone-free
- * estimate (speciation_phi through F(1), or Y2 through 1/2); beside it the
- * cloning estimates where the protocol ran: phi_clone through F(1)
- * (speciation) and phi_C through 1/2 (collapse), at the branch times. */
-typedef struct {
-  int ran, empirical;
-  int failed; /* the state stopped being finite: nothing is computed */
-  estimate headline;
-  int cloned_S, cloned_C;
-  estimate clone_S, clone_C;
-  double theory;
-} point_report;
-
-/* The cloning estimate of the point's kind: the one stored beside the
- * headline in /points/IIII (critical_time_cloning). */
-static int kind_cloned(const point_report *r) {
-  return r->empirical ? r->cloned_C : r->cloned_S;
-}
-static estimate kind_clone(const point_report *r) {
-  return r->empirical ? r->clone_C : r->clone_S;
-}
-
-/* "1.8221 +- 0.0034", "not reached", or the value without an error. */
-static const char *estimate_text(char *buf, size_t len, estimate e) {
-  if (isnan(e.value))
-    snprintf(buf, len, "not reached");
-  else if (isnan(e.error))
-    snprintf(buf, len, "%.4f (no error: a leave-one-block-out curve does not "
-             "reach the level, or one block)", e.value);
-  else
-    snprintf(buf, len, "%.4f +- %.4f", e.value, e.error);
-  return buf;
-}
-
-/* A theory value, or "not available" (no closed form here). */
-static const char *theory_text(char *buf, size_t len, double v) {
-  if (isnan(v))
-    snprintf(buf, len, "not available");
-  else
-    snprintf(buf, len, "%.4f", v);
-  return buf;
-}
-
-/* Observable column q of every (output time, block) record as B x n
- * block-major (the layout of an_ratio_curve). */
-static void block_column(long n, long B, long R, const double *blocks, int q,
-                         double *out) {
-  for (long i = 0; i < n; i++)
-    for (long b = 0; b < B; b++)
-      out[b * n + i] = blocks[((size_t)i * B + b) * R + q];
-}
-
-/* The crossing of a cloning curve: pairs that agree (columns `agree` ..
- * of the end-of-run sums) over the pairs (the count), at the branch times. */
-static estimate clone_crossing(const proto_layout *X, const obs_layout *L,
-                               long n_out, long B, const double *blocks,
-                               int agree, double level) {
-  long nb = X->n_branch, R = L->record;
-  const double *fin = blocks + (size_t)(n_out - 1) * B * R +
-                      L->offset[OBS_FINAL];
-  double *num = xcalloc((size_t)(B * nb), sizeof *num);
-  double *den = xcalloc((size_t)(B * nb), sizeof *den);
-  for (long b = 0; b < B; b++)
-    for (long s = 0; s < nb; s++) {
-      num[b * nb + s] = fin[b * R + agree + s];
-      den[b * nb + s] = fin[b * R + X->f_count];
-    }
-  estimate e;
-  an_jackknife_crossing(nb, X->branch_time, B, num, den, level, -1, &e.value,
-                        &e.error);
-  free(num);
-  free(den);
-  return e;
-}
-
-/* The first output time at which a block of the point failed (its |y|^2
- * sum is not finite: fail_block's mark, or an overflow), or -1. */
-static long point_failed_at(const obs_layout *L, long n_out, long B,
-                            const double *blocks) {
-  for (long i = 0; i < n_out; i++)
-    for (long b = 0; b < B; b++)
-      if (!isfinite(blocks[((size_t)i * B + b) * L->record +
-                           L->offset[OBS_NORM2]]))
-        return i;
-  return -1;
-}
-
-/* Why a grid point failed, for the report and its status attribute. */
-static void failure_text(const run_ctx *c, const point_theory *th,
-                         const grid_point *g, long at, char *buf,
-                         size_t len) {
-  char check[1024] = "";
-  diagnose_point_text(&th->check, c->p, g, check, sizeof check);
-  /* the most telling warning: instability, else bias, else the first */
-  char *line = strstr(check, "unstable");
-  if (!line) line = strstr(check, "biased");
-  while (line && line > check && line[-1] != '\n')
-    line--;
-  if (!line) line = check;
-  char *nl = strchr(line, '\n');
-  if (nl) *nl = 0;
-  const char *why = strstr(line, ": "); /* after "grid point I" */
-  why = why ? why + 2 : line;
-  snprintf(buf, len,
-           "failed: the state of its particles is not finite by t = %.6g; "
-           "no result is computed from it (%s)",
-           c->out_time[at],
-           why[0] ? why
-                  : "no step-size warning: an overflow or a numerical "
-                      "failure; try a smaller time step");
-}
-
-/* Rank 0: print one grid point and measure its critical times from the
- * block sums (n_out x n_blocks x record).  Curves, their pointwise errors
- * and the crossings come from analysis.h, as in nrdiff-post. */
-static void report_point(const run_ctx *c, const grid_point *g,
-                         const point_theory *th, const obs_layout *L,
-                         const proto_layout *X, const double *blocks,
-                         point_report *rep) {
-  long B = c->plan->n_blocks, n = c->n_out, R = L->record;
-  const double *tt = c->out_time;
-  int key = th->empirical ? OBS_PARTICIPATION_Y2 : OBS_SPECIATION_PHI;
-  double *phi = xcalloc((size_t)n, sizeof *phi);
-  double *err = xcalloc((size_t)n, sizeof *err);
-  double *y2 = xcalloc((size_t)n, sizeof *y2);
-  double *num = xcalloc((size_t)(n * B), sizeof *num);
-  double *cnt = xcalloc((size_t)(n * B), sizeof *cnt);
-  double *nrm = xcalloc((size_t)(n * B), sizeof *nrm);
-  block_column(n, B, R, blocks, L->offset[key], num);
-  block_column(n, B, R, blocks, L->offset[OBS_COUNT], cnt);
-  block_column(n, B, R, blocks, L->offset[OBS_NORM2], nrm);
-  an_ratio_curve(n, B, num, cnt, phi, err);
-  an_ratio_curve(n, B, nrm, cnt, y2, NULL);
-  double level = th->empirical ? 0.5 : phi_level();
-  memset(rep, 0, sizeof *rep);
-  rep->ran = 1;
-  rep->empirical = th->empirical;
-  rep->theory = th->critical;
-  an_jackknife_crossing(n, tt, B, num, cnt, level, -1, &rep->headline.value,
-                        &rep->headline.error);
-  rep->clone_S = rep->clone_C = (estimate){NAN, NAN};
-  rep->cloned_S = X->speciation && X->n_branch > 0;
-  rep->cloned_C = X->collapse && X->n_branch > 0;
-  if (rep->cloned_S)
-    rep->clone_S = clone_crossing(X, L, n, B, blocks, X->f_class, phi_level());
-  if (rep->cloned_C)
-    rep->clone_C = clone_crossing(X, L, n, B, blocks, X->f_nearest, 0.5);
-
-  printf("\nGrid point %d: d = %ld, separation = %g, strength g = %g, "
-         "n_train = %ld\n",
-         g->index, g->dimension, g->separation, g->strength, g->n_train);
-  printf("  relaxation rate min Re sigma(A) = %.4f, entropy production = "
-         "%.4g\n",
-         th->rate, th->entropy);
-  if (th->empirical)
-    printf("  %10s %12s %10s %12s %12s\n", "t", "Y2", "+-", "E|y|^2",
-           "E|x_t|^2");
-  else
-    printf("  %10s %12s %10s %12s %12s %12s\n", "t", "phi(t)", "+-",
-           "F(kappa_t)", "E|y|^2", "E|x_t|^2");
-  long stride = n > 24 ? (n + 23) / 24 : 1;
-  for (long i = 0; i < n; i++) {
-    if (i % stride && i != n - 1) continue;
-    if (th->empirical)
-      printf("  %10.4f %12.5f %10.5f %12.5g %12.5g\n", tt[i], phi[i], err[i],
-             y2[i], th->norm2_theory[i]);
-    else
-      printf("  %10.4f %12.5f %10.5f %12.5f %12.5g %12.5g\n", tt[i], phi[i],
-             err[i], th->phi_theory[i], y2[i], th->norm2_theory[i]);
-  }
-  char v[160], w[64];
-  if (th->empirical)
-    printf("  measured t_C (Y2 crosses 1/2) = %s; REM collapse time t_C "
-           "(d -> infinity, alpha = ln n / d) = %s\n",
-           estimate_text(v, sizeof v, rep->headline),
-           theory_text(w, sizeof w, th->critical));
-  else
-    printf("  measured t_S (phi crosses F(1) = %.4f) = %s; theory (%s) = %s\n",
-           level, estimate_text(v, sizeof v, rep->headline),
-           th->symmetric2 ? "kappa_t = 1" : "matrix criterion",
-           theory_text(w, sizeof w, th->critical));
-  if (rep->cloned_S)
-    printf("  t_S by cloning (branch times only) = %s\n",
-           estimate_text(v, sizeof v, rep->clone_S));
-  if (rep->cloned_C)
-    printf("  t_C by cloning (phi_C crosses 1/2, branch times only) = %s\n",
-           estimate_text(v, sizeof v, rep->clone_C));
-  fflush(stdout);
-  free(phi);
-  free(err);
-  free(y2);
-  free(num);
-  free(cnt);
-  free(nrm);
-}
-
-/* Rank 0: a failed grid point, with why. */
-static void report_failed_point(const grid_point *g, point_report *rep,
-                                const char *status) {
-  memset(rep, 0, sizeof *rep);
-  rep->ran = rep->failed = 1;
-  rep->empirical = g->n_train > 0;
-  rep->headline = rep->clone_S = rep->clone_C = (estimate){NAN, NAN};
-  rep->theory = NAN;
-  printf("\nGrid point %d: d = %ld, separation = %g, strength g = %g, "
-         "n_train = %ld\n  FAILED: %s\n",
-         g->index, g->dimension, g->separation, g->strength, g->n_train,
-         status + strlen("failed: "));
-  fflush(stdout);
-}
-
-/* The reversible point (strength 0) with the same other coordinates as
- * point i, or -1. */
-static int reversible_partner(const run_plan *plan, int i) {
-  const grid_point *g = &plan->points[i];
-  for (int j = 0; j < plan->n_points; j++) {
-    const grid_point *h = &plan->points[j];
-    if (h->strength == 0 && h->dimension == g->dimension &&
-        h->separation == g->separation && h->n_train == g->n_train)
-      return j;
-  }
-  return -1;
-}
-
-/* A number in a column of `width`, "not reached" (NaN measurement) or "-"
- * (nothing to show). */
-static void column(int width, double v, const char *if_nan) {
-  if (isnan(v))
-    printf(" %*s", width, if_nan);
-  else
-    printf(" %*.4f", width, v);
-}
-
-/* Findings: per grid point the measured critical time (the headline, as
- * reported above), its theory, the deviation in units of the error, the
- * shift relative to the reversible process (g = 0) at the same d,
- * separation and n, and the cloning estimate where it ran. */
-static void print_summary(const run_plan *plan, const point_report *rep) {
-  printf("\nSummary: critical time per grid point (n_train = 0: speciation "
-         "t_S, phi crossing F(1) vs kappa_t = 1;\n         n_train > 0: Y2 "
-         "crossing 1/2 vs the REM collapse time; cloning: phi_clone or phi_C "
-         "at the branch times)\n");
-  printf("  %5s %9s %10s %8s %7s %11s %8s %9s %7s %11s %11s %8s\n", "index",
-         "dimension", "separation", "strength", "n_train", "measured", "+-",
-         "theory", "z", "t/t(g=0)", "cloning", "+-");
-  for (int i = 0; i < plan->n_points; i++) {
-    const grid_point *g = &plan->points[i];
-    const point_report *x = &rep[i];
-    if (!x->ran) continue;
-    int r = reversible_partner(plan, i);
-    double ratio = r >= 0 && rep[r].ran && !rep[r].failed
-                       ? x->headline.value / rep[r].headline.value
-                       : NAN;
-    printf("  %5d %9ld %10g %8g %7ld", g->index, g->dimension, g->separation,
-           g->strength, g->n_train);
-    if (x->failed) {
-      printf(" %11s  (the grid point failed: see above)\n", "FAILED");
-      continue;
-    }
-    column(11, x->headline.value, "not reached");
-    column(8, x->headline.error, "-");
-    column(9, x->theory, "-");
-    double z = (x->headline.value - x->theory) / x->headline.error;
-    if (isnan(z))
-      printf(" %7s", "-");
-    else
-      printf(" %7.2f", z);
-    column(11, ratio, "-");
-    estimate cl = kind_clone(x);
-    if (kind_cloned(x)) {
-      column(11, cl.value, "not reached");
-      column(8, cl.error, "-");
-    } else {
-      printf(" %11s %8s", "-", "-");
-    }
-    printf("\n");
-  }
-  printf("  z = (measured - theory) / error; |z| > 3 at n_train = 0 means "
-         "disagreement beyond the statistics.\n");
-  fflush(stdout);
-}
-
 /* ------------------------------------------------------------ driver */
 
 char *done_marker_path(const nrd_params *p) {
   size_t n = strlen(p->output.file) + 8;
-  char *s = xcalloc(n, 1);
+  char *s = NRD_XCALLOC(n, 1);
   snprintf(s, n, "%s.done", p->output.file);
   return s;
 }
@@ -1020,36 +453,36 @@ static void ctx_build(run_ctx *c, const nrd_params *p, const run_plan *plan,
   c->t = t;
   long steps = plan->steps;
   c->n_out = sample_steps(steps, p->output.every, NULL);
-  c->out_step = xcalloc((size_t)c->n_out, sizeof *c->out_step);
-  c->out_time = xcalloc((size_t)c->n_out, sizeof *c->out_time);
+  c->out_step = NRD_XCALLOC((size_t)c->n_out, sizeof *c->out_step);
+  c->out_time = NRD_XCALLOC((size_t)c->n_out, sizeof *c->out_time);
   sample_steps(steps, p->output.every, c->out_step);
   for (long i = 0; i < c->n_out; i++)
     c->out_time[i] = t[c->out_step[i]];
   c->n_frames = sample_steps(steps, p->output.trajectory_every, NULL);
-  c->frame_step = xcalloc((size_t)c->n_frames, sizeof *c->frame_step);
-  c->frame_time = xcalloc((size_t)c->n_frames, sizeof *c->frame_time);
+  c->frame_step = NRD_XCALLOC((size_t)c->n_frames, sizeof *c->frame_step);
+  c->frame_time = NRD_XCALLOC((size_t)c->n_frames, sizeof *c->frame_time);
   sample_steps(steps, p->output.trajectory_every, c->frame_step);
   for (long i = 0; i < c->n_frames; i++)
     c->frame_time[i] = t[c->frame_step[i]];
   /* sampled trajectories: evenly spread particle ids */
   c->n_traj = p->output.trajectories < plan->particles ? p->output.trajectories
                                                        : plan->particles;
-  c->traj_ids = xcalloc((size_t)c->n_traj, sizeof *c->traj_ids);
+  c->traj_ids = NRD_XCALLOC((size_t)c->n_traj, sizeof *c->traj_ids);
   for (long j = 0; j < c->n_traj; j++)
     c->traj_ids[j] = (long)((double)j * plan->particles / c->n_traj);
-  c->out_index = xcalloc((size_t)steps + 1, sizeof *c->out_index);
-  c->frame_index = xcalloc((size_t)steps + 1, sizeof *c->frame_index);
+  c->out_index = NRD_XCALLOC((size_t)steps + 1, sizeof *c->out_index);
+  c->frame_index = NRD_XCALLOC((size_t)steps + 1, sizeof *c->frame_index);
   for (long k = 0; k <= steps; k++)
     c->out_index[k] = c->frame_index[k] = -1;
   for (long i = 0; i < c->n_out; i++)
     c->out_index[c->out_step[i]] = i;
   for (long i = 0; i < c->n_frames; i++)
     c->frame_index[c->frame_step[i]] = i;
-  c->owner = xcalloc((size_t)plan->n_points * plan->n_blocks, sizeof *c->owner);
+  c->owner = NRD_XCALLOC((size_t)plan->n_points * plan->n_blocks, sizeof *c->owner);
   if (plan_assign(plan, nrd_log_size(), only_point, c->owner, NULL) != NRD_OK)
     NRD_ABORT(NRD_EXIT_RUNTIME, "out of memory");
-  c->selected = xcalloc((size_t)plan->n_points, sizeof *c->selected);
-  c->point_failed = xcalloc((size_t)plan->n_points, sizeof *c->point_failed);
+  c->selected = NRD_XCALLOC((size_t)plan->n_points, sizeof *c->selected);
+  c->point_failed = NRD_XCALLOC((size_t)plan->n_points, sizeof *c->point_failed);
   for (int i = 0; i < plan->n_points; i++)
     c->selected[i] = only_point < 0 || i == only_point;
   c->shape = (run_shape){.n_points = plan->n_points,
@@ -1061,8 +494,8 @@ static void ctx_build(run_ctx *c, const nrd_params *p, const run_plan *plan,
                          .n_frames = c->n_frames,
                          .n_traj = c->n_traj,
                          .selected = c->selected};
-  c->state = xcalloc((size_t)plan->n_points, sizeof *c->state);
-  c->proto = xcalloc((size_t)plan->n_points, sizeof *c->proto);
+  c->state = NRD_XCALLOC((size_t)plan->n_points, sizeof *c->state);
+  c->proto = NRD_XCALLOC((size_t)plan->n_points, sizeof *c->proto);
   for (int i = 0; i < plan->n_points; i++)
     if (proto_layout_init(&c->proto[i], p, &plan->points[i],
                           (int)p->data.classes, t, steps) != NRD_OK)
@@ -1089,116 +522,29 @@ static void ctx_free(run_ctx *c) {
   free(c->proto);
 }
 
-/* The arrays of a point's theory (where each pointer is kept, and its
- * length), for sending it whole; the lengths follow from the layout, known
- * on every rank. */
-enum { THEORY_ARRAYS = 8 };
-static void theory_arrays(point_theory *th, const proto_layout *X, long n_out,
-                          double ***slot, long *len) {
-  proto_theory *pt = &th->proto;
-  long nr = (long)X->n_ref * n_out;
-  double **s[THEORY_ARRAYS] = {&th->phi_theory, &th->norm2_theory,
-                               &pt->phi,        &pt->cut_gauss,
-                               &pt->cut_gm2,    &pt->corr_data,
-                               &pt->corr_stat,  &pt->fe_offset};
-  long l[THEORY_ARRAYS] = {n_out,      n_out, X->n_branch, X->n_uturn,
-                           X->n_uturn, nr,    nr,          n_out};
-  memcpy(slot, s, sizeof s);
-  memcpy(len, l, sizeof l);
-}
-
-/* Every selected point's model and theory, the points dealt round-robin
- * to the ranks (the theory at every output time is d^3 work per time and
- * was a serial share of runs on rank 0), then broadcast by their owners so
- * that every rank holds all of it.  A bad input (say, a U file of the wrong
- * shape) is a collective usage error, reported for the first bad point,
- * before any simulation or output. */
-static void prepare_theory(const run_ctx *c, point_theory *th) {
-  char err[1024] = "";
-  int rank = nrd_log_rank(), size = 1, P = c->plan->n_points;
-  MPI_Comm_size(MPI_COMM_WORLD, &size);
-  int *owner = xcalloc((size_t)P, sizeof *owner), n_sel = 0, first_bad = P;
-  for (int i = 0; i < P; i++)
-    owner[i] = c->selected[i] ? n_sel++ % size : -1;
-  int status = NRD_OK;
-  for (int i = 0; i < P; i++) {
-    if (owner[i] != rank) continue;
-    model m;
-    status = model_build(&m, c->p, &c->plan->points[i], matrix_file_read, err,
-                         sizeof err);
-    if (status != NRD_OK) {
-      first_bad = i;
-      break;
-    }
-    theory_for_point(c, &m, &th[i]);
-    model_free(&m);
-  }
-  int bad = first_bad;
-  NRD_MPI_CHECK(
-      MPI_Allreduce(&first_bad, &bad, 1, MPI_INT, MPI_MIN, MPI_COMM_WORLD));
-  if (bad < P) {
-    NRD_MPI_CHECK(MPI_Bcast(&status, 1, MPI_INT, owner[bad], MPI_COMM_WORLD));
-    NRD_MPI_CHECK(MPI_Bcast(err, sizeof err, MPI_CHAR, owner[bad],
-                            MPI_COMM_WORLD));
-    nrd_fatal(status == NRD_ERR_INPUT ? NRD_EXIT_USAGE : NRD_EXIT_RUNTIME,
-              "%s", err[0] ? err : nrd_strerror(status));
-  }
-  for (int i = 0; i < P; i++) {
-    if (owner[i] < 0) continue;
-    point_theory *t = &th[i];
-    double **slot[THEORY_ARRAYS];
-    long len[THEORY_ARRAYS];
-    theory_arrays(t, &c->proto[i], c->n_out, slot, len);
-    for (int f = 0; owner[i] != rank && f < THEORY_ARRAYS; f++)
-      *slot[f] = xcalloc((size_t)len[f] + 1, sizeof(double)); /* room */
-    int flags[3] = {t->empirical, t->symmetric2, t->K};
-    double num[4] = {t->rate, t->entropy, t->critical, t->proto.alpha};
-    NRD_MPI_CHECK(MPI_Bcast(flags, 3, MPI_INT, owner[i], MPI_COMM_WORLD));
-    NRD_MPI_CHECK(MPI_Bcast(num, 4, MPI_DOUBLE, owner[i], MPI_COMM_WORLD));
-    t->empirical = flags[0], t->symmetric2 = flags[1], t->K = flags[2];
-    t->rate = num[0], t->entropy = num[1], t->critical = num[2];
-    t->proto.alpha = num[3];
-    for (int f = 0; f < THEORY_ARRAYS; f++)
-      if (len[f] > 0)
-        NRD_MPI_CHECK(MPI_Bcast(*slot[f], (int)len[f], MPI_DOUBLE, owner[i],
-                                MPI_COMM_WORLD));
-    NRD_MPI_CHECK(MPI_Bcast(&t->check, sizeof t->check, MPI_BYTE, owner[i],
-                            MPI_COMM_WORLD));
-  }
-  free(owner);
-  if (rank == 0) { /* the checks of every point, each kind said once */
-    step_check *all = xcalloc((size_t)P, sizeof *all);
-    for (int i = 0; i < P; i++)
-      all[i] = th[i].check;
-    char *text = diagnose_summary_text(all, P, c->p);
-    nrd_warn_lines(text);
-    free(text);
-    free(all);
-  }
-}
 
 int run_simulation(const nrd_params *p, const run_plan *plan, int only_point,
                    int restart, const char *command_line) {
   double t_start = nrd_log_elapsed();
-  double *t = xcalloc((size_t)plan->steps + 1, sizeof *t);
+  double *t = NRD_XCALLOC((size_t)plan->steps + 1, sizeof *t);
   if (timegrid_build(p->time.spacing, p->time.T, p->time.t_min, plan->steps,
                      t) != NRD_OK)
     nrd_fatal(NRD_EXIT_RUNTIME, "cannot build the time grid");
   int rank = nrd_log_rank(), P = plan->n_points;
   run_ctx c;
   ctx_build(&c, p, plan, t, only_point);
-  point_theory *th = xcalloc((size_t)P, sizeof *th);
+  point_theory *th = NRD_XCALLOC((size_t)P, sizeof *th);
   prepare_theory(&c, th);
 
   /* (2) this rank's work items, point by point, in lockstep with the other
    * ranks (run_sync) so that checkpoints and stops are collective */
   progress pr = {.start = nrd_log_elapsed(), .last = nrd_log_elapsed()};
-  obs_layout *lay = xcalloc((size_t)P, sizeof *lay);
+  obs_layout *lay = NRD_XCALLOC((size_t)P, sizeof *lay);
   for (int i = 0; i < P; i++) {
     if (!c.selected[i]) continue;
     /* sizes only; the class directions are set when the point runs */
     const grid_point *g = &plan->points[i];
-    double *zero = xcalloc((size_t)p->data.classes * g->dimension, sizeof *zero);
+    double *zero = NRD_XCALLOC((size_t)p->data.classes * g->dimension, sizeof *zero);
     if (obs_layout_init(&lay[i], (int)g->dimension, (int)p->data.classes, zero,
                         g->n_train > 0) != NRD_OK)
       NRD_ABORT(NRD_EXIT_RUNTIME, "out of memory");
@@ -1273,7 +619,7 @@ int run_simulation(const nrd_params *p, const run_plan *plan, int only_point,
   h5out_open(&out, p, plan, command_line);
 
   /* (3) reduce, report, write */
-  point_report *rep = xcalloc((size_t)P, sizeof *rep); /* rank 0 */
+  point_report *rep = NRD_XCALLOC((size_t)P, sizeof *rep); /* rank 0 */
   long B = plan->n_blocks;
   int n_failed = 0; /* the same on every rank */
   for (int i = 0; i < P; i++) {
@@ -1282,7 +628,7 @@ int run_simulation(const nrd_params *p, const run_plan *plan, int only_point,
     size_t R = (size_t)L->record, n = (size_t)c.n_out * B * R;
     /* every block's record is non-zero on exactly one rank, so this sum is
      * exact and independent of the rank count */
-    double *blocks = xcalloc(n, sizeof *blocks);
+    double *blocks = NRD_XCALLOC(n, sizeof *blocks);
     for (long o = 0; o < c.n_out; o++)
       for (long ib = 0; ib < c.state[i].n_blocks; ib++)
         memcpy(blocks + ((size_t)o * B + c.state[i].blocks[ib]) * R,
@@ -1332,8 +678,8 @@ int run_simulation(const nrd_params *p, const run_plan *plan, int only_point,
         .has_cloning = g->n_train > 0
                            ? c.proto[i].collapse && c.proto[i].n_branch > 0
                            : c.proto[i].speciation && c.proto[i].n_branch > 0,
-        .critical_cloning = kind_clone(&rep[i]).value,
-        .critical_cloning_error = kind_clone(&rep[i]).error,
+        .critical_cloning = point_report_cloning(&rep[i]).value,
+        .critical_cloning_error = point_report_cloning(&rep[i]).error,
         .failed = failed_at >= 0,
         .status = status,
         .warnings = warnings,
