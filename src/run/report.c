@@ -17,7 +17,7 @@
 static double phi_level(void) {
   return theory_F(1.0);
 }
-void progress_report(progress *pr, const run_ctx *c, const model *m, long k,
+void progress_report(progress *pr, const run_ctx *c, int point, long k,
                      double key, const char *key_name) {
   double now = nrd_log_elapsed();
   if (now - pr->last < 5.0 || pr->done <= 0 || pr->steps_done <= 0) return;
@@ -25,7 +25,7 @@ void progress_report(progress *pr, const run_ctx *c, const model *m, long k,
   double f = pr->done / pr->total, spent = now - pr->start;
   nrd_info("point %d (%d/%d done here) step %ld/%ld t = %.4f %s = %.4f | "
            "%.3f ms/step, %.0f%% of this rank's work, ETA %.0f s",
-           m->point.index, pr->points_done, pr->points_total, k,
+           point, pr->points_done, pr->points_total, k,
            c->plan->steps, c->t[k], key_name, key,
            1e3 * spent / (double)pr->steps_done, 100 * f,
            spent * (1 - f) / f);
@@ -89,18 +89,6 @@ static estimate clone_crossing(const proto_layout *X, const obs_layout *L,
   free(num);
   free(den);
   return e;
-}
-
-/* The first output time at which a block of the point failed (its |y|^2
- * sum is not finite: fail_block's mark, or an overflow), or -1. */
-long point_failed_at(const obs_layout *L, long n_out, long B,
-                            const double *blocks) {
-  for (long i = 0; i < n_out; i++)
-    for (long b = 0; b < B; b++)
-      if (!isfinite(blocks[((size_t)i * B + b) * L->record +
-                           L->offset[OBS_NORM2]]))
-        return i;
-  return -1;
 }
 
 /* Why a grid point failed, for the report and its status attribute. */

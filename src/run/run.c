@@ -59,364 +59,6 @@ static long sample_steps(long steps, long every, long *out) {
   return n;
 }
 
-static void point_state_free(point_state *w) {
-  free(w->blocks);
-  free(w->first_row);
-  free(w->count);
-  free(w->next_step);
-  free(w->Y);
-  free(w->records);
-  free(w->traj);
-  free(w->traj_row);
-  free(w->traj_block);
-  free(w->positions);
-  memset(w, 0, sizeof *w);
-}
-
-/* Initial condition at forward time T: N(0, S) or the exact p_T. */
-static int initial_state(const nrd_params *p, const model *m,
-                         const run_plan *plan, point_state *lb, double T,
-                         double *Y, double *Xi, double *Yblock) {
-  int d = m->d;
-  size_t dd = (size_t)d * d;
-  double *L = malloc(dd * sizeof *L), *E = malloc(dd * sizeof *E);
-  double *X0 = malloc((size_t)d * sizeof *X0);
-  int rc = (L && E && X0) ? NRD_OK : NRD_ERR_NOMEM;
-  int exact = p->integrator.start == START_EXACT;
-  if (rc == NRD_OK && exact) {
-    rc = ou_propagator(&m->op, T, E);
-    if (rc == NRD_OK) rc = ou_noise_cov(&m->op, T, L);
-    if (rc == NRD_OK) {
-      double *Dl = malloc(dd * sizeof *Dl);
-      rc = Dl ? la_cholesky(d, L, Dl) : NRD_ERR_NOMEM;
-      if (rc == NRD_OK) memcpy(L, Dl, dd * sizeof *L);
-      free(Dl);
-    }
-  } else if (rc == NRD_OK) {
-    rc = la_cholesky(d, m->op.S, L);
-  }
-  for (long ib = 0; rc == NRD_OK && ib < lb->n_blocks; ib++) {
-    if (lb->next_step[ib] != BLOCK_NOT_STARTED) continue;
-    lb->next_step[ib] = 0;
-    long first, count;
-    plan_block_range(plan, lb->blocks[ib], &first, &count);
-    double *Yb = Yblock;
-    for (long i = 0; i < count; i++) {
-      uint64_t pid = (uint64_t)(first + i);
-      rng_normals(m->seed, RNG_PURPOSE_INIT, pid, 0, (size_t)d, Xi + i * d);
-      if (exact) {
-        int label;
-        rc = mixture_sample(&m->mix, m->seed, RNG_PURPOSE_FORWARD, pid, 1, X0,
-                            &label);
-        if (rc != NRD_OK) break;
-        forward_sample(d, 1, E, L, X0, Xi + i * d, Yb + i * d);
-      }
-    }
-    if (!exact)
-      cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)count, d, d,
-                  1.0, Xi, d, L, d, 0.0, Yb, d);
-    for (long i = 0; i < count; i++)
-      memcpy(Y + (size_t)(lb->first_row[ib] + i) * lb->width, Yb + i * d,
-             (size_t)d * sizeof *Y);
-  }
-  free(L);
-  free(E);
-  free(X0);
-  return rc;
-}
-
-
-/* ------------------------------------------------------- local work */
-
-static void point_state_build(const run_ctx *c, int point, int d,
-                              const obs_layout *L, point_state *w) {
-  const run_plan *plan = c->plan;
-  int rank = nrd_log_rank();
-  long B = plan->n_blocks;
-  memset(w, 0, sizeof *w);
-  w->d = d;
-  w->width = c->proto[point].width;
-  w->record = L->record;
-  w->blocks = NRD_XCALLOC((size_t)B, sizeof *w->blocks);
-  w->first_row = NRD_XCALLOC((size_t)B, sizeof *w->first_row);
-  w->count = NRD_XCALLOC((size_t)B, sizeof *w->count);
-  w->next_step = NRD_XCALLOC((size_t)B, sizeof *w->next_step);
-  w->traj = NRD_XCALLOC((size_t)c->n_traj, sizeof *w->traj);
-  w->traj_row = NRD_XCALLOC((size_t)c->n_traj, sizeof *w->traj_row);
-  w->traj_block = NRD_XCALLOC((size_t)c->n_traj, sizeof *w->traj_block);
-  for (long b = 0; b < B; b++) {
-    if (c->owner[(size_t)point * B + b] != rank) continue;
-    long first, count;
-    plan_block_range(plan, b, &first, &count);
-    long ib = w->n_blocks++;
-    w->blocks[ib] = b;
-    w->first_row[ib] = w->n_rows;
-    w->count[ib] = count;
-    w->next_step[ib] = BLOCK_NOT_STARTED;
-    for (long j = 0; j < c->n_traj; j++)
-      if (c->traj_ids[j] >= first && c->traj_ids[j] < first + count) {
-        w->traj[w->n_traj] = j;
-        w->traj_block[w->n_traj] = ib;
-        w->traj_row[w->n_traj++] = w->n_rows + (c->traj_ids[j] - first);
-      }
-    w->n_rows += count;
-  }
-  w->records = NRD_XCALLOC((size_t)c->n_out * w->n_blocks * L->record,
-                       sizeof *w->records);
-  w->positions = NRD_XCALLOC((size_t)c->n_frames * w->n_traj * d,
-                         sizeof *w->positions);
-  w->Y = NULL; /* allocated while the point runs */
-}
-
-static int all_finite(size_t n, const double *x) {
-  for (size_t i = 0; i < n; i++)
-    if (!isfinite(x[i])) return 0;
-  return 1;
-}
-
-/* A block that fails (its state is not finite, or a step cannot be made)
- * stops, and its |y|^2 sum at output time o becomes NaN: the mark of a
- * failed grid point, which checkpoints carry and the report reads
- * (point_failed_at); |y|^2 of a finite state is never NaN. */
-static void fail_block(point_state *w, const obs_layout *L, long ib, long o,
-                       long steps) {
-  w->records[((size_t)o * w->n_blocks + ib) * L->record +
-             L->offset[OBS_NORM2]] = NAN;
-  w->next_step[ib] = steps + 1;
-}
-
-/* Every block of this rank still running at step k fails, marked at the
- * first output time at or after k; why: the numerical cause. */
-static void fail_point(point_state *w, const obs_layout *L, run_ctx *c,
-                       int point, long k, const char *why) {
-  long o = 0, steps = c->plan->steps;
-  while (o + 1 < c->n_out && c->out_step[o] < k)
-    o++;
-  for (long ib = 0; ib < w->n_blocks; ib++)
-    if (w->next_step[ib] <= steps) fail_block(w, L, ib, o, steps);
-  if (!c->point_failed[point]++)
-    nrd_warn("grid point %d: %s at step %ld (t = %.6g); the grid point "
-             "fails", point, why, k, c->t[k]);
-}
-
-/* Folding the empirical score's -Delta^{-1} y into the step saves a
- * P x d x d product per block; the exponential scheme with dense G and
- * Delta^{-1} pays one d x d x d product per time for G Delta^{-1}. */
-static int fold_pays(const step_ops *ops, const double *dinv, long particles) {
-  if (ops->scheme != SCHEME_EXPONENTIAL || ops->iso_G || !dinv) return 1;
-  return particles > ops->d;
-}
-
-/* Run this rank's blocks of one grid point from where each block stands
- * (not started, or at its checkpointed step) to the end, synchronising with
- * the other ranks at every step.  Returns NRD_OK (SYNC_STOPPED in
- * c->stopped when a stop was requested) or an error. */
-static int run_point(run_ctx *c, const model *m, const obs_layout *L,
-                     const proto_layout *X, point_state *w, double point_cost,
-                     progress *pr) {
-  const nrd_params *p = c->p;
-  const run_plan *plan = c->plan;
-  const double *t = c->t;
-  int d = m->d, K = m->mix.K;
-  long steps = plan->steps, bs = plan->block_size, done = steps + 1;
-  long kmin = done;
-  for (long ib = 0; ib < w->n_blocks; ib++)
-    if (w->next_step[ib] != done)
-      kmin = w->next_step[ib] == BLOCK_NOT_STARTED
-                 ? 0
-                 : (w->next_step[ib] < kmin ? w->next_step[ib] : kmin);
-  if (kmin == done) return NRD_OK; /* finished before a restart */
-  int W = w->width;
-  if (!w->Y) w->Y = NRD_XCALLOC((size_t)w->n_rows * W, sizeof *w->Y);
-  double *Y = w->Y;
-  double *Ymain = NRD_XCALLOC((size_t)bs * d, sizeof *Ymain);
-  int proto_on = X->speciation || X->collapse || X->uturn || X->forward;
-  double *Ystar = NRD_XCALLOC((size_t)bs * d, sizeof *Ystar);
-  double *S0 = NRD_XCALLOC((size_t)bs * d, sizeof *S0);
-  double *S1 = NRD_XCALLOC((size_t)bs * d, sizeof *S1);
-  double *Xi = NRD_XCALLOC((size_t)bs * d, sizeof *Xi);
-  double *tmp = NRD_XCALLOC((size_t)2 * bs * d, sizeof *tmp);
-  double *resp = NRD_XCALLOC((size_t)bs * K, sizeof *resp);
-  double *y2 = NRD_XCALLOC((size_t)bs, sizeof *y2);
-  int *nearest = NRD_XCALLOC((size_t)bs, sizeof *nearest);
-  score_model cur, nxt;
-  step_ops ops;
-  step_fold fold;
-  proto_run prun;
-  memset(&prun, 0, sizeof prun);
-  int rc = score_model_init(&cur, m), ops_ok = 0;
-  if (rc == NRD_OK) rc = score_model_init(&nxt, m);
-  if (rc == NRD_OK) rc = step_ops_init(&ops, &m->op, p->integrator.scheme);
-  ops_ok = rc == NRD_OK;
-  if (ops_ok && (rc = step_fold_init(&fold, d)) != NRD_OK) {
-    step_ops_free(&ops);
-    ops_ok = 0;
-  }
-  if (rc == NRD_OK && proto_on) rc = proto_run_init(&prun, X, m, &cur, t, bs);
-  double *work = NRD_XCALLOC(
-      rc == NRD_OK ? score_model_work_size(&cur, (int)bs) : 1, sizeof *work);
-  if (rc == NRD_OK) rc = initial_state(p, m, plan, w, t[0], Y, Xi, Ymain);
-  int ode = p->integrator.scheme == SCHEME_ODE_HEUN;
-  double step_cost = point_cost / (double)(steps > 0 ? steps : 1);
-  int key = L->empirical ? OBS_PARTICIPATION_Y2 : OBS_SPECIATION_PHI;
-  double key_value = NAN;
-  for (long k = kmin; rc == NRD_OK && k <= steps; k++) {
-    /* every block of this point is now at a step boundary */
-    int sync = run_sync(c, 0);
-    if (sync == SYNC_STOPPED) break;
-    if (sync == SYNC_FAILED) {
-      c->peer_failed = 1;
-      break;
-    }
-    int score_ok = score_model_set_time(&cur, t[k]) == NRD_OK;
-    long out = c->out_index[k], frame = c->frame_index[k];
-    if (!score_ok && k < steps) {
-      fail_point(w, L, c, m->point.index, k, "the score cannot be evaluated "
-                 "(e^{-At} or Delta_t not finite, or Delta_t singular)");
-      break;
-    }
-    /* A uniform grid's steps are all the nominal (T - t_min)/steps: the
-     * differences t[k] - t[k+1] vary in their last bits, and each new h
-     * would rebuild the exponential scheme's matrices (a 2d x 2d expm, half
-     * the time of a d = 512 run) */
-    double h = p->time.spacing == SPACING_UNIFORM
-                   ? (p->time.T - p->time.t_min) / (double)steps
-                   : (k < steps ? t[k] - t[k + 1] : 0.0);
-    if (k < steps && step_ops_set_h(&ops, &m->op, h) != NRD_OK) {
-      fail_point(w, L, c, m->point.index, k, "the step's maps e^{Ah} cannot "
-                 "be formed (h |A| overflows)");
-      break;
-    }
-    /* Steps without output let the integrator apply the empirical score's
-     * -Delta^{-1} y with its own map (integrate.h, step_fold); output steps
-     * need the whole score for the observables.  The choice depends only on
-     * the step and the point, never on the rank. */
-    int split = 0;
-    double dinv_iso = 0;
-    const double *dinv = score_model_dinv(&cur, &split, &dinv_iso);
-    int folded = rc == NRD_OK && split && score_ok && !ode && k < steps &&
-                 out < 0 && fold_pays(&ops, dinv, plan->particles);
-    if (folded) step_fold_set(&fold, &ops, dinv, dinv_iso);
-    int next_ok = 0;
-    if (rc == NRD_OK && ode && k < steps)
-      next_ok = score_model_set_time(&nxt, t[k + 1]) == NRD_OK;
-    for (long j = 0; frame >= 0 && j < w->n_traj; j++)
-      if (w->next_step[w->traj_block[j]] == k)
-        memcpy(w->positions + ((size_t)frame * w->n_traj + j) * d,
-               Y + (size_t)w->traj_row[j] * W, (size_t)d * sizeof *Y);
-    for (long ib = 0; rc == NRD_OK && ib < w->n_blocks; ib++) {
-      if (w->next_step[ib] != k) continue; /* done, or ahead after a restart */
-      long first = w->blocks[ib] * bs, count = w->count[ib];
-      /* the main positions, contiguous for the score's GEMMs */
-      double *Yrow = Y + (size_t)w->first_row[ib] * W;
-      double *Yb = W == d ? Yrow : Ymain;
-      for (long i = 0; W != d && i < count; i++)
-        memcpy(Yb + i * d, Yrow + i * W, (size_t)d * sizeof *Yb);
-      if (out >= 0 && !all_finite((size_t)count * W, Yrow)) {
-        fail_block(w, L, ib, out, steps);
-        if (!c->point_failed[m->point.index]++)
-          nrd_warn("grid point %d: the state of particles %ld..%ld is not "
-                   "finite at step %ld (t = %.6g); the grid point fails "
-                   "(likely a time step too large for h |A|, see the "
-                   "step-size check, or an overflow)",
-                   m->point.index, first, first + count - 1, k, t[k]);
-        continue;
-      }
-      if (folded)
-        rc = score_model_eval_nonlinear(&cur, (int)count, Yb, S0, y2, nearest,
-                                        work);
-      else if (score_ok)
-        rc = score_model_eval(&cur, (int)count, Yb, S0, resp, NULL, y2, nearest,
-                              work);
-      if (rc != NRD_OK) break;
-      double *rec = w->records + (size_t)ib * L->record;
-      size_t stride = (size_t)w->n_blocks * L->record;
-      if (out >= 0)
-        obs_accumulate(L, count, Yb, S0, L->empirical ? NULL : resp,
-                       L->empirical ? y2 : NULL, score_ok, rec + out * stride);
-      if (proto_on) {
-        long fwd = c->out_index[steps - k];
-        proto_block b = {
-            .k = k,
-            .first = first,
-            .count = count,
-            .state = Yrow,
-            .main = Yb,
-            .main_nearest = L->empirical && score_ok ? nearest : NULL,
-            .score_ok = score_ok,
-            .rec_out = out >= 0 ? rec + out * stride : NULL,
-            .rec_fwd = fwd >= 0 ? rec + fwd * stride : NULL,
-            .rec_final = L->width[OBS_FINAL] > 0
-                             ? rec + (c->n_out - 1) * stride +
-                                   L->offset[OBS_FINAL]
-                             : NULL,
-        };
-        rc = proto_block_step(&prun, &cur, &ops, L, t, &b);
-        if (rc != NRD_OK) break;
-      }
-      w->next_step[ib] = k + 1;
-      if (k == steps) continue;
-      if (ode) {
-        ode_predict(&ops, (int)count, Yb, S0, Ystar);
-        if (next_ok) {
-          rc = score_model_eval(&nxt, (int)count, Ystar, S1, NULL, NULL, NULL,
-                                NULL, work);
-          ode_correct(&ops, (int)count, Yb, S0, Ystar, S1, tmp);
-        } else { /* score singular at the final time: Euler last step */
-          memcpy(Yb, Ystar, (size_t)count * d * sizeof *Yb);
-        }
-      } else {
-        for (long i = 0; i < count; i++)
-          rng_normals(m->seed, RNG_PURPOSE_STEP, (uint64_t)(first + i),
-                      (uint32_t)k, (size_t)d, Xi + i * d);
-        if (folded)
-          reverse_sde_step_folded(&ops, &fold, (int)count, Yb, S0, Xi, tmp);
-        else
-          reverse_sde_step(&ops, (int)count, Yb, S0, Xi, tmp);
-      }
-      for (long i = 0; W != d && i < count; i++)
-        memcpy(Yrow + i * W, Yb + i * d, (size_t)d * sizeof *Yb);
-    }
-    if (out >= 0) {
-      double sum = 0, n = 0;
-      for (long ib = 0; ib < w->n_blocks; ib++) {
-        const double *r =
-            w->records + ((size_t)out * w->n_blocks + ib) * L->record;
-        sum += r[L->offset[key]];
-        n += r[L->offset[OBS_COUNT]];
-      }
-      key_value = sum / n;
-    }
-    if (pr) {
-      pr->done += step_cost;
-      pr->steps_done++;
-      progress_report(pr, c, m, k, key_value, obs_describe(key)->name);
-    }
-  }
-  if (ops_ok) {
-    step_ops_free(&ops);
-    step_fold_free(&fold);
-  }
-  if (proto_on) proto_run_free(&prun);
-  free(Ymain);
-  score_model_free(&cur);
-  score_model_free(&nxt);
-  if (!c->stopped) { /* positions are not needed any more */
-    free(w->Y);
-    w->Y = NULL;
-  }
-  free(Ystar);
-  free(S0);
-  free(S1);
-  free(Xi);
-  free(tmp);
-  free(resp);
-  free(y2);
-  free(nearest);
-  free(work);
-  return rc;
-}
-
 /* ------------------------------------------------------------ driver */
 
 char *done_marker_path(const nrd_params *p) {
@@ -520,6 +162,7 @@ static void ctx_free(run_ctx *c) {
   }
   free(c->state);
   free(c->proto);
+  free(c->layout);
 }
 
 
@@ -539,7 +182,8 @@ int run_simulation(const nrd_params *p, const run_plan *plan, int only_point,
   /* (2) this rank's work items, point by point, in lockstep with the other
    * ranks (run_sync) so that checkpoints and stops are collective */
   progress pr = {.start = nrd_log_elapsed(), .last = nrd_log_elapsed()};
-  obs_layout *lay = NRD_XCALLOC((size_t)P, sizeof *lay);
+  c.layout = NRD_XCALLOC((size_t)P, sizeof *c.layout);
+  obs_layout *lay = c.layout;
   for (int i = 0; i < P; i++) {
     if (!c.selected[i]) continue;
     /* sizes only; the class directions are set when the point runs */
@@ -550,9 +194,9 @@ int run_simulation(const nrd_params *p, const run_plan *plan, int only_point,
       NRD_ABORT(NRD_EXIT_RUNTIME, "out of memory");
     proto_layout_observables(&c.proto[i], &lay[i]);
     free(zero);
-    point_state_build(&c, i, (int)g->dimension, &lay[i], &c.state[i]);
+    point_state_build(&c, i, &c.state[i]);
     if (c.state[i].n_blocks > 0) {
-      pr.total += plan->flops[i] * c.state[i].n_rows / plan->particles;
+      pr.total += point_share_cost(&c, i);
       pr.points_total++;
     }
   }
@@ -568,6 +212,7 @@ int run_simulation(const nrd_params *p, const run_plan *plan, int only_point,
   int rc = NRD_OK;
   for (int i = 0; i < P && !c.stopped && !c.peer_failed && !c.failed; i++) {
     if (!c.selected[i] || c.state[i].n_blocks == 0) continue;
+    /* the layout again, with the class directions */
     model m;
     char err[1024];
     if (model_build(&m, p, &plan->points[i], matrix_file_read, err, sizeof err) != NRD_OK)
@@ -577,15 +222,13 @@ int run_simulation(const nrd_params *p, const run_plan *plan, int only_point,
         NRD_OK)
       NRD_ABORT(NRD_EXIT_RUNTIME, "out of memory");
     proto_layout_observables(&c.proto[i], &lay[i]);
-    double share = plan->flops[i] * c.state[i].n_rows / plan->particles;
-    rc = run_point(&c, &m, &lay[i], &c.proto[i], &c.state[i], share,
-                   rank == 0 ? &pr : NULL);
+    model_free(&m);
+    rc = run_point(&c, i, rank == 0 ? &pr : NULL);
     if (rc != NRD_OK) {
       c.failed = 1;
-      nrd_warn("rank %d: grid point %d failed: %s", rank, i, nrd_strerror(rc));
+      nrd_warn("rank %d: grid point %d failed: %s", rank, i, nrd_error_trace());
     }
     pr.points_done++;
-    model_free(&m);
   }
   /* keep taking part in the per-step agreement until every rank is done */
   while (!c.stopped && !c.peer_failed) {
@@ -605,7 +248,6 @@ int run_simulation(const nrd_params *p, const run_plan *plan, int only_point,
     free(ck);
     for (int i = 0; i < P; i++)
       if (c.selected[i]) obs_layout_free(&lay[i]);
-    free(lay);
     for (int i = 0; i < P; i++)
       free(th[i].phi_theory), free(th[i].norm2_theory),
           proto_theory_free(&th[i].proto);
@@ -734,7 +376,6 @@ int run_simulation(const nrd_params *p, const run_plan *plan, int only_point,
     free(th[i].norm2_theory);
     proto_theory_free(&th[i].proto);
   }
-  free(lay);
   free(th);
   free(rep);
   ctx_free(&c);

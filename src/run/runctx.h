@@ -56,6 +56,7 @@ typedef struct {
   run_shape shape;
   point_state *state; /* n_points: this rank's share */
   proto_layout *proto; /* n_points: the protocols of each point */
+  obs_layout *layout; /* n_points: the observables of each selected point */
   long rounds;        /* synchronised steps so far (same on every rank) */
   double last_checkpoint;
   int *point_failed; /* n_points: this rank saw the point fail (warned) */
@@ -70,6 +71,58 @@ typedef struct {
 /* Collective: every selected point's model and theory (see theory.c);
  * th: n_points, filled on every rank. */
 void prepare_theory(const run_ctx *c, point_theory *th);
+
+/* ------------------------------------------------------------- point.c */
+
+/* This rank's share of grid point `point` under c->owner: its blocks, their
+ * records and sampled trajectories (the positions come when it runs). */
+void point_state_build(const run_ctx *c, int point, point_state *w);
+void point_state_free(point_state *w);
+/* The estimated flops of this rank's share of the point (progress). */
+double point_share_cost(const run_ctx *c, int point);
+
+/* One grid point while it runs on this rank (point.c).  Not to be copied
+ * once set up (the score models point into it). */
+typedef struct {
+  run_ctx *c;
+  int index;               /* the grid point */
+  point_state *w;          /* this rank's share of it */
+  const obs_layout *L;     /* its observables */
+  const proto_layout *X;   /* its protocols */
+  double cost;             /* point_share_cost */
+  long kmin;               /* the first step to make; steps + 1: none */
+  model m;
+  int ode, protocols;      /* probability-flow ODE; a protocol runs */
+  score_model cur, nxt;    /* the score at t[k] and (ODE) at t[k + 1] */
+  step_ops ops;            /* the step's maps */
+  step_fold fold;          /* the empirical score's linear part, folded */
+  proto_run prun;          /* the protocols' matrices and scratch */
+  double *Ymain, *Ystar, *S0, *S1, *Xi, *tmp, *resp, *y2, *work;
+  int *nearest;            /* block-sized scratch */
+  double key_value;        /* the headline observable, last output time */
+} point_run;
+
+/* Everything that can fail, for this rank's blocks of the point: NRD_OK,
+ * or a status with nrd_error_trace() saying where and why.  Nothing to do
+ * (no blocks left) is NRD_OK with r->kmin = steps + 1. */
+int point_setup(point_run *r, run_ctx *c, int point);
+/* Collective (run_sync at every step): run the blocks from where each
+ * stands to the end, or until a stop (c->stopped) or another rank's
+ * failure (c->peer_failed).  A numerical failure of the point marks its
+ * blocks (point_failed_at) and is NRD_OK; any other status (a protocol's
+ * step, with nrd_error_trace()) is the run's failure.  pr: rank 0's
+ * progress, or NULL. */
+int point_steps(point_run *r, progress *pr);
+/* After any of the above (also a failed set-up). */
+void point_free(point_run *r);
+/* The three in a row. */
+int run_point(run_ctx *c, int point, progress *pr);
+
+/* The first output time at which a block of the point failed (its |y|^2
+ * sum is not finite: the failure mark, or an overflow), or -1.  blocks:
+ * n_out x B x record, as reduced. */
+long point_failed_at(const obs_layout *L, long n_out, long B,
+                     const double *blocks);
 
 /* -------------------------------------------------------------- sync.c */
 
@@ -104,11 +157,9 @@ typedef struct {
  * headline in /points/IIII (critical_time_cloning). */
 estimate point_report_cloning(const point_report *r);
 
-void progress_report(progress *pr, const run_ctx *c, const model *m, long k,
+/* At most every 5 s: where rank 0 is (point, step k) and its ETA. */
+void progress_report(progress *pr, const run_ctx *c, int point, long k,
                      double key, const char *key_name);
-/* The first output time at which a block of the point failed, or -1. */
-long point_failed_at(const obs_layout *L, long n_out, long B,
-                     const double *blocks);
 void failure_text(const run_ctx *c, const point_theory *th,
                   const grid_point *g, long at, char *buf, size_t len);
 void report_point(const run_ctx *c, const grid_point *g,
