@@ -3,6 +3,7 @@
  * analysis.h, as nrdiff-post does), why a point failed, and the summary. */
 #include "core/analysis.h"
 #include "core/theory.h"
+#include "run/checkpoint.h"
 #include "run/runctx.h"
 #include "util/error.h"
 #include "util/log.h"
@@ -241,7 +242,7 @@ static void column(int width, double v, const char *if_nan) {
  * reported above), its theory, the deviation in units of the error, the
  * shift relative to the reversible process (g = 0) at the same d,
  * separation and n, and the cloning estimate where it ran. */
-void print_summary(const run_plan *plan, const point_report *rep) {
+static void print_summary(const run_plan *plan, const point_report *rep) {
   printf("\nSummary: critical time per grid point (n_train = 0: speciation "
          "t_S, phi crossing F(1) vs kappa_t = 1;\n         n_train > 0: Y2 "
          "crossing 1/2 vs the REM collapse time; cloning: phi_clone or phi_C "
@@ -284,4 +285,32 @@ void print_summary(const run_plan *plan, const point_report *rep) {
   printf("  z = (measured - theory) / error; |z| > 3 at n_train = 0 means "
          "disagreement beyond the statistics.\n");
   fflush(stdout);
+}
+
+void report_done(const run_ctx *c, const point_report *rep, int n_failed,
+                 double wall) {
+  const run_plan *plan = c->plan;
+  print_summary(plan, rep);
+  long n_run = c->n_selected;
+  double psteps = (double)n_run * plan->particles * plan->steps;
+  printf("\nDone: %ld grid point(s), %.3g particle-steps in %.1f s on %d "
+         "rank(s): %.3g particle-steps/s.  Output: %s\n",
+         n_run, psteps, wall, nrd_log_size(), psteps / wall, c->p->output.file);
+  fflush(stdout);
+  if (n_failed > 0)
+    fprintf(stderr,
+            "nrdiff: error: %d grid point(s) failed (their state stopped "
+            "being finite; see 'FAILED' above and /points/IIII@status); the "
+            "other points' results are in %s\n",
+            n_failed, c->p->output.file);
+}
+
+int report_stop(const run_ctx *c) {
+  char *ck = checkpoint_path(c->p, 0);
+  if (nrd_log_rank() == 0)
+    printf("\nStopped on request (%s) after %.1f s; checkpoint: %s.\n"
+           "Continue with: nrdiff --restart <same parameters>\n",
+           c->stop_reason, nrd_log_elapsed() - c->t_start, ck);
+  free(ck);
+  return NRD_EXIT_STOPPED;
 }

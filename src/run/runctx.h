@@ -20,6 +20,8 @@
 #include "core/observe.h"
 #include "core/protocol.h"
 #include "run/runstate.h"
+#include "util/error.h"
+#include "util/log.h"
 
 /* Theory and metadata of a grid point, computed up front (prepare_theory). */
 typedef struct {
@@ -29,6 +31,7 @@ typedef struct {
   double *norm2_theory;  /* n_out: E|x_t|^2 under the exact p_t (mixture)
                             or p^e_t (empirical score) */
   int empirical, symmetric2, K;
+  double *means;         /* K x d class means (the observables' directions) */
   proto_theory proto;    /* the protocols' theory (protocol.h) */
   step_check check;      /* the step-size and no-op check (diagnose.h) */
 } point_theory;
@@ -42,21 +45,25 @@ typedef struct {
   int points_done, points_total;
 } progress;
 
-/* Shared, read-only description of the run. */
+/* The run on this rank: its description (read-only once built), every
+ * point's state here, and what the ranks have agreed so far. */
 typedef struct {
   const nrd_params *p;
   const run_plan *plan;
-  const double *t; /* steps + 1 forward times, decreasing */
+  double t_start;  /* nrd_log_elapsed() when the run began */
+  double *t;       /* steps + 1 forward times, decreasing */
   long n_out, n_frames, n_traj;
   long *out_step, *frame_step, *traj_ids;
   double *out_time, *frame_time;
   long *out_index, *frame_index; /* steps + 1: index of step k, or -1 */
   int *owner;    /* n_points x n_blocks */
   int *selected; /* n_points: runs in this invocation */
+  int n_selected;
   run_shape shape;
   point_state *state; /* n_points: this rank's share */
   proto_layout *proto; /* n_points: the protocols of each point */
   obs_layout *layout; /* n_points: the observables of each selected point */
+  progress progress;  /* rank 0's */
   long rounds;        /* synchronised steps so far (same on every rank) */
   double last_checkpoint;
   int *point_failed; /* n_points: this rank saw the point fail (warned) */
@@ -66,11 +73,39 @@ typedef struct {
   int peer_failed;    /* some rank failed (collective) */
 } run_ctx;
 
+/* A call whose failure ends this rank (out of memory while the run is set
+ * up): NRD_ABORT saying where and why (nrd_error_trace). */
+#define RUN_MUST(call)                                                       \
+  do {                                                                       \
+    int run_must_ = NRD_OK;                                                  \
+    NRD_TRY(run_must_, call);                                                \
+    if (run_must_ != NRD_OK)                                                 \
+      NRD_ABORT(NRD_EXIT_RUNTIME, "%s", nrd_error_trace());                  \
+  } while (0)
+
+/* ------------------------------------------------------------ driver.c */
+
+/* Collective (nrd_fatal if the time grid cannot be built): the time grid,
+ * output times and frames, trajectories, the work assignment over the
+ * ranks (plan_assign; only_point >= 0: that point alone), every point's
+ * protocols; the layouts and states follow in run_ctx_build_points. */
+void run_ctx_build(run_ctx *c, const nrd_params *p, const run_plan *plan,
+                   int only_point);
+/* Each selected point's observables (from its theory: the class means) and
+ * this rank's share of its blocks under c->owner. */
+void run_ctx_build_points(run_ctx *c, const point_theory *th);
+void run_ctx_free(run_ctx *c);
+/* Collective: point i's records of every block, n_out x n_blocks x record
+ * (malloc'd on every rank; the sums are rank 0's). */
+double *point_blocks_reduce(const run_ctx *c, int i);
+
 /* ------------------------------------------------------------ theory.c */
 
-/* Collective: every selected point's model and theory (see theory.c);
- * th: n_points, filled on every rank. */
-void prepare_theory(const run_ctx *c, point_theory *th);
+/* Collective: every selected point's model checked and its theory, on
+ * every rank (n_points; theory_free).  A bad input is a collective usage
+ * error naming the first bad point. */
+point_theory *prepare_theory(const run_ctx *c);
+void theory_free(point_theory *th, int n_points);
 
 /* ------------------------------------------------------------- point.c */
 
@@ -128,8 +163,16 @@ long point_failed_at(const obs_layout *L, long n_out, long B,
 
 enum { SYNC_CONTINUE, SYNC_STOPPED, SYNC_FAILED, SYNC_ALL_DONE };
 
-/* Collective, once per step of every rank: see sync.c. */
+/* Collective, once per step of every rank (ranks without work call it too
+ * until everyone is done): agree on whether to checkpoint and whether to
+ * stop.  A stop (signal on any rank, the stop file, run.max_wall_time)
+ * writes a checkpoint first and sets c->stopped and c->stop_reason.  The
+ * state must be at a step boundary.  finished: this rank has no work left;
+ * c->failed: this rank failed. */
 int run_sync(run_ctx *c, int finished);
+/* Collective, after this rank's points: run_sync until every rank is done
+ * or a stop is agreed.  0 if a rank failed (c->peer_failed). */
+int run_sync_until_done(run_ctx *c);
 
 /* ------------------------------------------------------------ report.c */
 
@@ -168,6 +211,11 @@ void report_point(const run_ctx *c, const grid_point *g,
                   point_report *rep);
 void report_failed_point(const grid_point *g, point_report *rep,
                          const char *status);
-void print_summary(const run_plan *plan, const point_report *rep);
+/* Rank 0, at the end: the summary, the "Done" line, and an error line
+ * if grid points failed. */
+void report_done(const run_ctx *c, const point_report *rep, int n_failed,
+                 double wall);
+/* Collective: say that the run stopped (rank 0); NRD_EXIT_STOPPED. */
+int report_stop(const run_ctx *c);
 
 #endif

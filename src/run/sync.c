@@ -58,16 +58,27 @@ static const char *signal_name(int sig) {
   return sig == SIGTERM ? "SIGTERM" : sig == SIGUSR1 ? "SIGUSR1" : "SIGINT";
 }
 
-/* Collective, once per step of every rank (ranks without work call it too
- * until everyone is done): agree on whether to checkpoint and whether to
- * stop.  A stop (signal on any rank, the stop file, run.max_wall_time)
- * writes a checkpoint first.  The state must be at a step boundary. */
+/* The agreed reasons of run_sync: the largest stop signal seen, the stop
+ * file, the wall time, a periodic checkpoint, work left, a failure. */
+enum { W_SIGNAL, W_FILE, W_WALL, W_PERIODIC, W_WORK, W_FAILED, W_N };
+
+/* Why the run stops, from the agreed reasons (the same on every rank). */
+static void agree_stop_reason(run_ctx *c, const int *want) {
+  const nrd_params *p = c->p;
+  if (want[W_SIGNAL])
+    snprintf(c->stop_reason, sizeof c->stop_reason, "%s",
+             signal_name(want[W_SIGNAL]));
+  else if (want[W_FILE])
+    snprintf(c->stop_reason, sizeof c->stop_reason, "stop file %.200s",
+             p->checkpoint.stop_file);
+  else
+    snprintf(c->stop_reason, sizeof c->stop_reason, "run.max_wall_time = %g s",
+             p->run.max_wall_time);
+}
+
 int run_sync(run_ctx *c, int finished) {
   const nrd_params *p = c->p;
-  /* signal (the largest number seen), stop file, wall time, periodic
-   * checkpoint, work left, failure: the reasons are agreed, so every rank
-   * reports the same one */
-  enum { W_SIGNAL, W_FILE, W_WALL, W_PERIODIC, W_WORK, W_FAILED, W_N };
+  /* agreed, so every rank reports the same reason */
   int want[W_N] = {(int)stop_signal, 0, 0, 0, !finished, c->failed};
   if (nrd_log_rank() == 0) {
     double now = nrd_log_elapsed();
@@ -93,15 +104,7 @@ int run_sync(run_ctx *c, int finished) {
   }
   if (!stop) return SYNC_CONTINUE;
   c->stopped = 1;
-  if (want[W_SIGNAL])
-    snprintf(c->stop_reason, sizeof c->stop_reason, "%s",
-             signal_name(want[W_SIGNAL]));
-  else if (want[W_FILE])
-    snprintf(c->stop_reason, sizeof c->stop_reason, "stop file %.200s",
-             p->checkpoint.stop_file);
-  else
-    snprintf(c->stop_reason, sizeof c->stop_reason, "run.max_wall_time = %g s",
-             p->run.max_wall_time);
+  agree_stop_reason(c, want);
   /* an honoured stop file goes, or every restart would stop again (its
    * checkpoint is written: nothing is lost) */
   if (want[W_FILE] && nrd_log_rank() == 0 &&
@@ -109,4 +112,13 @@ int run_sync(run_ctx *c, int finished) {
     nrd_warn("cannot remove the stop file '%s': remove it before restarting",
              p->checkpoint.stop_file);
   return SYNC_STOPPED;
+}
+
+int run_sync_until_done(run_ctx *c) {
+  while (!c->stopped && !c->peer_failed) {
+    int sync = run_sync(c, 1);
+    if (sync == SYNC_ALL_DONE) break;
+    if (sync == SYNC_FAILED) c->peer_failed = 1;
+  }
+  return !c->peer_failed;
 }

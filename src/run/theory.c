@@ -16,7 +16,7 @@
 #include <string.h>
 
 /* The step the physics checks judge: the nominal one of a uniform grid
- * (what run_point steps with), the first and longest of a log grid. */
+ * (what point_steps steps with), the first and longest of a log grid. */
 static double largest_step(const run_ctx *c) {
   const nrd_params *p = c->p;
   long n = c->plan->steps;
@@ -25,12 +25,18 @@ static double largest_step(const run_ctx *c) {
   return n > 0 ? c->t[0] - c->t[1] : 0;
 }
 
-static void theory_for_point(const run_ctx *c, const model *m,
-                             point_theory *th) {
+/* The theory of one point from its model (on the rank it is dealt to).
+ * What has no closed form here stays NaN; a failure is the run's (out of
+ * memory), with nrd_error_trace(). */
+static int theory_for_point(const run_ctx *c, const model *m,
+                            point_theory *th) {
   const mixture *mx = &m->mix;
   th->empirical = m->n_train > 0;
   th->symmetric2 = mx->symmetric2;
   th->K = mx->K;
+  /* the class means, for the observables' class directions on every rank */
+  th->means = NRD_XCALLOC((size_t)mx->K * m->d, sizeof *th->means);
+  memcpy(th->means, mx->means, (size_t)mx->K * m->d * sizeof *th->means);
   th->rate = NAN;
   ou_relaxation_rate(&m->op, &th->rate);
   th->entropy = ou_entropy_production(&m->op);
@@ -56,9 +62,9 @@ static void theory_for_point(const run_ctx *c, const model *m,
     theory_tS_matrix(&m->op, mx->K, mx->weights, mx->means, mx->cov, &tc);
   }
   th->critical = tc;
-  if (proto_theory_build(&th->proto, &c->proto[m->point.index], m, c->n_out,
-                         c->out_time) != NRD_OK)
-    NRD_ABORT(NRD_EXIT_RUNTIME, "out of memory");
+  nrd_error_reset(); /* what has no value above is NaN, not a failure */
+  NRD_CHECK(proto_theory_build(&th->proto, &c->proto[m->point.index], m,
+                               c->n_out, c->out_time));
   th->phi_theory = NRD_XCALLOC((size_t)c->n_out, sizeof *th->phi_theory);
   th->norm2_theory = NRD_XCALLOC((size_t)c->n_out, sizeof *th->norm2_theory);
   int d = m->d;
@@ -117,12 +123,14 @@ static void theory_for_point(const run_ctx *c, const model *m,
   free(Em);
   free(M2);
   free(EM2);
+  nrd_error_reset(); /* the times without moments are NaN */
+  return NRD_OK;
 }
 
 /* The arrays of a point's theory (where each pointer is kept, and its
  * length), for sending it whole; the lengths follow from the layout, known
  * on every rank. */
-enum { THEORY_ARRAYS = 8 };
+enum { THEORY_ARRAYS = 9 };
 static void theory_arrays(point_theory *th, const proto_layout *X, long n_out,
                           double ***slot, long *len) {
   proto_theory *pt = &th->proto;
@@ -130,9 +138,11 @@ static void theory_arrays(point_theory *th, const proto_layout *X, long n_out,
   double **s[THEORY_ARRAYS] = {&th->phi_theory, &th->norm2_theory,
                                &pt->phi,        &pt->cut_gauss,
                                &pt->cut_gm2,    &pt->corr_data,
-                               &pt->corr_stat,  &pt->fe_offset};
+                               &pt->corr_stat,  &pt->fe_offset,
+                               &th->means};
   long l[THEORY_ARRAYS] = {n_out,      n_out, X->n_branch, X->n_uturn,
-                           X->n_uturn, nr,    nr,          n_out};
+                           X->n_uturn, nr,    nr,          n_out,
+                           (long)X->K * X->d};
   memcpy(slot, s, sizeof s);
   memcpy(len, l, sizeof l);
 }
@@ -143,9 +153,10 @@ static void theory_arrays(point_theory *th, const proto_layout *X, long n_out,
  * that every rank holds all of it.  A bad input (say, a U file of the wrong
  * shape) is a collective usage error, reported for the first bad point,
  * before any simulation or output. */
-void prepare_theory(const run_ctx *c, point_theory *th) {
+point_theory *prepare_theory(const run_ctx *c) {
   char err[1024] = "";
   int rank = nrd_log_rank(), size = 1, P = c->plan->n_points;
+  point_theory *th = NRD_XCALLOC((size_t)P, sizeof *th);
   MPI_Comm_size(MPI_COMM_WORLD, &size);
   int *owner = NRD_XCALLOC((size_t)P, sizeof *owner), n_sel = 0, first_bad = P;
   for (int i = 0; i < P; i++)
@@ -160,7 +171,8 @@ void prepare_theory(const run_ctx *c, point_theory *th) {
       first_bad = i;
       break;
     }
-    theory_for_point(c, &m, &th[i]);
+    if (theory_for_point(c, &m, &th[i]) != NRD_OK)
+      NRD_ABORT(NRD_EXIT_RUNTIME, "grid point %d: %s", i, nrd_error_trace());
     model_free(&m);
   }
   int bad = first_bad;
@@ -205,4 +217,15 @@ void prepare_theory(const run_ctx *c, point_theory *th) {
     free(text);
     free(all);
   }
+  return th;
+}
+
+void theory_free(point_theory *th, int n_points) {
+  for (int i = 0; th && i < n_points; i++) {
+    free(th[i].phi_theory);
+    free(th[i].norm2_theory);
+    free(th[i].means);
+    proto_theory_free(&th[i].proto);
+  }
+  free(th);
 }
