@@ -68,8 +68,8 @@ void run_ctx_build(run_ctx *c, const nrd_params *p, const run_plan *plan,
   c->plan = plan;
   long steps = plan->steps;
   c->t = NRD_XCALLOC((size_t)steps + 1, sizeof *c->t);
-  if (timegrid_build(p->time.spacing, p->time.T, p->time.t_min, steps,
-                     c->t) != NRD_OK)
+  if (timegrid_build(p->time.spacing, p->time.T, p->time.t_min, steps, c->t) !=
+      NRD_OK)
     nrd_fatal(NRD_EXIT_RUNTIME, "cannot build the time grid");
   c->n_out = sample_steps(steps, p->output.every, NULL);
   c->out_step = NRD_XCALLOC((size_t)c->n_out, sizeof *c->out_step);
@@ -120,8 +120,8 @@ void run_ctx_build(run_ctx *c, const nrd_params *p, const run_plan *plan,
 
 void run_ctx_build_points(run_ctx *c, const point_theory *th) {
   const run_plan *plan = c->plan;
-  c->progress = (progress){.start = nrd_log_elapsed(),
-                           .last = nrd_log_elapsed()};
+  c->progress =
+      (progress){.start = nrd_log_elapsed(), .last = nrd_log_elapsed()};
   for (int i = 0; i < plan->n_points; i++) {
     if (!c->selected[i]) continue;
     const grid_point *g = &plan->points[i];
@@ -175,14 +175,13 @@ static void resume(run_ctx *c) {
 /* This rank's work items, point by point, until a stop or a failure. */
 static void run_points(run_ctx *c) {
   int rank = nrd_log_rank();
-  for (int i = 0; i < c->plan->n_points && !c->stopped && !c->peer_failed &&
-                  !c->failed;
+  for (int i = 0;
+       i < c->plan->n_points && !c->stopped && !c->peer_failed && !c->failed;
        i++) {
     if (!c->selected[i] || c->state[i].n_blocks == 0) continue;
     if (run_point(c, i, rank == 0 ? &c->progress : NULL) != NRD_OK) {
       c->failed = 1;
-      nrd_warn("rank %d: grid point %d failed: %s", rank, i,
-               nrd_error_trace());
+      nrd_warn("rank %d: grid point %d failed: %s", rank, i, nrd_error_trace());
     }
     c->progress.points_done++;
   }
@@ -203,8 +202,8 @@ double *point_blocks_reduce(const run_ctx *c, int i) {
              w->records + ((size_t)o * w->n_blocks + ib) * R,
              R * sizeof *blocks);
   void *send = nrd_log_rank() == 0 ? MPI_IN_PLACE : (void *)blocks;
-  NRD_MPI_CHECK(MPI_Reduce(send, blocks, (int)n, MPI_DOUBLE, MPI_SUM, 0,
-                           MPI_COMM_WORLD));
+  NRD_MPI_CHECK(
+      MPI_Reduce(send, blocks, (int)n, MPI_DOUBLE, MPI_SUM, 0, MPI_COMM_WORLD));
   return blocks;
 }
 
@@ -220,8 +219,8 @@ typedef struct {
 } point_result;
 
 /* Collective: reduce point i and report it (rank 0). */
-static void point_result_build(const run_ctx *c, const point_theory *th,
-                               int i, point_result *r) {
+static void point_result_build(const run_ctx *c, const point_theory *th, int i,
+                               point_result *r) {
   const grid_point *g = &c->plan->points[i];
   const obs_layout *L = &c->layout[i];
   long B = c->plan->n_blocks;
@@ -248,8 +247,8 @@ static void point_result_build(const run_ctx *c, const point_theory *th,
 }
 
 /* What the output file holds of point i (h5out.h). */
-static h5out_point point_output(const run_ctx *c, const point_theory *th,
-                                int i, const point_result *r) {
+static h5out_point point_output(const run_ctx *c, const point_theory *th, int i,
+                                const point_result *r) {
   const grid_point *g = &c->plan->points[i];
   const proto_layout *X = &c->proto[i];
   const point_state *w = &c->state[i];
@@ -268,8 +267,8 @@ static h5out_point point_output(const run_ctx *c, const point_theory *th,
       .critical_measured = r->rep.headline.value,
       .critical_error = r->rep.headline.error,
       /* known on every rank (the layout); the values are rank 0's */
-      .has_cloning = (g->n_train > 0 ? X->collapse : X->speciation) &&
-                     X->n_branch > 0,
+      .has_cloning =
+          (g->n_train > 0 ? X->collapse : X->speciation) && X->n_branch > 0,
       .critical_cloning = cloning.value,
       .critical_cloning_error = cloning.error,
       .failed = r->failed_at >= 0,
@@ -346,8 +345,8 @@ void run_mark_complete(const nrd_params *p, const char *what) {
      * a complete output that a job chain cannot recognise */
     char *marker = done_marker_path(p);
     FILE *f = fopen(marker, "w");
-    ok = f && fprintf(f, "nrdiff run complete: %s, %s\n", p->output.file,
-                      what) > 0;
+    ok = f &&
+         fprintf(f, "nrdiff run complete: %s, %s\n", p->output.file, what) > 0;
     ok = f && fflush(f) == 0 && fsync(fileno(f)) == 0 && ok;
     if (f && fclose(f) != 0) ok = 0;
     if (!ok) nrd_warn("cannot write the completion marker '%s'", marker);
@@ -381,8 +380,8 @@ int run_simulation(const nrd_params *p, const run_plan *plan, int only_point,
     nrd_fatal(NRD_EXIT_RUNTIME, "the simulation failed (see the messages "
                                 "above); no output written");
   /* stopped: the checkpoint is all; complete: reduce, report, write, mark */
-  int status = c.stopped ? report_stop(&c)
-                         : write_results(&c, th, command_line);
+  int status =
+      c.stopped ? report_stop(&c) : write_results(&c, th, command_line);
   theory_free(th, plan->n_points);
   run_ctx_free(&c);
   return status;

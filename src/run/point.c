@@ -9,11 +9,14 @@
  *                the step's decisions are made once (the score's time, the
  *                step size, whether the step folds the score's linear part)
  *                and every block still at this step is observed, carried
- *                through the protocols and stepped.  Its failures are the
- *                point's, numerical and expected: the score or the step's
- *                maps cannot be formed, or a block's state is not finite.
- *                The point's blocks are then marked failed (the marks
- *                below) and the run goes on; the report says why;
+ *                through the protocols and stepped, with no allocation of
+ *                its own.
+ *                Its expected failures are the point's and numerical: the
+ *                score or the step's maps cannot be formed, or a block's
+ *                state is not finite; the point's blocks are then marked
+ *                failed (the marks below), the run goes on and the report
+ *                says why.  What else may fail is inside a protocol's step
+ *                (protocol.h): that is the run's failure, with a trace;
  *   point_free   one free, whatever happened.
  *
  * Every random draw is keyed by (seed, purpose, particle, step), so a block
@@ -68,8 +71,8 @@ void point_state_build(const run_ctx *c, int point, point_state *w) {
   }
   w->records = NRD_XCALLOC((size_t)c->n_out * w->n_blocks * L->record,
                            sizeof *w->records);
-  w->positions = NRD_XCALLOC((size_t)c->n_frames * w->n_traj * w->d,
-                             sizeof *w->positions);
+  w->positions =
+      NRD_XCALLOC((size_t)c->n_frames * w->n_traj * w->d, sizeof *w->positions);
   w->Y = NULL; /* allocated when the point runs (or by a restart) */
 }
 
@@ -116,7 +119,8 @@ static void point_fail(point_run *r, long k, const char *why) {
     if (w->next_step[ib] <= steps) block_fail(w, r->L, ib, o, steps);
   if (!c->point_failed[r->index]++)
     nrd_warn("grid point %d: %s at step %ld (t = %.6g); the grid point "
-             "fails", r->index, why, k, c->t[k]);
+             "fails",
+             r->index, why, k, c->t[k]);
   nrd_error_reset(); /* handled: the point's failure, not the run's */
 }
 
@@ -124,8 +128,8 @@ long point_failed_at(const obs_layout *L, long n_out, long B,
                      const double *blocks) {
   for (long i = 0; i < n_out; i++)
     for (long b = 0; b < B; b++)
-      if (!isfinite(blocks[((size_t)i * B + b) * L->record +
-                           L->offset[OBS_NORM2]]))
+      if (!isfinite(
+              blocks[((size_t)i * B + b) * L->record + L->offset[OBS_NORM2]]))
         return i;
   return -1;
 }
@@ -170,8 +174,8 @@ static int initial_state(const nrd_params *p, const model *m,
       rng_normals(m->seed, RNG_PURPOSE_INIT, pid, 0, (size_t)d, Xi + i * d);
       if (!exact) continue;
       int label;
-      NRD_TRY(rc, mixture_sample(&m->mix, m->seed, RNG_PURPOSE_FORWARD, pid,
-                                 1, X0, &label));
+      NRD_TRY(rc, mixture_sample(&m->mix, m->seed, RNG_PURPOSE_FORWARD, pid, 1,
+                                 X0, &label));
       if (rc == NRD_OK)
         forward_sample(d, 1, E, L, X0, Xi + i * d, Yblock + i * d);
     }
@@ -179,8 +183,8 @@ static int initial_state(const nrd_params *p, const model *m,
       cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)count, d, d,
                   1.0, Xi, d, L, d, 0.0, Yblock, d);
     for (long i = 0; i < count; i++)
-      memcpy(w->Y + (size_t)(w->first_row[ib] + i) * w->width,
-             Yblock + i * d, (size_t)d * sizeof *w->Y);
+      memcpy(w->Y + (size_t)(w->first_row[ib] + i) * w->width, Yblock + i * d,
+             (size_t)d * sizeof *w->Y);
   }
   free(L);
   free(E);
@@ -217,8 +221,7 @@ int point_setup(point_run *r, run_ctx *c, int point) {
   r->S1 = NRD_XCALLOC(bd, sizeof *r->S1);
   r->Xi = NRD_XCALLOC(bd, sizeof *r->Xi);
   r->tmp = NRD_XCALLOC(2 * bd, sizeof *r->tmp);
-  r->resp = NRD_XCALLOC((size_t)plan->block_size * r->m.mix.K,
-                        sizeof *r->resp);
+  r->resp = NRD_XCALLOC((size_t)plan->block_size * r->m.mix.K, sizeof *r->resp);
   r->y2 = NRD_XCALLOC((size_t)plan->block_size, sizeof *r->y2);
   r->nearest = NRD_XCALLOC((size_t)plan->block_size, sizeof *r->nearest);
   r->ode = p->integrator.scheme == SCHEME_ODE_HEUN;
@@ -292,7 +295,8 @@ static int step_decide(point_run *r, long k, step_plan *s) {
   s->frame = c->frame_index[k];
   s->score_ok = score_model_set_time(&r->cur, t[k]) == NRD_OK;
   if (!s->score_ok && k < steps) {
-    point_fail(r, k, "the score cannot be evaluated (e^{-At} or Delta_t "
+    point_fail(r, k,
+               "the score cannot be evaluated (e^{-At} or Delta_t "
                "not finite, or Delta_t singular)");
     return 0;
   }
@@ -304,7 +308,8 @@ static int step_decide(point_run *r, long k, step_plan *s) {
                  ? (p->time.T - p->time.t_min) / (double)steps
                  : (k < steps ? t[k] - t[k + 1] : 0.0);
   if (k < steps && step_ops_set_h(&r->ops, &r->m.op, h) != NRD_OK) {
-    point_fail(r, k, "the step's maps e^{Ah} cannot be formed (h |A| "
+    point_fail(r, k,
+               "the step's maps e^{Ah} cannot be formed (h |A| "
                "overflows)");
     return 0;
   }
@@ -317,8 +322,8 @@ static int step_decide(point_run *r, long k, step_plan *s) {
   s->folded = split && s->score_ok && !r->ode && k < steps && s->out < 0 &&
               fold_pays(&r->ops, dinv, c->plan->particles);
   if (s->folded) step_fold_set(&r->fold, &r->ops, dinv, dinv_iso);
-  s->next_ok = r->ode && k < steps &&
-               score_model_set_time(&r->nxt, t[k + 1]) == NRD_OK;
+  s->next_ok =
+      r->ode && k < steps && score_model_set_time(&r->nxt, t[k + 1]) == NRD_OK;
   nrd_error_reset(); /* a score singular at the last time is expected */
   return 1;
 }
@@ -330,7 +335,8 @@ static void record_frames(point_run *r, const step_plan *s) {
   for (long j = 0; s->frame >= 0 && j < w->n_traj; j++)
     if (w->next_step[w->traj_block[j]] == s->k)
       memcpy(w->positions + ((size_t)s->frame * w->n_traj + j) * d,
-             w->Y + (size_t)w->traj_row[j] * w->width, (size_t)d * sizeof *w->Y);
+             w->Y + (size_t)w->traj_row[j] * w->width,
+             (size_t)d * sizeof *w->Y);
 }
 
 static int all_finite(size_t n, const double *x) {
@@ -407,8 +413,8 @@ static int block_step(point_run *r, long ib, const step_plan *s) {
     }
   } else {
     for (long i = 0; i < count; i++)
-      rng_normals(m->seed, RNG_PURPOSE_STEP, (uint64_t)(first + i),
-                  (uint32_t)k, (size_t)d, r->Xi + i * d);
+      rng_normals(m->seed, RNG_PURPOSE_STEP, (uint64_t)(first + i), (uint32_t)k,
+                  (size_t)d, r->Xi + i * d);
     if (s->folded)
       reverse_sde_step_folded(&r->ops, &r->fold, (int)count, Yb, r->S0, r->Xi,
                               r->tmp);

@@ -13,7 +13,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-
 /* The level phi = F(1) at which the project defines t_S (physics.md 4.2). */
 static double phi_level(void) {
   return theory_F(1.0);
@@ -26,9 +25,8 @@ void progress_report(progress *pr, const run_ctx *c, int point, long k,
   double f = pr->done / pr->total, spent = now - pr->start;
   nrd_info("point %d (%d/%d done here) step %ld/%ld t = %.4f %s = %.4f | "
            "%.3f ms/step, %.0f%% of this rank's work, ETA %.0f s",
-           point, pr->points_done, pr->points_total, k,
-           c->plan->steps, c->t[k], key_name, key,
-           1e3 * spent / (double)pr->steps_done, 100 * f,
+           point, pr->points_done, pr->points_total, k, c->plan->steps, c->t[k],
+           key_name, key, 1e3 * spent / (double)pr->steps_done, 100 * f,
            spent * (1 - f) / f);
 }
 
@@ -44,8 +42,10 @@ static const char *estimate_text(char *buf, size_t len, estimate e) {
   if (isnan(e.value))
     snprintf(buf, len, "not reached");
   else if (isnan(e.error))
-    snprintf(buf, len, "%.4f (no error: a leave-one-block-out curve does not "
-             "reach the level, or one block)", e.value);
+    snprintf(buf, len,
+             "%.4f (no error: a leave-one-block-out curve does not "
+             "reach the level, or one block)",
+             e.value);
   else
     snprintf(buf, len, "%.4f +- %.4f", e.value, e.error);
   return buf;
@@ -75,8 +75,8 @@ static estimate clone_crossing(const proto_layout *X, const obs_layout *L,
                                long n_out, long B, const double *blocks,
                                int agree, double level) {
   long nb = X->n_branch, R = L->record;
-  const double *fin = blocks + (size_t)(n_out - 1) * B * R +
-                      L->offset[OBS_FINAL];
+  const double *fin =
+      blocks + (size_t)(n_out - 1) * B * R + L->offset[OBS_FINAL];
   double *num = NRD_XCALLOC((size_t)(B * nb), sizeof *num);
   double *den = NRD_XCALLOC((size_t)(B * nb), sizeof *den);
   for (long b = 0; b < B; b++)
@@ -93,9 +93,8 @@ static estimate clone_crossing(const proto_layout *X, const obs_layout *L,
 }
 
 /* Why a grid point failed, for the report and its status attribute. */
-void failure_text(const run_ctx *c, const point_theory *th,
-                         const grid_point *g, long at, char *buf,
-                         size_t len) {
+void failure_text(const run_ctx *c, const point_theory *th, const grid_point *g,
+                  long at, char *buf, size_t len) {
   char check[1024] = "";
   diagnose_point_text(&th->check, c->p, g, check, sizeof check);
   /* the most telling warning: instability, else bias, else the first */
@@ -114,16 +113,15 @@ void failure_text(const run_ctx *c, const point_theory *th,
            c->out_time[at],
            why[0] ? why
                   : "no step-size warning: an overflow or a numerical "
-                      "failure; try a smaller time step");
+                    "failure; try a smaller time step");
 }
 
 /* Rank 0: print one grid point and measure its critical times from the
  * block sums (n_out x n_blocks x record).  Curves, their pointwise errors
  * and the crossings come from analysis.h, as in nrdiff-post. */
-void report_point(const run_ctx *c, const grid_point *g,
-                         const point_theory *th, const obs_layout *L,
-                         const proto_layout *X, const double *blocks,
-                         point_report *rep) {
+void report_point(const run_ctx *c, const grid_point *g, const point_theory *th,
+                  const obs_layout *L, const proto_layout *X,
+                  const double *blocks, point_report *rep) {
   long B = c->plan->n_blocks, n = c->n_out, R = L->record;
   const double *tt = c->out_time;
   int key = th->empirical ? OBS_PARTICIPATION_Y2 : OBS_SPECIATION_PHI;
@@ -203,7 +201,7 @@ void report_point(const run_ctx *c, const grid_point *g,
 
 /* Rank 0: a failed grid point, with why. */
 void report_failed_point(const grid_point *g, point_report *rep,
-                                const char *status) {
+                         const char *status) {
   memset(rep, 0, sizeof *rep);
   rep->ran = rep->failed = 1;
   rep->empirical = g->n_train > 0;

@@ -25,15 +25,15 @@
 
 /* Theory and metadata of a grid point, computed up front (prepare_theory). */
 typedef struct {
-  double rate, entropy;  /* min Re sigma(A), tr(Q^T Q U) */
-  double critical;       /* theory t_S or t_C (NaN if undefined) */
-  double *phi_theory;    /* n_out: F(kappa_t) (two classes, mixture score) */
-  double *norm2_theory;  /* n_out: E|x_t|^2 under the exact p_t (mixture)
-                            or p^e_t (empirical score) */
+  double rate, entropy; /* min Re sigma(A), tr(Q^T Q U) */
+  double critical;      /* theory t_S or t_C (NaN if undefined) */
+  double *phi_theory;   /* n_out: F(kappa_t) (two classes, mixture score) */
+  double *norm2_theory; /* n_out: E|x_t|^2 under the exact p_t (mixture)
+                           or p^e_t (empirical score) */
   int empirical, symmetric2, K;
-  double *means;         /* K x d class means (the observables' directions) */
-  proto_theory proto;    /* the protocols' theory (protocol.h) */
-  step_check check;      /* the step-size and no-op check (diagnose.h) */
+  double *means;      /* K x d class means (the observables' directions) */
+  proto_theory proto; /* the protocols' theory (protocol.h) */
+  step_check check;   /* the step-size and no-op check (diagnose.h) */
 } point_theory;
 
 /* Progress of rank 0's own work, which plan_assign balanced against the
@@ -50,37 +50,37 @@ typedef struct {
 typedef struct {
   const nrd_params *p;
   const run_plan *plan;
-  double t_start;  /* nrd_log_elapsed() when the run began */
-  double *t;       /* steps + 1 forward times, decreasing */
+  double t_start; /* nrd_log_elapsed() when the run began */
+  double *t;      /* steps + 1 forward times, decreasing */
   long n_out, n_frames, n_traj;
   long *out_step, *frame_step, *traj_ids;
   double *out_time, *frame_time;
   long *out_index, *frame_index; /* steps + 1: index of step k, or -1 */
-  int *owner;    /* n_points x n_blocks */
-  int *selected; /* n_points: runs in this invocation */
+  int *owner;                    /* n_points x n_blocks */
+  int *selected;                 /* n_points: runs in this invocation */
   int n_selected;
   run_shape shape;
-  point_state *state; /* n_points: this rank's share */
+  point_state *state;  /* n_points: this rank's share */
   proto_layout *proto; /* n_points: the protocols of each point */
-  obs_layout *layout; /* n_points: the observables of each selected point */
-  progress progress;  /* rank 0's */
-  long rounds;        /* synchronised steps so far (same on every rank) */
+  obs_layout *layout;  /* n_points: the observables of each selected point */
+  progress progress;   /* rank 0's */
+  long rounds;         /* synchronised steps so far (same on every rank) */
   double last_checkpoint;
-  int *point_failed; /* n_points: this rank saw the point fail (warned) */
-  int stopped;        /* a stop was requested and checkpointed */
+  int *point_failed;     /* n_points: this rank saw the point fail (warned) */
+  int stopped;           /* a stop was requested and checkpointed */
   char stop_reason[256]; /* why, as agreed by every rank */
-  int failed;         /* this rank failed (local) */
-  int peer_failed;    /* some rank failed (collective) */
+  int failed;            /* this rank failed (local) */
+  int peer_failed;       /* some rank failed (collective) */
 } run_ctx;
 
 /* A call whose failure ends this rank (out of memory while the run is set
  * up): NRD_ABORT saying where and why (nrd_error_trace). */
-#define RUN_MUST(call)                                                       \
-  do {                                                                       \
-    int run_must_ = NRD_OK;                                                  \
-    NRD_TRY(run_must_, call);                                                \
-    if (run_must_ != NRD_OK)                                                 \
-      NRD_ABORT(NRD_EXIT_RUNTIME, "%s", nrd_error_trace());                  \
+#define RUN_MUST(call)                                                         \
+  do {                                                                         \
+    int run_must_ = NRD_OK;                                                    \
+    NRD_TRY(run_must_, call);                                                  \
+    if (run_must_ != NRD_OK)                                                   \
+      NRD_ABORT(NRD_EXIT_RUNTIME, "%s", nrd_error_trace());                    \
   } while (0)
 
 /* ------------------------------------------------------------ driver.c */
@@ -120,21 +120,21 @@ double point_share_cost(const run_ctx *c, int point);
  * once set up (the score models point into it). */
 typedef struct {
   run_ctx *c;
-  int index;               /* the grid point */
-  point_state *w;          /* this rank's share of it */
-  const obs_layout *L;     /* its observables */
-  const proto_layout *X;   /* its protocols */
-  double cost;             /* point_share_cost */
-  long kmin;               /* the first step to make; steps + 1: none */
+  int index;             /* the grid point */
+  point_state *w;        /* this rank's share of it */
+  const obs_layout *L;   /* its observables */
+  const proto_layout *X; /* its protocols */
+  double cost;           /* point_share_cost */
+  long kmin;             /* the first step to make; steps + 1: none */
   model m;
-  int ode, protocols;      /* probability-flow ODE; a protocol runs */
-  score_model cur, nxt;    /* the score at t[k] and (ODE) at t[k + 1] */
-  step_ops ops;            /* the step's maps */
-  step_fold fold;          /* the empirical score's linear part, folded */
-  proto_run prun;          /* the protocols' matrices and scratch */
+  int ode, protocols;   /* probability-flow ODE; a protocol runs */
+  score_model cur, nxt; /* the score at t[k] and (ODE) at t[k + 1] */
+  step_ops ops;         /* the step's maps */
+  step_fold fold;       /* the empirical score's linear part, folded */
+  proto_run prun;       /* the protocols' matrices and scratch */
   double *Ymain, *Ystar, *S0, *S1, *Xi, *tmp, *resp, *y2, *work;
-  int *nearest;            /* block-sized scratch */
-  double key_value;        /* the headline observable, last output time */
+  int *nearest;     /* block-sized scratch */
+  double key_value; /* the headline observable, last output time */
 } point_run;
 
 /* Everything that can fail, for this rank's blocks of the point: NRD_OK,
@@ -203,12 +203,11 @@ estimate point_report_cloning(const point_report *r);
 /* At most every 5 s: where rank 0 is (point, step k) and its ETA. */
 void progress_report(progress *pr, const run_ctx *c, int point, long k,
                      double key, const char *key_name);
-void failure_text(const run_ctx *c, const point_theory *th,
-                  const grid_point *g, long at, char *buf, size_t len);
-void report_point(const run_ctx *c, const grid_point *g,
-                  const point_theory *th, const obs_layout *L,
-                  const proto_layout *X, const double *blocks,
-                  point_report *rep);
+void failure_text(const run_ctx *c, const point_theory *th, const grid_point *g,
+                  long at, char *buf, size_t len);
+void report_point(const run_ctx *c, const grid_point *g, const point_theory *th,
+                  const obs_layout *L, const proto_layout *X,
+                  const double *blocks, point_report *rep);
 void report_failed_point(const grid_point *g, point_report *rep,
                          const char *status);
 /* Rank 0, at the end: the summary, the "Done" line, and an error line

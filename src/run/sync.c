@@ -92,8 +92,8 @@ int run_sync(run_ctx *c, int finished) {
                        (p->checkpoint.interval > 0 &&
                         now - c->last_checkpoint >= p->checkpoint.interval);
   }
-  NRD_MPI_CHECK(MPI_Allreduce(MPI_IN_PLACE, want, W_N, MPI_INT, MPI_MAX,
-                              MPI_COMM_WORLD));
+  NRD_MPI_CHECK(
+      MPI_Allreduce(MPI_IN_PLACE, want, W_N, MPI_INT, MPI_MAX, MPI_COMM_WORLD));
   c->rounds++;
   if (want[W_FAILED]) return SYNC_FAILED;
   if (!want[W_WORK]) return SYNC_ALL_DONE;

@@ -77,7 +77,8 @@ static int theory_for_point(const run_ctx *c, const model *m,
   for (int k = 0; k < mx->K; k++)
     for (int j = 0; j < d; j++)
       mean[j] += mx->weights[k] * mx->means[(size_t)k * d + j];
-  double *E = NRD_XCALLOC(dd, sizeof *E), *Em = NRD_XCALLOC((size_t)d, sizeof *Em);
+  double *E = NRD_XCALLOC(dd, sizeof *E),
+         *Em = NRD_XCALLOC((size_t)d, sizeof *Em);
   double *M2 = NULL, *EM2 = NULL; /* second moment of the training set */
   if (th->empirical) {
     M2 = NRD_XCALLOC(dd, sizeof *M2);
@@ -135,14 +136,13 @@ static void theory_arrays(point_theory *th, const proto_layout *X, long n_out,
                           double ***slot, long *len) {
   proto_theory *pt = &th->proto;
   long nr = (long)X->n_ref * n_out;
-  double **s[THEORY_ARRAYS] = {&th->phi_theory, &th->norm2_theory,
-                               &pt->phi,        &pt->cut_gauss,
-                               &pt->cut_gm2,    &pt->corr_data,
-                               &pt->corr_stat,  &pt->fe_offset,
-                               &th->means};
-  long l[THEORY_ARRAYS] = {n_out,      n_out, X->n_branch, X->n_uturn,
-                           X->n_uturn, nr,    nr,          n_out,
-                           (long)X->K * X->d};
+  double **s[THEORY_ARRAYS] = {
+      &th->phi_theory, &th->norm2_theory, &pt->phi,
+      &pt->cut_gauss,  &pt->cut_gm2,      &pt->corr_data,
+      &pt->corr_stat,  &pt->fe_offset,    &th->means};
+  long l[THEORY_ARRAYS] = {n_out,      n_out,      X->n_branch,
+                           X->n_uturn, X->n_uturn, nr,
+                           nr,         n_out,      (long)X->K * X->d};
   memcpy(slot, s, sizeof s);
   memcpy(len, l, sizeof l);
 }
@@ -180,10 +180,10 @@ point_theory *prepare_theory(const run_ctx *c) {
       MPI_Allreduce(&first_bad, &bad, 1, MPI_INT, MPI_MIN, MPI_COMM_WORLD));
   if (bad < P) {
     NRD_MPI_CHECK(MPI_Bcast(&status, 1, MPI_INT, owner[bad], MPI_COMM_WORLD));
-    NRD_MPI_CHECK(MPI_Bcast(err, sizeof err, MPI_CHAR, owner[bad],
-                            MPI_COMM_WORLD));
-    nrd_fatal(status == NRD_ERR_INPUT ? NRD_EXIT_USAGE : NRD_EXIT_RUNTIME,
-              "%s", err[0] ? err : nrd_strerror(status));
+    NRD_MPI_CHECK(
+        MPI_Bcast(err, sizeof err, MPI_CHAR, owner[bad], MPI_COMM_WORLD));
+    nrd_fatal(status == NRD_ERR_INPUT ? NRD_EXIT_USAGE : NRD_EXIT_RUNTIME, "%s",
+              err[0] ? err : nrd_strerror(status));
   }
   for (int i = 0; i < P; i++) {
     if (owner[i] < 0) continue;
