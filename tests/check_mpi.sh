@@ -5,7 +5,7 @@ set -u
 . "$(dirname "$0")/testlib.sh"
 
 for np in 1 2 3; do
-  for prog in test_mpi_params; do
+  for prog in test_mpi_params test_mpi_point; do
     if "$mpirun" $np "$top_build/tests/$prog" >"$work/out" 2>&1; then
       ok "$prog on $np rank(s)"
     else
