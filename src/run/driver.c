@@ -36,28 +36,23 @@
 /* ------------------------------------------------------------- context */
 
 /* Output times (statistics) and frames (trajectories): every `every` steps
- * plus the last step. */
-static long sample_steps(long steps, long every, long *out) {
-  long n = 0;
-  for (long k = 0; k <= steps; k += every) {
-    if (out) out[n] = k;
-    n++;
-  }
-  if (steps % every) {
-    if (out) out[n] = steps;
-    n++;
+ * of t[0..steps] plus the last step.  Returns how many; *step and *time
+ * receive them, *index each step's place among them (-1: not sampled). */
+static long sample_steps(long steps, long every, const double *t, long **step,
+                         double **time, long **index) {
+  long n = steps / every + 1 + (steps % every != 0);
+  *step = NRD_XCALLOC((size_t)n, sizeof **step);
+  *time = NRD_XCALLOC((size_t)n, sizeof **time);
+  *index = NRD_XCALLOC((size_t)steps + 1, sizeof **index);
+  for (long k = 0; k <= steps; k++)
+    (*index)[k] = -1;
+  for (long i = 0; i < n; i++) {
+    long k = i < n - 1 || steps % every == 0 ? i * every : steps;
+    (*step)[i] = k;
+    (*time)[i] = t[k];
+    (*index)[k] = i;
   }
   return n;
-}
-
-/* Steps k -> their index among the sampled steps, or -1 (steps + 1). */
-static long *sample_index(long steps, long n, const long *sampled) {
-  long *index = NRD_XCALLOC((size_t)steps + 1, sizeof *index);
-  for (long k = 0; k <= steps; k++)
-    index[k] = -1;
-  for (long i = 0; i < n; i++)
-    index[sampled[i]] = i;
-  return index;
 }
 
 void run_ctx_build(run_ctx *c, const nrd_params *p, const run_plan *plan,
@@ -71,20 +66,10 @@ void run_ctx_build(run_ctx *c, const nrd_params *p, const run_plan *plan,
   if (timegrid_build(p->time.spacing, p->time.T, p->time.t_min, steps, c->t) !=
       NRD_OK)
     nrd_fatal(NRD_EXIT_RUNTIME, "cannot build the time grid");
-  c->n_out = sample_steps(steps, p->output.every, NULL);
-  c->out_step = NRD_XCALLOC((size_t)c->n_out, sizeof *c->out_step);
-  c->out_time = NRD_XCALLOC((size_t)c->n_out, sizeof *c->out_time);
-  sample_steps(steps, p->output.every, c->out_step);
-  for (long i = 0; i < c->n_out; i++)
-    c->out_time[i] = c->t[c->out_step[i]];
-  c->n_frames = sample_steps(steps, p->output.trajectory_every, NULL);
-  c->frame_step = NRD_XCALLOC((size_t)c->n_frames, sizeof *c->frame_step);
-  c->frame_time = NRD_XCALLOC((size_t)c->n_frames, sizeof *c->frame_time);
-  sample_steps(steps, p->output.trajectory_every, c->frame_step);
-  for (long i = 0; i < c->n_frames; i++)
-    c->frame_time[i] = c->t[c->frame_step[i]];
-  c->out_index = sample_index(steps, c->n_out, c->out_step);
-  c->frame_index = sample_index(steps, c->n_frames, c->frame_step);
+  c->n_out = sample_steps(steps, p->output.every, c->t, &c->out_step,
+                          &c->out_time, &c->out_index);
+  c->n_frames = sample_steps(steps, p->output.trajectory_every, c->t,
+                             &c->frame_step, &c->frame_time, &c->frame_index);
   /* sampled trajectories: evenly spread particle ids */
   c->n_traj = p->output.trajectories < plan->particles ? p->output.trajectories
                                                        : plan->particles;
