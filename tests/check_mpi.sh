@@ -18,7 +18,7 @@ mpi_test() {
 }
 for np in 1 2 3; do
   for prog in test_mpi_params test_mpi_checkpoint test_mpi_h5out \
-    test_mpi_output_target; do
+    test_mpi_output_target test_mpi_point; do
     mpi_test $np $prog
   done
 done
