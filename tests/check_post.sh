@@ -197,6 +197,12 @@ def bits(a, b):
     a, b = float(a), float(b)
     return (math.isnan(a) and math.isnan(b)) or np.float64(a).tobytes() == np.float64(b).tobytes()
 
+def table_cell(i, col, v, e):  # nrdiff-post's table shows the attribute
+    cell = ("not reached" if math.isnan(v) else
+            f"{v:.4f}+-{e:.4f}" if not math.isnan(e) else f"{v:.4f}")
+    check(f"point {i}: nrdiff-post's table {col} = the attribute ({cell})",
+          cell in post.get(i, ""), post.get(i, ""))
+
 text = open(report).read()
 blocks = {int(m.group(1)): m.group(2) for m in
           re.finditer(r"^Grid point (\d+):(.*?)(?=^Grid point |^Summary:)", text, re.M | re.S)}
@@ -235,10 +241,7 @@ with h5py.File(run, "r") as f, h5py.File(prefix + ".summary.h5", "r") as s:
         sm = summary.get(i, [""] * 12)
         check(f"point {i}: closing summary's measured = the attribute",
               sm[5] == ("not_reached" if math.isnan(v) else f"{v:.4f}"), str(sm))
-        cell = ("not reached" if math.isnan(v) else
-                f"{v:.4f}+-{e:.4f}" if not math.isnan(e) else f"{v:.4f}")
-        check(f"point {i}: nrdiff-post's table {col} = the attribute ({cell})",
-              cell in post.get(i, ""), post.get(i, ""))
+        table_cell(i, col, v, e)
         kind = "collapse" if collapse else "speciation"
         cloned = f"{kind}/branch_time" in p
         has = "critical_time_cloning" in a
@@ -262,10 +265,7 @@ with h5py.File(run, "r") as f, h5py.File(prefix + ".summary.h5", "r") as s:
               and bits(s["summary/" + col + "_clone_err"][k], ce))
         check(f"point {i}: closing summary's cloning = the attribute",
               sm[10] == ("not_reached" if math.isnan(cv) else f"{cv:.4f}"), str(sm))
-        cell = ("not reached" if math.isnan(cv) else
-                f"{cv:.4f}+-{ce:.4f}" if not math.isnan(ce) else f"{cv:.4f}")
-        check(f"point {i}: nrdiff-post's table {col}_clone = the attribute ({cell})",
-              cell in post.get(i, ""), post.get(i, ""))
+        table_cell(i, col + "_clone", cv, ce)
         if math.isnan(cv):
             check(f"point {i}: the cloning 'not reached' is in the notes",
                   f"{col}_clone (" in r["notes"] and "not reached" in r["notes"], r["notes"])

@@ -17,6 +17,13 @@ params=(-P grid.dimension=[3] -P grid.strength=[0,1.5] -P forward.u=geometric
         -P checkpoint.stop_file=STOP)
 input="$top_src/input/default.yml"
 science() { "${reader[@]}" digest "$1" --group points 2>&1; }
+# Restart the run stopped in $1 on 2 ranks: it must end like the reference.
+restart_identical() {
+  (cd "$1" && "$mpirun" 2 "$nrdiff" --restart "${params[@]}" "$input" >out2 2>err2) \
+    && [ "$(science "$1/out.h5")" = "$ref" ] \
+    && ok "after $2: the restart on 2 ranks runs to the end, identical science" \
+    || { tail -3 "$1/err2"; ko "restart after $2"; }
+}
 
 mkdir "$work/ref"
 (cd "$work/ref" && "$mpirun" 2 "$nrdiff" "${params[@]}" "$input" >out 2>err) \
@@ -33,10 +40,7 @@ wait $pid; rc=$?
 [ $rc -eq 3 ] && [ -f "$d/out.h5.ckpt" ] && grep -q "Stopped on request (SIGINT)" "$d/out" \
   && ok "SIGINT: checkpoint, exit 3, reason SIGINT" \
   || { tail -3 "$d/err"; ko "SIGINT (exit $rc)"; }
-(cd "$d" && "$mpirun" 2 "$nrdiff" --restart "${params[@]}" "$input" >out2 2>err2) \
-  && [ "$(science "$d/out.h5")" = "$ref" ] \
-  && ok "SIGINT: restart on 2 ranks gives identical science" \
-  || { tail -3 "$d/err2"; ko "restart after SIGINT"; }
+restart_identical "$d" "SIGINT"
 
 # SIGTERM to rank 1 only: both ranks stop and agree on the reason.
 d="$work/rank1"; mkdir "$d"
@@ -73,10 +77,7 @@ d="$work/stopfile"; mkdir "$d"; touch "$d/STOP"
 [ $rc -eq 3 ] && [ ! -e "$d/STOP" ] && grep -q "Stopped on request (stop file STOP)" "$d/out" \
   && ok "stop file: exit 3, the honoured stop file removed" \
   || { tail -3 "$d/err"; ko "stop file (exit $rc)"; }
-(cd "$d" && "$mpirun" 2 "$nrdiff" --restart "${params[@]}" "$input" >out2 2>err2) \
-  && [ "$(science "$d/out.h5")" = "$ref" ] \
-  && ok "stop file: the restart runs to the end, identical science" \
-  || { tail -3 "$d/err2"; ko "restart after the stop file"; }
+restart_identical "$d" "the stop file"
 
 # The documented job loop ends well when a kill fell between the output and
 # its marker: OUTPUT complete, no OUTPUT.done, checkpoints still there.
