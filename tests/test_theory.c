@@ -141,7 +141,7 @@ static void test_tS_table_d2(void **state) {
     assert_printed(t, slow[i], 4);
     assert_int_equal(theory_kappa(&op, e1, S2, t, &k), NRD_OK);
     assert_true(fabs(k - 1) < 1e-10);
-    /* from E and Delta at hand (run.c's theory per output time): the same
+    /* from E and Delta at hand (the driver's theory per output time, src/run/theory.c): the same
      * bits as theory_kappa */
     double E[4], D[4], kf;
     assert_int_equal(ou_propagator(&op, t, E), NRD_OK);

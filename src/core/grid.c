@@ -275,7 +275,7 @@ enum { MEMORY_CHECK_MAX_ITEMS = 1 << 22 };
 
 /* This rank's peak: the largest, over the points it runs blocks of, of the
  * point's fixed part plus its particles' part for the rows it holds (the
- * state of one point at a time is allocated: run.c).  *at: that point. */
+ * state of one point at a time is allocated: src/run/point.c).  *at: that point. */
 double plan_rank_peak(const run_plan *plan, int nranks, int rank,
                       int only_point, int *at) {
   long B = plan->n_blocks;

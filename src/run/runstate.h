@@ -1,7 +1,7 @@
 /* The state of a run on one rank: for every grid point, the blocks this
  * rank owns, how far each has got, their block sums and sampled
  * trajectories, and the particle positions of blocks in progress.  Shared
- * by the driver (run.c) and checkpoints (checkpoint.c). */
+ * by the driver (src/run/point.c, driver.c) and checkpoints (checkpoint*.c). */
 #ifndef NRDIFF_RUNSTATE_H
 #define NRDIFF_RUNSTATE_H
 

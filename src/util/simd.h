@@ -1,4 +1,4 @@
-/* Portable vector helpers of the hot loops (rng.c, score.c, integrate.c).
+/* Portable vector helpers of the hot loops (rng.c, score_*.c, integrate.c).
  *
  * NRD_CLONES: GCC compiles a function for AVX-512, AVX2 and baseline
  * x86-64 and picks one at load time (ifunc); the loops use the same IEEE
