@@ -131,13 +131,13 @@ void run_ctx_free(run_ctx *c) {
   free(c->out_index);
   free(c->frame_index);
   free(c->owner);
-  free(c->selected);
   free(c->point_failed);
   for (int i = 0; i < c->plan->n_points; i++) {
     point_state_free(&c->state[i]);
     proto_layout_free(&c->proto[i]);
     if (c->selected[i]) obs_layout_free(&c->layout[i]);
   }
+  free(c->selected); /* after the loop: it says which layouts exist */
   free(c->state);
   free(c->proto);
   free(c->layout);
