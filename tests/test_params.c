@@ -219,7 +219,7 @@ static void test_value_yaml(void **state) {
 
 static void test_schema_accessors(void **state) {
   (void)state;
-  assert_int_equal(params_schema_size(), 43);
+  assert_int_equal(params_schema_size(), 49);
   const char *restartable[] = {"run.max_wall_time",   "run.blas_threads",
                                "output.overwrite",    "checkpoint.every",
                                "checkpoint.interval", "checkpoint.stop_file"};
@@ -827,6 +827,76 @@ static void test_range_errors(void **state) {
                     "'speciaton'; did you mean 'speciation'?)");
 }
 
+/* data.source: file and its keys: each source refuses the other's keys
+ * when they would change nothing, and a run's resolved parameters (every
+ * key listed) load again. */
+static void test_data_source_rules(void **state) {
+  (void)state;
+  const char *file = "grid:\n  n_train: [100]\ndata:\n  source: file\n"
+                     "  file: d.h5\n";
+  expect_file_error("data:\n  source: file\n",
+                    "2:11: key 'data.source': 'file' needs data.file, the "
+                    "HDF5 file holding the points");
+  expect_file_error("data:\n  file: d.h5\n",
+                    "2:9: key 'data.file': has no effect with data.source: "
+                    "mixture (set data.source: file to read the data from a "
+                    "file)");
+  expect_file_error("data:\n  normalize: center\n",
+                    "2:14: key 'data.normalize': has no effect with "
+                    "data.source: mixture (set data.source: file to read the "
+                    "data from a file)");
+  char text[512];
+  snprintf(text, sizeof text, "%s  classes: 3\n", file);
+  expect_file_error(text, "6:12: key 'data.classes': has no effect with "
+                          "data.source: file (the data, their classes and "
+                          "their geometry are the file's)");
+  expect_file_error("data:\n  source: file\n  file: d.h5\n",
+                    "2:11: key 'data.source': 'file' needs every "
+                    "grid.n_train > 0, the training points taken from the "
+                    "file (element 1 is 0)");
+  expect_file_error("grid:\n  n_train: [0]\ndata:\n  source: file\n  file: "
+                    "d.h5\n",
+                    "2:12: key 'grid.n_train': element 1 must be > 0 with "
+                    "data.source: file (the training points are the file's; "
+                    "there is no exact score of file data) (got 0)");
+  snprintf(text, sizeof text, "%s  class_subset: [3, 3]\n", file);
+  expect_file_error(text, "6:17: key 'data.class_subset': label 3 appears "
+                          "twice (elements 1 and 2)");
+  snprintf(text, sizeof text, "%s  labels: \"\"\n  class_subset: [3]\n",
+           file);
+  expect_file_error(text, "7:17: key 'data.class_subset': needs labels: "
+                          "data.labels is \"\" (unlabelled data)");
+  snprintf(text, sizeof text, "%sintegrator:\n  start: exact\n", file);
+  expect_file_error(text, "7:10: key 'integrator.start': 'exact' is not "
+                          "available with data.source: file (the exact "
+                          "marginal at time.T of file data is not sampled); "
+                          "use stationary");
+  /* a valid file run, written out whole and read back */
+  nrd_params p, q;
+  params_init_defaults(&p);
+  params_init_defaults(&q);
+  char err[512], *over[] = {"data.source=file", "data.file=d.h5",
+                            "grid.n_train=[100]", "data.normalize=center",
+                            "data.class_subset=[7, 2]"};
+  assert_int_equal(params_load(&p, NULL, 5, over, err, sizeof err), NRD_OK);
+  assert_int_equal(p.data.source, DATA_FILE);
+  assert_int_equal(p.data.normalize, NORMALIZE_CENTER);
+  assert_int_equal(p.data.class_subset.n, 2);
+  assert_int_equal(p.data.class_subset.v[0], 7);
+  char *buf = NULL;
+  size_t len = 0;
+  FILE *f = open_memstream(&buf, &len);
+  params_write_resolved(&p, f);
+  fclose(f);
+  assert_int_equal(params_load_text(&q, "resolved", buf, len, err, sizeof err),
+                   NRD_OK);
+  for (int i = 0; i < params_schema_size(); i++)
+    assert_true(params_value_equal(&p, &q, i));
+  free(buf);
+  params_free(&p);
+  params_free(&q);
+}
+
 static void test_combination_errors(void **state) {
   (void)state;
   expect_file_error("time:\n  T: 5\n  t_min: 5\n",
@@ -1422,6 +1492,7 @@ int main(void) {
       cmocka_unit_test(test_tags_refused),
       cmocka_unit_test(test_range_errors),
       cmocka_unit_test(test_combination_errors),
+      cmocka_unit_test(test_data_source_rules),
       cmocka_unit_test(test_unknown_names_suggest_the_nearest),
       cmocka_unit_test(test_missing_or_unreadable_file),
       cmocka_unit_test(test_overrides),

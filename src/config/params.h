@@ -19,6 +19,8 @@ enum nrd_u_kind { U_ISOTROPIC, U_DIAGONAL, U_GEOMETRIC, U_FILE };
 enum nrd_q_kind { Q_NONE, Q_RANDOM, Q_OPTIMAL, Q_FILE };
 enum nrd_cov_kind { COV_ISOTROPIC, COV_STATIONARY };
 enum nrd_direction { DIR_ONES, DIR_RANDOM, DIR_SLOWEST, DIR_FASTEST };
+enum nrd_data_source { DATA_MIXTURE, DATA_FILE };
+enum nrd_normalize { NORMALIZE_NONE, NORMALIZE_CENTER, NORMALIZE_STANDARDIZE };
 enum nrd_spacing { SPACING_UNIFORM, SPACING_LOG };
 enum nrd_scheme { SCHEME_EULER, SCHEME_EXPONENTIAL, SCHEME_ODE_HEUN };
 enum nrd_start { START_STATIONARY, START_EXACT };
@@ -55,6 +57,10 @@ typedef struct nrd_params {
     int covariance;       /* enum nrd_cov_kind */
     double sigma;
     int direction;        /* enum nrd_direction */
+    int source;           /* enum nrd_data_source */
+    char *file, *dataset, *labels;
+    nrd_ilist class_subset;
+    int normalize;        /* enum nrd_normalize */
   } data;
   struct {
     long particles;

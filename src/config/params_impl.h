@@ -61,7 +61,7 @@ typedef struct {
 
 /* Entries of the table: a constant, so that per-entry arrays can live on
  * the stack; schema.c does not compile if the table has another length. */
-enum { N_PARAMS = 43 };
+enum { N_PARAMS = 49 };
 extern const param_spec cfg_schema[];
 
 /* Typed views of entry s inside p. */

@@ -115,8 +115,92 @@ static int check_time(const combination_ctx *c) {
   return NRD_OK;
 }
 
+/* Keys of the other data source that hold another value than their
+ * default (the resolved parameters of a run list every key: being set is
+ * not the question, having an effect is): the first one, or NULL. */
+static const char *changed_key(const nrd_params *p, const char *const *keys,
+                               size_t n) {
+  nrd_params def;
+  memset(&def, 0, sizeof def);
+  if (params_init_defaults(&def) != NRD_OK) return NULL;
+  const char *hit = NULL;
+  for (size_t k = 0; k < n && !hit; k++)
+    if (!params_value_equal(p, &def, index_of(keys[k]))) hit = keys[k];
+  params_free(&def);
+  return hit;
+}
+
+/* data.source: file: the points, their classes and the training sets are
+ * the file's; the keys of the mixture would be silently unused, and the
+ * other way round. */
+static int check_data_file(const combination_ctx *c) {
+  const nrd_params *p = c->p;
+  static const char *const mixture_keys[] = {
+      "data.classes", "data.covariance", "data.sigma", "data.direction",
+      "grid.separation"};
+  static const char *const file_keys[] = {
+      "data.file", "data.dataset", "data.labels", "data.class_subset",
+      "data.normalize"};
+  if (p->data.source != DATA_FILE) {
+      const char *fk = changed_key(p, file_keys, 5);
+    if (fk)
+      return blame(c, fk,
+                   "has no effect with data.source: mixture (set "
+                   "data.source: file to read the data from a file)");
+    return NRD_OK;
+  }
+  if (!p->data.file[0])
+    return blame(c, "data.source",
+                 "'file' needs data.file, the HDF5 file holding the points");
+  const char *mk = changed_key(p, mixture_keys, 5);
+  if (mk)
+    return blame(c, mk,
+                 "has no effect with data.source: file (the data, their "
+                 "classes and their geometry are the file's)");
+  if (p->data.class_subset.n > 0 && !p->data.labels[0])
+    return blame(c, "data.class_subset",
+                 "needs labels: data.labels is \"\" (unlabelled data)");
+  const nrd_ilist *cs = &p->data.class_subset;
+  for (int i = 0; i < cs->n; i++)
+    for (int j = 0; j < i; j++)
+      if (cs->v[i] == cs->v[j])
+        return blame(c, "data.class_subset",
+                     "label %ld appears twice (elements %d and %d)", cs->v[i],
+                     j + 1, i + 1);
+  const nrd_ilist *nt = &p->grid.n_train;
+  for (int k = 0; k < nt->n; k++)
+    if (nt->v[k] <= 0 && p->sources[index_of("grid.n_train")] == PSRC_DEFAULT)
+      return blame(c, "data.source",
+                   "'file' needs every grid.n_train > 0, the training points "
+                   "taken from the file (element %d is %ld)",
+                   k + 1, nt->v[k]);
+    else if (nt->v[k] <= 0)
+      return blame(c, "grid.n_train",
+                   "element %d must be > 0 with data.source: file (the "
+                   "training points are the file's; there is no exact "
+                   "score of file data) (got %ld)",
+                   k + 1, nt->v[k]);
+  if (p->integrator.start == START_EXACT)
+    return blame(c, "integrator.start",
+                 "'exact' is not available with data.source: file (the "
+                 "exact marginal at time.T of file data is not sampled); "
+                 "use stationary");
+  if (params_has_protocol(p, "uturn") &&
+      p->experiment.uturn_data != UTURN_TRAIN)
+    return blame(c, "experiment.uturn_data",
+                 "must be 'train' with data.source: file (U-turns start "
+                 "from the file's training points)");
+  if (params_has_protocol(p, "forward"))
+    return blame(c, "experiment.protocol",
+                 "'forward' is not available with data.source: file (its "
+                 "paths start from mixture samples)");
+  return NRD_OK;
+}
+
 static int check_data(const combination_ctx *c) {
   const nrd_params *p = c->p;
+  int rc = check_data_file(c);
+  if (rc != NRD_OK) return rc;
   int dir = p->data.direction;
   if ((dir == DIR_SLOWEST || dir == DIR_FASTEST) && p->data.classes != 2) {
     const char *word = cfg_schema[index_of("data.direction")].choices[dir];

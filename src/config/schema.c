@@ -27,6 +27,9 @@ static const char *const covariance_choices[] = {"isotropic", "stationary",
                                                  NULL};
 static const char *const direction_choices[] = {"ones", "random", "slowest",
                                                 "fastest", NULL};
+static const char *const source_choices[] = {"mixture", "file", NULL};
+static const char *const normalize_choices[] = {"none", "center",
+                                                "standardize", NULL};
 static const char *const spacing_choices[] = {"uniform", "log", NULL};
 static const char *const scheme_choices[] = {"euler", "exponential", "ode_heun",
                                              NULL};
@@ -200,6 +203,50 @@ const param_spec cfg_schema[] = {
             "slowest / fastest eigenvector of U (these two need "
             "data.classes = 2)",
      FIELD(data.direction)},
+    {.name = "data.source",
+     .type = TYPE_ENUM,
+     .default_yaml = "mixture",
+     .choices = source_choices,
+     .doc = "where the data come from: the Gaussian mixture of the data.* "
+            "keys above, or the points of data.file (then every "
+            "grid.n_train > 0 and the classes are the file's labels)",
+     FIELD(data.source)},
+    {.name = "data.file",
+     .type = TYPE_STRING,
+     .default_yaml = "\"\"",
+     .doc = "HDF5 data file (doc/data-files.md: an n x d dataset of uint8, "
+            "float32 or float64 points, optional integer labels), for "
+            "data.source: file; never modified",
+     FIELD(data.file)},
+    {.name = "data.dataset",
+     .type = TYPE_STRING,
+     .default_yaml = "\"data\"",
+     .min_length = 1,
+     .doc = "name of the n x d dataset of points inside data.file",
+     FIELD(data.dataset)},
+    {.name = "data.labels",
+     .type = TYPE_STRING,
+     .default_yaml = "\"labels\"",
+     .doc = "name of the dataset of n integer labels inside data.file; \"\" "
+            "for unlabelled data (one class: no speciation observables)",
+     FIELD(data.labels)},
+    {.name = "data.class_subset",
+     .type = TYPE_INT_LIST,
+     .default_yaml = "[]",
+     AT_LEAST(-2147483648.0),
+     AT_MOST(2147483647.0),
+     .doc = "labels of the classes to keep, in the order that numbers them "
+            "0, 1, ... (empty: every label, in increasing order)",
+     FIELD(data.class_subset)},
+    {.name = "data.normalize",
+     .type = TYPE_ENUM,
+     .default_yaml = "standardize",
+     .choices = normalize_choices,
+     .doc = "map of the file's points (uint8 pixels first to [-1, 1] by "
+            "x/127.5 - 1): none, center (minus the mean point), or "
+            "standardize (centred, then scaled so that the mean variance "
+            "per coordinate is 1); computed on the kept classes",
+     FIELD(data.normalize)},
 
     {.name = "ensemble.particles",
      .type = TYPE_INT,

@@ -193,8 +193,55 @@ int model_build_operator(ou_op *op, const nrd_params *p, const grid_point *g,
   return rc;
 }
 
+/* data.source: file: the training set is the first n_train points of the
+ * prepared data, the mixture the Gaussians of its classes. */
+static int build_from_data(model *m, const data_set *D, char *err,
+                           size_t errlen) {
+  int d = m->d, K = D->K;
+  if (D->d != d) {
+    snprintf(err, errlen,
+             "grid.dimension is %d but the points of data.file have %d "
+             "coordinates",
+             d, D->d);
+    return NRD_FAIL(NRD_ERR_INPUT, "dimension %d of data of dimension %d", d,
+                    D->d);
+  }
+  if (m->n_train > D->n) {
+    snprintf(err, errlen,
+             "grid.n_train is %ld but data.file has %ld points%s", m->n_train,
+             D->n, D->n < D->n_file ? " of the kept classes" : "");
+    return NRD_FAIL(NRD_ERR_INPUT, "n_train = %ld of %ld points", m->n_train,
+                    D->n);
+  }
+  m->data = D;
+  m->train = D->x;
+  if (D->label) {
+    m->train_label = malloc((size_t)m->n_train * sizeof *m->train_label);
+    if (!m->train_label)
+      return NRD_FAIL(NRD_ERR_NOMEM, "labels of n = %ld points", m->n_train);
+    memcpy(m->train_label, D->label, (size_t)m->n_train * sizeof *D->label);
+  }
+  size_t dd = (size_t)d * d;
+  double *cov = malloc((size_t)K * dd * sizeof *cov);
+  if (!cov)
+    return NRD_FAIL(NRD_ERR_NOMEM, "K = %d covariances, d = %d", K, d);
+  for (int k = 0; k < K; k++)
+    memcpy(cov + k * dd, D->within, dd * sizeof *cov);
+  int rc = NRD_OK;
+  NRD_TRY(rc, mixture_general(&m->mix, d, K, D->weights, D->means,
+                              MIX_COV_FULL, 0.0, NULL, cov));
+  free(cov);
+  return rc;
+}
+
 int model_build(model *m, const nrd_params *p, const grid_point *g,
                 model_matrix_reader read, char *err, size_t errlen) {
+  return model_build_data(m, p, g, read, NULL, err, errlen);
+}
+
+int model_build_data(model *m, const nrd_params *p, const grid_point *g,
+                     model_matrix_reader read, const data_set *data, char *err,
+                     size_t errlen) {
   memset(m, 0, sizeof *m);
   m->point = *g;
   m->d = (int)g->dimension;
@@ -213,9 +260,16 @@ int model_build(model *m, const nrd_params *p, const grid_point *g,
   size_t off = strlen(err);
   NRD_TRY(rc, build_operator(p, g, read, &m->op, U, Q, err + off,
                              errlen - off));
-  NRD_TRY(rc, build_direction(p, d, U, m->seed, m->direction));
-  NRD_TRY(rc, build_mixture(p, m));
-  if (rc == NRD_OK && m->n_train > 0) {
+  if (p->data.source == DATA_FILE) {
+    if (rc == NRD_OK && !data)
+      rc = NRD_FAIL(NRD_ERR_INPUT, "data.source: file without its data");
+    if (m->direction) memset(m->direction, 0, (size_t)d * sizeof *m->direction);
+    NRD_TRY(rc, build_from_data(m, data, err + off, errlen - off));
+  } else {
+    NRD_TRY(rc, build_direction(p, d, U, m->seed, m->direction));
+    NRD_TRY(rc, build_mixture(p, m));
+  }
+  if (rc == NRD_OK && m->n_train > 0 && !m->data) {
     m->train = malloc((size_t)m->n_train * d * sizeof *m->train);
     m->train_label = malloc((size_t)m->n_train * sizeof *m->train_label);
     if (!m->train || !m->train_label)
@@ -236,7 +290,7 @@ void model_free(model *m) {
   ou_free(&m->op);
   if (m->mix.means) mixture_free(&m->mix);
   free(m->direction);
-  free(m->train);
+  if (!m->data) free(m->train); /* else the data's */
   free(m->train_label);
   memset(m, 0, sizeof *m);
 }
@@ -256,6 +310,10 @@ int score_model_init(score_model *s, const model *m) {
                                      m->train, NRD_SCORE_BLOCK));
     score_empirical_set_max_logits(&s->empirical, NRD_SCORE_MAX_LOGITS);
     NRD_TRY(rc, score_empirical_set_single(&s->empirical, m->single));
+    /* class weights for the clone-free phi of labelled training points */
+    if (m->mix.K >= 2)
+      NRD_TRY(rc, score_empirical_set_labels(&s->empirical, m->mix.K,
+                                             m->train_label));
     return rc;
   }
   NRD_CHECK(score_mixture_init(&s->mixture, &m->mix));
@@ -301,8 +359,9 @@ int score_model_eval(const score_model *s, int P, const double *X, double *S,
                      double *resp, double *logp, double *y2, int *nearest,
                      double *work) {
   if (s->m->n_train > 0)
-    NRD_CHECK(score_empirical_eval(&s->empirical, P, X, S, logp, y2, nearest,
-                                   work));
+    NRD_CHECK(score_empirical_eval_classes(&s->empirical, P, X, S,
+                                           s->empirical.label ? resp : NULL,
+                                           logp, y2, nearest, work));
   else
     NRD_CHECK(score_mixture_eval(&s->mixture, P, X, S, resp, logp, work));
   return NRD_OK;
@@ -315,11 +374,16 @@ const double *score_model_dinv(const score_model *s, int *split, double *inv) {
 }
 
 int score_model_eval_nonlinear(const score_model *s, int P, const double *X,
-                               double *R, double *y2, int *nearest,
-                               double *work) {
+                               double *R, double *resp, double *y2,
+                               int *nearest, double *work) {
   if (!(s->m->n_train > 0))
     return NRD_FAIL(NRD_ERR_INPUT, "the mixture score has no nonlinear part");
-  NRD_CHECK(score_empirical_eval_nonlinear(&s->empirical, P, X, R, y2, nearest,
-                                           work));
+  NRD_CHECK(score_empirical_eval_nonlinear_classes(
+      &s->empirical, P, X, R, s->empirical.label ? resp : NULL, y2, nearest,
+      work));
   return NRD_OK;
+}
+
+int score_model_has_classes(const score_model *s) {
+  return !(s->m->n_train > 0) || s->empirical.label != NULL;
 }

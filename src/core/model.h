@@ -6,6 +6,7 @@
 
 #include <stddef.h>
 
+#include "core/dataset.h"
 #include "core/grid.h"
 #include "core/mixture.h"
 #include "core/ou.h"
@@ -21,7 +22,10 @@ typedef struct {
   double *direction; /* unit class direction of the two-class mixture */
   long n_train;      /* 0: exact mixture score */
   double *train;     /* n_train x d training points */
-  int *train_label;  /* their mixture components */
+  int *train_label;  /* their mixture components or classes, or NULL */
+  const data_set *data; /* data.source: file: the data (not owned), whose
+                          first n_train points are the training set and
+                          whose classes' Gaussians are mix */
   int single;        /* run.precision float32: SGEMM in the empirical score */
 } model;
 
@@ -38,6 +42,11 @@ typedef int (*model_matrix_reader)(const char *file, const char *dataset,
  * file. */
 int model_build(model *m, const nrd_params *p, const grid_point *g,
                 model_matrix_reader read, char *err, size_t errlen);
+/* The same with the data of data.source: file (data may be NULL for
+ * data.source: mixture; it must outlive the model). */
+int model_build_data(model *m, const nrd_params *p, const grid_point *g,
+                     model_matrix_reader read, const data_set *data, char *err,
+                     size_t errlen);
 void model_free(model *m);
 /* Only the forward operator of grid point g (what --dry-run checks). */
 int model_build_operator(ou_op *op, const nrd_params *p, const grid_point *g,
@@ -60,7 +69,9 @@ void score_model_free(score_model *s);
 int score_model_set_time(score_model *s, double t);
 size_t score_model_work_size(const score_model *s, int P);
 /* Score S (P x d) at X; optional (NULL): resp (P x K) class responsibilities
- * (exact mixture only), logp (P), y2 (P) and nearest (P) (empirical only). */
+ * (exact mixture; for the empirical score the class weights of labelled
+ * training points when K >= 2, else untouched), logp (P), y2 (P) and
+ * nearest (P) (empirical only). */
 int score_model_eval(const score_model *s, int P, const double *X, double *S,
                      double *resp, double *logp, double *y2, int *nearest,
                      double *work);
@@ -68,9 +79,13 @@ int score_model_eval(const score_model *s, int P, const double *X, double *S,
  * and Delta_t^{-1} (or NULL and *inv = 1/delta) for the empirical score,
  * *split = 0 for the exact mixture, which has no such split. */
 const double *score_model_dinv(const score_model *s, int *split, double *inv);
-/* r = s + Delta_t^{-1} x (empirical score only), with y2 and nearest. */
+/* r = s + Delta_t^{-1} x (empirical score only), with resp (as above), y2
+ * and nearest. */
 int score_model_eval_nonlinear(const score_model *s, int P, const double *X,
-                               double *R, double *y2, int *nearest,
-                               double *work);
+                               double *R, double *resp, double *y2,
+                               int *nearest, double *work);
+/* The score gives class weights (resp): the exact mixture, or the empirical
+ * score of labelled training points of K >= 2 classes. */
+int score_model_has_classes(const score_model *s);
 
 #endif

@@ -56,11 +56,12 @@ const obs_info *obs_describe(int o) {
 }
 
 int obs_layout_init(obs_layout *L, int d, int K, const double *means,
-                    int empirical) {
+                    int score) {
   memset(L, 0, sizeof *L);
   L->d = d;
   L->K = K;
-  L->empirical = empirical;
+  L->empirical = score != OBS_MIXTURE;
+  L->classes = score != OBS_EMPIRICAL && K >= 2;
   L->dirs = malloc((size_t)K * d * sizeof *L->dirs);
   if (!L->dirs)
     return NRD_FAIL(NRD_ERR_NOMEM, "the class directions, K = %d, d = %d", K,
@@ -77,9 +78,8 @@ int obs_layout_init(obs_layout *L, int d, int K, const double *means,
   int w[OBS_N] = {[OBS_COUNT] = 1,       [OBS_POSITION] = d,
                   [OBS_NORM2] = 1,       [OBS_PROJECTION] = K,
                   [OBS_PROJECTION2] = K, [OBS_SCORE_NORM2] = 1};
-  if (empirical) {
-    w[OBS_PARTICIPATION_Y2] = 1;
-  } else {
+  if (L->empirical) w[OBS_PARTICIPATION_Y2] = 1;
+  if (L->classes) {
     w[OBS_SPECIATION_PHI] = 1;
     w[OBS_COMMITMENT_HIST] = OBS_HIST_BINS;
   }
@@ -129,10 +129,9 @@ void obs_accumulate(const obs_layout *L, long count, const double *Y,
     rec[L->offset[OBS_COUNT]] += 1;
     rec[L->offset[OBS_NORM2]] += n2;
     rec[L->offset[OBS_SCORE_NORM2]] += score_ok ? s2 : NAN;
-    if (L->empirical) {
+    if (L->empirical)
       rec[L->offset[OBS_PARTICIPATION_Y2]] += score_ok ? y2[i] : NAN;
-      continue;
-    }
+    if (!L->classes) continue;
     double phi = 0, rmax = 0;
     for (int k = 0; k < K; k++) {
       double r = resp[i * K + k];

@@ -115,6 +115,12 @@ static void *zalloc(size_t n, size_t size, int *ok) {
   return q;
 }
 
+/* Speciation classes are the labels of the nearest training points
+ * (classify). */
+static int nearest_labels(const proto_layout *X, const model *m) {
+  return X->n_train > 0 && m->train_label != NULL;
+}
+
 int proto_run_init(proto_run *R, const proto_layout *X, const model *m,
                    const score_model *s, const double *t, long bs) {
   memset(R, 0, sizeof *R);
@@ -136,7 +142,8 @@ int proto_run_init(proto_run *R, const proto_layout *X, const model *m,
   R->X0 = zalloc(bd, sizeof(double), &ok);
   R->logp = zalloc((size_t)bs, sizeof(double), &ok);
   R->resp = zalloc((size_t)bs * K, sizeof(double), &ok);
-  R->dots = zalloc(X->collapse ? (size_t)bs * 1024 : 1, sizeof(double), &ok);
+  R->dots = zalloc(X->collapse || nearest_labels(X, m) ? (size_t)bs * 1024 : 1,
+                   sizeof(double), &ok);
   R->a2 = zalloc((size_t)(X->n_train > 0 ? X->n_train : 1), sizeof(double),
                  &ok);
   R->cls_main = zalloc((size_t)bs, sizeof(int), &ok);
@@ -168,7 +175,7 @@ int proto_run_init(proto_run *R, const proto_layout *X, const model *m,
   /* the classifier: the exact class posterior at t_min (sign(mu.C^-1 x)
    * for two symmetric classes); where it is singular (point masses at
    * t = 0) the nearest class mean */
-  if (rc == NRD_OK && (X->speciation || X->uturn) &&
+  if (rc == NRD_OK && (X->speciation || X->uturn) && !nearest_labels(X, m) &&
       score_mixture_init(&R->cls, &m->mix) == NRD_OK) {
     R->cls_ok = 1;
     double *E = zalloc(dd, sizeof(double), &ok), *D = zalloc(dd, sizeof(double), &ok);
@@ -230,36 +237,6 @@ static void scatter(int width, int d, long n, const double *X, double *state,
     memcpy(state + i * width + off, X + i * d, (size_t)d * sizeof *X);
 }
 
-/* Class of each row: argmax of the posterior at t_min, or the nearest
- * class mean. */
-static int classify(proto_run *R, long n, const double *X, int *cls) {
-  const mixture *mx = &R->m->mix;
-  int d = R->lay->d, K = mx->K;
-  if (R->cls_ok) {
-    NRD_CHECK(score_mixture_eval(&R->cls, (int)n, X, R->S, R->resp, NULL,
-                                 R->work));
-    for (long i = 0; i < n; i++) {
-      int best = 0;
-      for (int k = 1; k < K; k++)
-        if (R->resp[i * K + k] > R->resp[i * K + best]) best = k;
-      cls[i] = best;
-    }
-    return NRD_OK;
-  }
-  for (long i = 0; i < n; i++) {
-    double bestd = INFINITY;
-    for (int k = 0; k < K; k++) {
-      double s = 0;
-      for (int j = 0; j < d; j++) {
-        double e = X[i * d + j] - mx->means[(size_t)k * d + j];
-        s += e * e;
-      }
-      if (s < bestd) bestd = s, cls[i] = k;
-    }
-  }
-  return NRD_OK;
-}
-
 /* Nearest training point of each row: argmax_mu w_mu from the empirical
  * score where it is defined (Mahalanobis in Delta_t), else Euclidean (the
  * t -> 0 limit, Delta_t ~ 2t I). */
@@ -284,6 +261,44 @@ static int nearest_point(proto_run *R, score_model *cur, int score_ok, long n,
         double s = R->a2[mu0 + j] - 2 * R->dots[i * nb + j];
         if (s < best[i]) best[i] = s, near[i] = (int)(mu0 + j);
       }
+  }
+  return NRD_OK;
+}
+
+/* Class of each row: for an empirical score of labelled training points
+ * the label of the nearest one (the point the sample memorised, as the
+ * clone-free phi counts it); else the argmax of the mixture posterior at
+ * t_min, or where that is singular the nearest class mean. */
+static int classify(proto_run *R, long n, const double *X, int *cls) {
+  const mixture *mx = &R->m->mix;
+  int d = R->lay->d, K = mx->K;
+  if (nearest_labels(R->lay, R->m)) {
+    NRD_CHECK(nearest_point(R, NULL, 0, n, X, cls));
+    for (long i = 0; i < n; i++)
+      cls[i] = R->m->train_label[cls[i]];
+    return NRD_OK;
+  }
+  if (R->cls_ok) {
+    NRD_CHECK(score_mixture_eval(&R->cls, (int)n, X, R->S, R->resp, NULL,
+                                 R->work));
+    for (long i = 0; i < n; i++) {
+      int best = 0;
+      for (int k = 1; k < K; k++)
+        if (R->resp[i * K + k] > R->resp[i * K + best]) best = k;
+      cls[i] = best;
+    }
+    return NRD_OK;
+  }
+  for (long i = 0; i < n; i++) {
+    double bestd = INFINITY;
+    for (int k = 0; k < K; k++) {
+      double s = 0;
+      for (int j = 0; j < d; j++) {
+        double e = X[i * d + j] - mx->means[(size_t)k * d + j];
+        s += e * e;
+      }
+      if (s < bestd) bestd = s, cls[i] = k;
+    }
   }
   return NRD_OK;
 }

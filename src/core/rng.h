@@ -24,6 +24,7 @@ enum nrd_rng_purpose {
   RNG_PURPOSE_UTURN,     /* noising to T_u and reverse noise of U-turns */
   RNG_PURPOSE_EXCESS,    /* samples of p^e_t for the excess entropy */
   RNG_PURPOSE_FORWARD_PATH, /* noise of forward (noising) paths */
+  RNG_PURPOSE_SUBSAMPLE, /* the order of a data file's points */
 };
 
 /* n standard normal variates (Box-Muller on 53-bit uniforms), the k-th

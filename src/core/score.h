@@ -57,6 +57,8 @@ typedef struct {
   double iso;      /* delta when Delta_t = delta I exactly, else 0 */
   double logdet;   /* ln det(2 pi Delta_t) */
   float *cf;       /* n x d: c in single precision, or NULL (double) */
+  int K;           /* classes of the training points (0: no labels) */
+  const int *label; /* n labels in [0, K) (not owned), or NULL */
 } score_empirical;
 
 int score_empirical_init(score_empirical *s, int d, int n, const double *a,
@@ -89,6 +91,20 @@ int score_empirical_eval_nonlinear(const score_empirical *s, int P,
                                    const double *X, double *r, double *y2,
                                    int *nearest, double *work);
 const double *score_empirical_dinv(const score_empirical *s, double *inv);
+/* Labelled training points (label: n values in [0, K), not owned; K = 0
+ * or label NULL: none): then the _classes evaluations also give the class
+ * weights resp (P x K), resp_k = sum of w_mu over the points of class k,
+ * the probability that the reverse process from x ends in class k
+ * (doc/theory.md section 5.6).  Call before score_empirical_work_size. */
+int score_empirical_set_labels(score_empirical *s, int K, const int *label);
+int score_empirical_eval_classes(const score_empirical *s, int P,
+                                 const double *X, double *score, double *resp,
+                                 double *logp, double *y2, int *nearest,
+                                 double *work);
+int score_empirical_eval_nonlinear_classes(const score_empirical *s, int P,
+                                           const double *X, double *r,
+                                           double *resp, double *y2,
+                                           int *nearest, double *work);
 
 
 

@@ -290,14 +290,15 @@ size_t score_empirical_work_size(const score_empirical *s, int P) {
   size_t p = P > 0 ? (size_t)P : 0, room = emp_logits_room(s, p);
   /* single precision: X, the block's V and its logits also in floats */
   size_t single = p * s->d + (room + 1) / 2;
-  return p * s->d + room + 3 * p + (s->cf ? single : 0);
+  return p * s->d + room + 3 * p + (s->label ? p * (size_t)s->K : 0) +
+         (s->cf ? single : 0);
 }
 
 typedef struct {
   const score_empirical *s;
   int nb, mu0;
   const double *X;
-  double *G, *V, *M, *S0, *S2, *score, *logp, *y2;
+  double *G, *V, *M, *S0, *S2, *SK, *score, *logp, *y2, *resp;
   int *nearest;
   int linear; /* 0: the score without its linear term -Delta^{-1} x */
   float *Gf, *Vf; /* single precision: logits/weights and the block's V */
@@ -313,6 +314,8 @@ static void emp_lse_row(const emp_ctx *c, int p, double *g) {
     double f = exp(c->M[p] - bmax);
     c->S0[p] *= f;
     c->S2[p] *= f * f;
+    for (int k = 0; c->SK && k < c->s->K; k++)
+      c->SK[(size_t)p * c->s->K + k] *= f;
     if (mu0 > 0) { /* else V is not set yet */
       score_scale(d, c->V + (size_t)p * d, f);
     }
@@ -327,6 +330,12 @@ static void emp_lse_row(const emp_ctx *c, int p, double *g) {
   double s2 = 0;
   c->S0[p] += exp_shifted_sum((size_t)nb, g, c->M[p], c->y2 ? &s2 : NULL);
   c->S2[p] += s2;
+  if (c->SK) { /* the weights, now in g, summed per class */
+    double *sk = c->SK + (size_t)p * c->s->K;
+    const int *lab = c->s->label + mu0;
+    for (int j = 0; j < nb; j++)
+      sk[lab[j]] += g[j];
+  }
 }
 
 static void emp_lse_rows(void *vc, int p0, int p1) {
@@ -382,6 +391,8 @@ static void emp_final_rows(void *vc, int p0, int p1) {
     else
       score_lincomb(d, r, inv, v, -1.0, r);
     if (c->y2) c->y2[p] = c->S2[p] / (c->S0[p] * c->S0[p]);
+    for (int k = 0; c->resp && k < s->K; k++)
+      c->resp[(size_t)p * s->K + k] = c->SK[(size_t)p * s->K + k] * inv;
   }
 }
 
@@ -392,25 +403,29 @@ static void emp_final_rows(void *vc, int p0, int p1) {
  * V = sum e^{l-M} c_mu (GEMM), so V/S0 = Delta^{-1} mean; then
  * score = V/S0 - X Delta^{-1} (one GEMM, none when Delta = delta I). */
 static int emp_eval(const score_empirical *s, int P, const double *X,
-                    double *score, double *logp, double *y2, int *nearest,
-                    double *work, int linear) {
+                    double *score, double *resp, double *logp, double *y2,
+                    int *nearest, double *work, int linear) {
   if (P < 0 || (P > 0 && (!X || !score || !work)))
     return NRD_FAIL(NRD_ERR_INPUT, "empirical score of %d particles: no %s",
                     P, P < 0 ? "batch" : "X, score or work");
   if (logp && !linear) /* ln p needs Delta^{-1} x */
     return NRD_FAIL(NRD_ERR_INPUT, "ln p^e_t asked of the nonlinear part");
+  if (resp && !s->label)
+    return NRD_FAIL(NRD_ERR_INPUT, "class weights of unlabelled training points");
   if (P == 0) return NRD_OK;
   int d = s->d, n = s->n, B = emp_block(s, (size_t)P);
   size_t Pd = (size_t)P * d;
   double *V = work, *G = V + Pd, *M = G + (size_t)P * B, *S0 = M + P,
-         *S2 = S0 + P;
+         *S2 = S0 + P, *SK = resp ? S2 + P : NULL;
   for (int p = 0; p < P; p++) {
     M[p] = -INFINITY;
     S0[p] = S2[p] = 0;
   }
+  if (SK) memset(SK, 0, (size_t)P * s->K * sizeof *SK);
   /* single precision (run.precision float32): the two big products in
    * SGEMM on float copies of X and c, everything else in double */
-  float *Xf = s->cf ? (float *)(S2 + P) : NULL, *Vf = Xf ? Xf + Pd : NULL;
+  double *end = S2 + P + (s->label ? (size_t)P * s->K : 0);
+  float *Xf = s->cf ? (float *)end : NULL, *Vf = Xf ? Xf + Pd : NULL;
   float *Gf = Xf ? Vf + Pd : NULL;
   if (Xf)
     for (size_t i = 0; i < Pd; i++)
@@ -427,6 +442,7 @@ static int emp_eval(const score_empirical *s, int P, const double *X,
                  .M = M,
                  .S0 = S0,
                  .S2 = S2,
+                 .SK = SK,
                  .y2 = y2,
                  .nearest = nearest,
                  .Gf = Gf,
@@ -451,7 +467,8 @@ static int emp_eval(const score_empirical *s, int P, const double *X,
     cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, P, d, d, 1.0, X, d,
                 s->Dinv, d, 0.0, score, d);
   emp_ctx c = {.s = s, .X = X, .V = V, .M = M, .S0 = S0, .S2 = S2,
-               .score = score, .logp = logp, .y2 = y2, .linear = linear};
+               .SK = SK, .score = score, .logp = logp, .y2 = y2,
+               .resp = resp, .linear = linear};
   nrd_par_rows(P, 2.0 * d, emp_final_rows, &c);
   return NRD_OK;
 }
@@ -459,13 +476,40 @@ static int emp_eval(const score_empirical *s, int P, const double *X,
 int score_empirical_eval(const score_empirical *s, int P, const double *X,
                          double *score, double *logp, double *y2, int *nearest,
                          double *work) {
-  return emp_eval(s, P, X, score, logp, y2, nearest, work, 1);
+  return emp_eval(s, P, X, score, NULL, logp, y2, nearest, work, 1);
+}
+
+int score_empirical_eval_classes(const score_empirical *s, int P,
+                                 const double *X, double *score, double *resp,
+                                 double *logp, double *y2, int *nearest,
+                                 double *work) {
+  return emp_eval(s, P, X, score, resp, logp, y2, nearest, work, 1);
+}
+
+int score_empirical_eval_nonlinear_classes(const score_empirical *s, int P,
+                                           const double *X, double *r,
+                                           double *resp, double *y2,
+                                           int *nearest, double *work) {
+  return emp_eval(s, P, X, r, resp, NULL, y2, nearest, work, 0);
+}
+
+int score_empirical_set_labels(score_empirical *s, int K, const int *label) {
+  s->K = 0;
+  s->label = NULL;
+  if (K <= 0 || !label) return NRD_OK;
+  for (int mu = 0; mu < s->n; mu++)
+    if (label[mu] < 0 || label[mu] >= K)
+      return NRD_FAIL(NRD_ERR_INPUT, "training point %d has label %d, not in "
+                      "[0, %d)", mu, label[mu], K);
+  s->K = K;
+  s->label = label;
+  return NRD_OK;
 }
 
 int score_empirical_eval_nonlinear(const score_empirical *s, int P,
                                    const double *X, double *r, double *y2,
                                    int *nearest, double *work) {
-  return emp_eval(s, P, X, r, NULL, y2, nearest, work, 0);
+  return emp_eval(s, P, X, r, NULL, NULL, y2, nearest, work, 0);
 }
 
 const double *score_empirical_dinv(const score_empirical *s, double *inv) {

@@ -329,11 +329,13 @@ void h5out_write_point(h5out *h, const nrd_params *p, const h5out_point *pt) {
   snprintf(name, sizeof name, "points/%04d", pt->index);
   hid_t g = h5u_group(h->file, name);
   /* rank 0's report values, identical on every rank for the attributes */
-  double v[7] = {pt->critical_theory,  pt->critical_measured,
-                 pt->critical_error,   pt->relaxation_rate,
-                 pt->entropy_production, pt->critical_cloning,
-                 pt->critical_cloning_error};
-  NRD_MPI_CHECK(MPI_Bcast(v, 7, MPI_DOUBLE, 0, MPI_COMM_WORLD));
+  double v[11] = {pt->critical_theory,     pt->critical_measured,
+                  pt->critical_error,      pt->relaxation_rate,
+                  pt->entropy_production,  pt->critical_cloning,
+                  pt->critical_cloning_error, pt->speciation_measured,
+                  pt->speciation_error,    pt->speciation_theory,
+                  pt->speciation_covariance};
+  NRD_MPI_CHECK(MPI_Bcast(v, 11, MPI_DOUBLE, 0, MPI_COMM_WORLD));
   h5u_attr_long(g, "index", pt->index);
   h5u_attr_long(g, "dimension", pt->dimension);
   h5u_attr_double(g, "separation", pt->separation);
@@ -352,6 +354,12 @@ void h5out_write_point(h5out *h, const nrd_params *p, const h5out_point *pt) {
   if (pt->has_cloning) { /* the same on every rank (the layout) */
     h5u_attr_double(g, "critical_time_cloning", v[5]);
     h5u_attr_double(g, "critical_time_cloning_error", v[6]);
+  }
+  if (pt->labelled) {
+    h5u_attr_double(g, "speciation_time_measured", v[7]);
+    h5u_attr_double(g, "speciation_time_error", v[8]);
+    h5u_attr_double(g, "speciation_time_theory", v[9]);
+    h5u_attr_double(g, "speciation_time_covariance", v[10]);
   }
   h5u_attr_string(g, "status", pt->status ? pt->status : "ok");
   h5u_attr_string(g, "warnings", pt->warnings ? pt->warnings : "");
@@ -416,4 +424,37 @@ void h5out_close(h5out *h, double wall_seconds) {
               h->tmp_path, h->path, strerror(st[1]), h->tmp_path);
   free(h->path);
   free(h->tmp_path);
+}
+
+void h5out_write_data(h5out *h, const nrd_params *p, const data_set *D) {
+  if (!D) return;
+  hid_t g = h5u_group(h->file, "data");
+  h5u_attr_string(g, "description",
+                  "the data of data.source: file as the run used them "
+                  "(doc/data-files.md): the points of the kept classes, "
+                  "normalised, in a seeded order whose first n_train are "
+                  "the training set");
+  h5u_attr_string(g, "file", p->data.file);
+  h5u_attr_string(g, "dataset", p->data.dataset);
+  h5u_attr_string(g, "labels", p->data.labels);
+  h5u_attr_long(g, "points_in_file", D->n_file);
+  h5u_attr_long(g, "points_kept", D->n);
+  h5u_attr_long(g, "dimension", D->d);
+  h5u_attr_long(g, "classes", D->K);
+  h5u_attr_numbers(g, "class_labels", H5T_NATIVE_LONG, D->K, D->class_label);
+  h5u_attr_numbers(g, "class_counts", H5T_NATIVE_LONG, D->K, D->class_count);
+  h5u_attr_long(g, "pixels", D->pixels);
+  h5u_attr_double(g, "mean_norm", D->mean_norm);
+  h5u_attr_double(g, "scale", D->scale);
+  if (D->shape_rank > 0)
+    h5u_attr_numbers(g, "shape", H5T_NATIVE_LONG, D->shape_rank, D->shape);
+  char digest[32];
+  snprintf(digest, sizeof digest, "%016llx", (unsigned long long)D->digest);
+  h5u_attr_string(g, "digest", digest);
+  /* which file row each kept point is, in the run's order (the training
+   * set of n_train = n is the first n) */
+  hsize_t n = (hsize_t)D->n;
+  h5u_dataset_root(h->dxpl, g, "row", H5T_STD_I64LE, H5T_NATIVE_LONG, 1, &n,
+                   D->row);
+  H5(H5Gclose(g));
 }

@@ -10,6 +10,7 @@
 #include <hdf5.h>
 
 #include "core/grid.h"
+#include "core/dataset.h"
 #include "core/observe.h"
 #include "core/protocol.h"
 #include "config/params.h"
@@ -39,6 +40,12 @@ typedef struct {
   double critical_theory, critical_measured, critical_error;
   int has_cloning;
   double critical_cloning, critical_cloning_error;
+  /* an empirical score of labelled training points (same on every rank):
+   * its clone-free t_S, the t_S of its data's classes and the class-free
+   * one of their covariance */
+  int labelled;
+  double speciation_measured, speciation_error, speciation_theory,
+      speciation_covariance;
   /* "ok" or "failed: why" (same on every rank); a failed point is written
    * with its attributes only: nothing is computed from a non-finite state */
   int failed;
@@ -66,6 +73,9 @@ typedef struct {
 } h5out_point;
 
 void h5out_write_point(h5out *h, const nrd_params *p, const h5out_point *pt);
+/* Collective: /data, what a run of data.source: file used (the file, its
+ * points and classes, the normalisation, a digest of the prepared data). */
+void h5out_write_data(h5out *h, const nrd_params *p, const data_set *D);
 
 /* After a failure: close and delete FILE.tmp (FILE is untouched). */
 void h5out_abandon(h5out *h);

@@ -263,7 +263,8 @@ static int check_inputs(const nrd_params *p, char *msg, size_t len) {
     const char *path, *what;
   } in[] = {{p->source_file, "the parameter file"},
             {p->forward.u_file, "forward.u_file"},
-            {p->forward.q_file, "forward.q_file"}};
+            {p->forward.q_file, "forward.q_file"},
+            {p->data.file, "data.file"}};
   char b1[128], b2[128];
   for (int i = 0; i < N_FAMILY; i++) {
     char *f = output_companion(p->output.file, FAMILY[i].suffix);

@@ -61,6 +61,8 @@ void run_ctx_build(run_ctx *c, const nrd_params *p, const run_plan *plan,
   c->t_start = nrd_log_elapsed();
   c->p = p;
   c->plan = plan;
+  c->data = run_data_load(p);
+  run_data_describe(c->data, p);
   long steps = plan->steps;
   c->t = NRD_XCALLOC((size_t)steps + 1, sizeof *c->t);
   if (timegrid_build(p->time.spacing, p->time.T, p->time.t_min, steps, c->t) !=
@@ -98,7 +100,8 @@ void run_ctx_build(run_ctx *c, const nrd_params *p, const run_plan *plan,
   c->proto = NRD_XCALLOC((size_t)P, sizeof *c->proto);
   for (int i = 0; i < P; i++)
     RUN_MUST(proto_layout_init(&c->proto[i], p, &plan->points[i],
-                               (int)p->data.classes, c->t, steps));
+                               c->data ? c->data->K : (int)p->data.classes,
+                               c->t, steps));
   c->layout = NRD_XCALLOC((size_t)P, sizeof *c->layout);
   c->last_checkpoint = nrd_log_elapsed();
 }
@@ -111,7 +114,7 @@ void run_ctx_build_points(run_ctx *c, const point_theory *th) {
     if (!c->selected[i]) continue;
     const grid_point *g = &plan->points[i];
     RUN_MUST(obs_layout_init(&c->layout[i], (int)g->dimension, th[i].K,
-                             th[i].means, th[i].empirical));
+                             th[i].means, th[i].score));
     proto_layout_observables(&c->proto[i], &c->layout[i]);
     point_state_build(c, i, &c->state[i]);
     if (c->state[i].n_blocks > 0) {
@@ -122,6 +125,7 @@ void run_ctx_build_points(run_ctx *c, const point_theory *th) {
 }
 
 void run_ctx_free(run_ctx *c) {
+  run_data_free(c->data);
   free(c->t);
   free(c->out_step);
   free(c->out_time);
@@ -242,7 +246,7 @@ static h5out_point point_output(const run_ctx *c, const point_theory *th, int i,
       .index = i,
       .dimension = g->dimension,
       .n_train = g->n_train,
-      .classes = c->p->data.classes,
+      .classes = th->K,
       .separation = g->separation,
       .strength = g->strength,
       .relaxation_rate = th->rate,
@@ -256,6 +260,11 @@ static h5out_point point_output(const run_ctx *c, const point_theory *th, int i,
           (g->n_train > 0 ? X->collapse : X->speciation) && X->n_branch > 0,
       .critical_cloning = cloning.value,
       .critical_cloning_error = cloning.error,
+      .labelled = th->score == OBS_EMPIRICAL_CLASSES,
+      .speciation_measured = r->rep.speciation.value,
+      .speciation_error = r->rep.speciation.error,
+      .speciation_theory = th->speciation,
+      .speciation_covariance = th->speciation_cov,
       .failed = r->failed_at >= 0,
       .status = r->status,
       .warnings = r->warnings,
@@ -291,6 +300,7 @@ static int write_results(const run_ctx *c, const point_theory *th,
   point_report *rep = NRD_XCALLOC((size_t)P, sizeof *rep); /* rank 0 */
   h5out out;
   h5out_open(&out, c->p, plan, command_line);
+  h5out_write_data(&out, c->p, c->data);
   for (int i = 0; i < P; i++) {
     if (!c->selected[i]) continue;
     point_result r;

@@ -12,6 +12,7 @@
 #include <mpi.h>
 
 #include "run/checkpoint.h"
+#include "run/runctx.h"
 #include "run/memory.h"
 #include "util/blaskernel.h"
 #include "util/cli.h"
@@ -383,6 +384,9 @@ int main(int argc, char **argv) {
 
   int status = NRD_EXIT_OK;
   if (o.dry_run) {
+    data_set *data = run_data_load(&p); /* a bad data file fails here */
+    run_data_describe(data, &p);
+    run_data_free(data);
     dry_run_checks(&p, &plan);
     nrd_info("dry run: parameters valid, nothing written");
   } else {

@@ -208,7 +208,8 @@ int point_setup(point_run *r, run_ctx *c, int point) {
   if (r->kmin > plan->steps) return NRD_OK; /* finished before a restart */
   nrd_error_reset();
   char err[1024] = "";
-  int rc = model_build(&r->m, p, &plan->points[point], matrix_file_read, err,
+  int rc = model_build_data(&r->m, p, &plan->points[point], matrix_file_read,
+                            c->data, err,
                        sizeof err);
   if (rc != NRD_OK) return NRD_FAIL(rc, "%s", err);
   point_state *w = r->w;
@@ -371,15 +372,15 @@ static int block_step(point_run *r, long ib, const step_plan *s) {
     return NRD_OK;
   }
   if (s->folded)
-    NRD_CHECK(score_model_eval_nonlinear(&r->cur, (int)count, Yb, r->S0, r->y2,
-                                         r->nearest, r->work));
+    NRD_CHECK(score_model_eval_nonlinear(&r->cur, (int)count, Yb, r->S0,
+                                         r->resp, r->y2, r->nearest, r->work));
   else if (s->score_ok)
     NRD_CHECK(score_model_eval(&r->cur, (int)count, Yb, r->S0, r->resp, NULL,
                                r->y2, r->nearest, r->work));
   double *rec = w->records + (size_t)ib * L->record;
   size_t stride = (size_t)w->n_blocks * L->record;
   if (out >= 0)
-    obs_accumulate(L, count, Yb, r->S0, L->empirical ? NULL : r->resp,
+    obs_accumulate(L, count, Yb, r->S0, L->classes ? r->resp : NULL,
                    L->empirical ? r->y2 : NULL, s->score_ok,
                    rec + out * stride);
   if (r->protocols) {

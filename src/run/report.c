@@ -150,6 +150,14 @@ void report_point(const run_ctx *c, const grid_point *g, const point_theory *th,
     rep->clone_S = clone_crossing(X, L, n, B, blocks, X->f_class, phi_level());
   if (rep->cloned_C)
     rep->clone_C = clone_crossing(X, L, n, B, blocks, X->f_nearest, 0.5);
+  rep->speciation = (estimate){NAN, NAN};
+  rep->speciation_theory = th->speciation;
+  rep->labelled = th->empirical && L->classes;
+  if (rep->labelled) {
+    block_column(n, B, R, blocks, L->offset[OBS_SPECIATION_PHI], num);
+    an_jackknife_crossing(n, tt, B, num, cnt, phi_level(), -1,
+                          &rep->speciation.value, &rep->speciation.error);
+  }
 
   printf("\nGrid point %d: d = %ld, separation = %g, strength g = %g, "
          "n_train = %ld\n",
@@ -184,6 +192,16 @@ void report_point(const run_ctx *c, const grid_point *g, const point_theory *th,
            level, estimate_text(v, sizeof v, rep->headline),
            th->symmetric2 ? "kappa_t = 1" : "matrix criterion",
            theory_text(w, sizeof w, th->critical));
+  if (rep->labelled) {
+    char u[64];
+    printf("  measured t_S (clone-free phi of the training labels crosses "
+           "F(1)) = %s; theory (%s of the data's classes) = %s, class-free "
+           "(covariance) = %s\n",
+           estimate_text(v, sizeof v, rep->speciation),
+           th->symmetric2 ? "kappa_t = 1" : "matrix criterion",
+           theory_text(w, sizeof w, th->speciation),
+           theory_text(u, sizeof u, th->speciation_cov));
+  }
   if (rep->cloned_S)
     printf("  t_S by cloning (branch times only) = %s\n",
            estimate_text(v, sizeof v, rep->clone_S));

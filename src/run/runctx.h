@@ -17,6 +17,7 @@
 #include "core/diagnose.h"
 #include "core/grid.h"
 #include "core/model.h"
+#include "core/dataset.h"
 #include "core/observe.h"
 #include "core/protocol.h"
 #include "run/runstate.h"
@@ -27,10 +28,15 @@
 typedef struct {
   double rate, entropy; /* min Re sigma(A), tr(Q^T Q U) */
   double critical;      /* theory t_S or t_C (NaN if undefined) */
+  /* t_S of the data behind an empirical score (NaN without classes): the
+   * kappa_t = 1 or matrix criterion of its classes, and the class-free
+   * criterion of its covariance (doc/theory.md (5.8), (5.9)) */
+  double speciation, speciation_cov;
   double *phi_theory;   /* n_out: F(kappa_t) (two classes, mixture score) */
   double *norm2_theory; /* n_out: E|x_t|^2 under the exact p_t (mixture)
                            or p^e_t (empirical score) */
   int empirical, symmetric2, K;
+  int score; /* enum obs_score: what the observables can measure */
   double *means;      /* K x d class means (the observables' directions) */
   proto_theory proto; /* the protocols' theory (protocol.h) */
   step_check check;   /* the step-size and no-op check (diagnose.h) */
@@ -50,6 +56,7 @@ typedef struct {
 typedef struct {
   const nrd_params *p;
   const run_plan *plan;
+  data_set *data; /* data.source: file: the prepared data (run_data_load) */
   double t_start; /* nrd_log_elapsed() when the run began */
   double *t;      /* steps + 1 forward times, decreasing */
   long n_out, n_frames, n_traj;
@@ -82,6 +89,17 @@ typedef struct {
     if (run_must_ != NRD_OK)                                                   \
       NRD_ABORT(NRD_EXIT_RUNTIME, "%s", nrd_error_trace());                    \
   } while (0)
+
+/* -------------------------------------------------------------- data.c */
+
+/* Collective: the data of data.source: file read and prepared on every rank
+ * (NULL for data.source: mixture); a bad file is a collective usage error
+ * (nrd_fatal) naming it. */
+data_set *run_data_load(const nrd_params *p);
+void run_data_free(data_set *D);
+/* Rank 0 prints what the data are (file, points, classes, normalisation,
+ * memory, digest); nothing for NULL. */
+void run_data_describe(const data_set *D, const nrd_params *p);
 
 /* ------------------------------------------------------------ driver.c */
 
@@ -193,6 +211,12 @@ typedef struct {
   estimate headline;
   int cloned_S, cloned_C;
   estimate clone_S, clone_C;
+  /* an empirical score of labelled training points: its clone-free t_S
+   * (speciation_phi through F(1)) beside the collapse headline, and the
+   * t_S of its data's classes */
+  int labelled;
+  estimate speciation;
+  double speciation_theory;
   double theory;
 } point_report;
 

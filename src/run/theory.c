@@ -25,6 +25,17 @@ static double largest_step(const run_ctx *c) {
   return n > 0 ? c->t[0] - c->t[1] : 0;
 }
 
+/* t_S of the model's data: kappa_t = 1 for two symmetric classes, the
+ * matrix criterion (doc/theory.md (5.8)) for classes of a common
+ * covariance; else it stays NaN. */
+static void speciation_theory(const model *m, double *tS) {
+  const mixture *mx = &m->mix;
+  if (mx->symmetric2)
+    theory_tS_kappa(&m->op, mx->means, mx->cov, tS);
+  else if (mx->cov_shared)
+    theory_tS_matrix(&m->op, mx->K, mx->weights, mx->means, mx->cov, tS);
+}
+
 /* The theory of one point from its model (on the rank it is dealt to).
  * What has no closed form here stays NaN; a failure is the run's (out of
  * memory), with nrd_error_trace(). */
@@ -34,6 +45,9 @@ static int theory_for_point(const run_ctx *c, const model *m,
   th->empirical = m->n_train > 0;
   th->symmetric2 = mx->symmetric2;
   th->K = mx->K;
+  th->score = !th->empirical             ? OBS_MIXTURE
+              : m->train_label && mx->K >= 2 ? OBS_EMPIRICAL_CLASSES
+                                             : OBS_EMPIRICAL;
   /* the class means, for the observables' class directions on every rank */
   th->means = NRD_XCALLOC((size_t)mx->K * m->d, sizeof *th->means);
   memcpy(th->means, mx->means, (size_t)mx->K * m->d * sizeof *th->means);
@@ -48,6 +62,14 @@ static int theory_for_point(const run_ctx *c, const model *m,
    * time with the finite-d mixture correction, alpha = ln n / d (an
    * n, d -> infinity result: a reference, not a prediction, at small d) */
   double tc = NAN;
+  th->speciation = th->speciation_cov = NAN;
+  if (th->score == OBS_EMPIRICAL_CLASSES) {
+    speciation_theory(m, &th->speciation);
+    double *S0 = NRD_XCALLOC((size_t)m->d * m->d, sizeof *S0);
+    mixture_covariance(mx, S0);
+    theory_tS_covariance(&m->op, S0, &th->speciation_cov);
+    free(S0);
+  }
   if (th->empirical) {
     double alpha = log((double)m->n_train) / m->d;
     if (alpha > 0) {
@@ -56,10 +78,8 @@ static int theory_for_point(const run_ctx *c, const model *m,
       else
         theory_tC_rem(&m->op, mx->cov, alpha, &tc);
     }
-  } else if (mx->symmetric2) {
-    theory_tS_kappa(&m->op, mx->means, mx->cov, &tc);
-  } else if (mx->cov_shared) {
-    theory_tS_matrix(&m->op, mx->K, mx->weights, mx->means, mx->cov, &tc);
+  } else {
+    speciation_theory(m, &tc);
   }
   th->critical = tc;
   nrd_error_reset(); /* what has no value above is NaN, not a failure */
@@ -165,7 +185,8 @@ point_theory *prepare_theory(const run_ctx *c) {
   for (int i = 0; i < P; i++) {
     if (owner[i] != rank) continue;
     model m;
-    status = model_build(&m, c->p, &c->plan->points[i], matrix_file_read, err,
+    status = model_build_data(&m, c->p, &c->plan->points[i], matrix_file_read,
+                              c->data, err,
                          sizeof err);
     if (status != NRD_OK) {
       first_bad = i;
@@ -193,13 +214,16 @@ point_theory *prepare_theory(const run_ctx *c) {
     theory_arrays(t, &c->proto[i], c->n_out, slot, len);
     for (int f = 0; owner[i] != rank && f < THEORY_ARRAYS; f++)
       *slot[f] = NRD_XCALLOC((size_t)len[f] + 1, sizeof(double)); /* room */
-    int flags[3] = {t->empirical, t->symmetric2, t->K};
-    double num[4] = {t->rate, t->entropy, t->critical, t->proto.alpha};
-    NRD_MPI_CHECK(MPI_Bcast(flags, 3, MPI_INT, owner[i], MPI_COMM_WORLD));
-    NRD_MPI_CHECK(MPI_Bcast(num, 4, MPI_DOUBLE, owner[i], MPI_COMM_WORLD));
+    int flags[4] = {t->empirical, t->symmetric2, t->K, t->score};
+    double num[6] = {t->rate,          t->entropy,   t->critical,
+                     t->proto.alpha,   t->speciation, t->speciation_cov};
+    NRD_MPI_CHECK(MPI_Bcast(flags, 4, MPI_INT, owner[i], MPI_COMM_WORLD));
+    NRD_MPI_CHECK(MPI_Bcast(num, 6, MPI_DOUBLE, owner[i], MPI_COMM_WORLD));
     t->empirical = flags[0], t->symmetric2 = flags[1], t->K = flags[2];
+    t->score = flags[3];
     t->rate = num[0], t->entropy = num[1], t->critical = num[2];
-    t->proto.alpha = num[3];
+    t->proto.alpha = num[3], t->speciation = num[4];
+    t->speciation_cov = num[5];
     for (int f = 0; f < THEORY_ARRAYS; f++)
       if (len[f] > 0)
         NRD_MPI_CHECK(MPI_Bcast(*slot[f], (int)len[f], MPI_DOUBLE, owner[i],
