@@ -416,7 +416,10 @@ static int process_file(const char *path, const options *o, row_list *rows,
       H5Gclose(pg);
       continue;
     }
-    if (have_params && idx >= 0 && idx < plan.n_points) {
+    /* the theory from the parameters; for data from a file (which may be
+     * gone) the run's own values */
+    int from_file = have_params && p.data.source == DATA_FILE;
+    if (have_params && !from_file && idx >= 0 && idx < plan.n_points) {
       pm.ok = model_build(&pm.m, &p, &plan.points[idx], matrix_file_read, err,
                           sizeof err) == NRD_OK;
       if (!pm.ok) note(r, "no theory: %s", err);
@@ -430,6 +433,10 @@ static int process_file(const char *path, const options *o, row_list *rows,
         r->tC_theory = th;
       else
         r->tS_theory = th;
+      th = NAN; /* an empirical score of labelled points: the data's t_S */
+      if (H5Aexists(pg, "speciation_time_theory") > 0)
+        attr_double(pg, "speciation_time_theory", V_NAN | V_NONNEG, &th);
+      if (!isnan(th)) r->tS_theory = r->tS_matrix = th;
     }
     /* a point that failed in the run holds no results (its state stopped
      * being finite): say so, measure nothing */

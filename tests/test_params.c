@@ -862,8 +862,7 @@ static void test_data_source_rules(void **state) {
   snprintf(text, sizeof text, "%s  class_subset: [3, 3]\n", file);
   expect_file_error(text, "6:17: key 'data.class_subset': label 3 appears "
                           "twice (elements 1 and 2)");
-  snprintf(text, sizeof text, "%s  labels: \"\"\n  class_subset: [3]\n",
-           file);
+  snprintf(text, sizeof text, "%s  labels: \"\"\n  class_subset: [3]\n", file);
   expect_file_error(text, "7:17: key 'data.class_subset': needs labels: "
                           "data.labels is \"\" (unlabelled data)");
   snprintf(text, sizeof text, "%sintegrator:\n  start: exact\n", file);
@@ -875,9 +874,9 @@ static void test_data_source_rules(void **state) {
   nrd_params p, q;
   params_init_defaults(&p);
   params_init_defaults(&q);
-  char err[512], *over[] = {"data.source=file", "data.file=d.h5",
-                            "grid.n_train=[100]", "data.normalize=center",
-                            "data.class_subset=[7, 2]"};
+  char err[512],
+      *over[] = {"data.source=file", "data.file=d.h5", "grid.n_train=[100]",
+                 "data.normalize=center", "data.class_subset=[7, 2]"};
   assert_int_equal(params_load(&p, NULL, 5, over, err, sizeof err), NRD_OK);
   assert_int_equal(p.data.source, DATA_FILE);
   assert_int_equal(p.data.normalize, NORMALIZE_CENTER);

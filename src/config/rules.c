@@ -135,14 +135,14 @@ static const char *changed_key(const nrd_params *p, const char *const *keys,
  * other way round. */
 static int check_data_file(const combination_ctx *c) {
   const nrd_params *p = c->p;
-  static const char *const mixture_keys[] = {
-      "data.classes", "data.covariance", "data.sigma", "data.direction",
-      "grid.separation"};
-  static const char *const file_keys[] = {
-      "data.file", "data.dataset", "data.labels", "data.class_subset",
-      "data.normalize"};
+  static const char *const mixture_keys[] = {"data.classes", "data.covariance",
+                                             "data.sigma", "data.direction",
+                                             "grid.separation"};
+  static const char *const file_keys[] = {"data.file", "data.dataset",
+                                          "data.labels", "data.class_subset",
+                                          "data.normalize"};
   if (p->data.source != DATA_FILE) {
-      const char *fk = changed_key(p, file_keys, 5);
+    const char *fk = changed_key(p, file_keys, 5);
     if (fk)
       return blame(c, fk,
                    "has no effect with data.source: mixture (set "

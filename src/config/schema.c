@@ -28,8 +28,8 @@ static const char *const covariance_choices[] = {"isotropic", "stationary",
 static const char *const direction_choices[] = {"ones", "random", "slowest",
                                                 "fastest", NULL};
 static const char *const source_choices[] = {"mixture", "file", NULL};
-static const char *const normalize_choices[] = {"none", "center",
-                                                "standardize", NULL};
+static const char *const normalize_choices[] = {"none", "center", "standardize",
+                                                NULL};
 static const char *const spacing_choices[] = {"uniform", "log", NULL};
 static const char *const scheme_choices[] = {"euler", "exponential", "ode_heun",
                                              NULL};

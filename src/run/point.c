@@ -209,8 +209,7 @@ int point_setup(point_run *r, run_ctx *c, int point) {
   nrd_error_reset();
   char err[1024] = "";
   int rc = model_build_data(&r->m, p, &plan->points[point], matrix_file_read,
-                            c->data, err,
-                       sizeof err);
+                            c->data, err, sizeof err);
   if (rc != NRD_OK) return NRD_FAIL(rc, "%s", err);
   point_state *w = r->w;
   const proto_layout *X = r->X;

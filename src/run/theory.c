@@ -45,7 +45,7 @@ static int theory_for_point(const run_ctx *c, const model *m,
   th->empirical = m->n_train > 0;
   th->symmetric2 = mx->symmetric2;
   th->K = mx->K;
-  th->score = !th->empirical             ? OBS_MIXTURE
+  th->score = !th->empirical                 ? OBS_MIXTURE
               : m->train_label && mx->K >= 2 ? OBS_EMPIRICAL_CLASSES
                                              : OBS_EMPIRICAL;
   /* the class means, for the observables' class directions on every rank */
@@ -186,8 +186,7 @@ point_theory *prepare_theory(const run_ctx *c) {
     if (owner[i] != rank) continue;
     model m;
     status = model_build_data(&m, c->p, &c->plan->points[i], matrix_file_read,
-                              c->data, err,
-                         sizeof err);
+                              c->data, err, sizeof err);
     if (status != NRD_OK) {
       first_bad = i;
       break;
@@ -215,8 +214,8 @@ point_theory *prepare_theory(const run_ctx *c) {
     for (int f = 0; owner[i] != rank && f < THEORY_ARRAYS; f++)
       *slot[f] = NRD_XCALLOC((size_t)len[f] + 1, sizeof(double)); /* room */
     int flags[4] = {t->empirical, t->symmetric2, t->K, t->score};
-    double num[6] = {t->rate,          t->entropy,   t->critical,
-                     t->proto.alpha,   t->speciation, t->speciation_cov};
+    double num[6] = {t->rate,        t->entropy,    t->critical,
+                     t->proto.alpha, t->speciation, t->speciation_cov};
     NRD_MPI_CHECK(MPI_Bcast(flags, 4, MPI_INT, owner[i], MPI_COMM_WORLD));
     NRD_MPI_CHECK(MPI_Bcast(num, 6, MPI_DOUBLE, owner[i], MPI_COMM_WORLD));
     t->empirical = flags[0], t->symmetric2 = flags[1], t->K = flags[2];
