@@ -329,13 +329,14 @@ void h5out_write_point(h5out *h, const nrd_params *p, const h5out_point *pt) {
   snprintf(name, sizeof name, "points/%04d", pt->index);
   hid_t g = h5u_group(h->file, name);
   /* rank 0's report values, identical on every rank for the attributes */
-  double v[11] = {pt->critical_theory,     pt->critical_measured,
+  double v[13] = {pt->critical_theory,     pt->critical_measured,
                   pt->critical_error,      pt->relaxation_rate,
                   pt->entropy_production,  pt->critical_cloning,
                   pt->critical_cloning_error, pt->speciation_measured,
                   pt->speciation_error,    pt->speciation_theory,
-                  pt->speciation_covariance};
-  NRD_MPI_CHECK(MPI_Bcast(v, 11, MPI_DOUBLE, 0, MPI_COMM_WORLD));
+                  pt->speciation_covariance, pt->speciation_cloning,
+                  pt->speciation_cloning_error};
+  NRD_MPI_CHECK(MPI_Bcast(v, 13, MPI_DOUBLE, 0, MPI_COMM_WORLD));
   h5u_attr_long(g, "index", pt->index);
   h5u_attr_long(g, "dimension", pt->dimension);
   h5u_attr_double(g, "separation", pt->separation);
@@ -360,6 +361,10 @@ void h5out_write_point(h5out *h, const nrd_params *p, const h5out_point *pt) {
     h5u_attr_double(g, "speciation_time_error", v[8]);
     h5u_attr_double(g, "speciation_time_theory", v[9]);
     h5u_attr_double(g, "speciation_time_covariance", v[10]);
+    if (pt->has_speciation_cloning) {
+      h5u_attr_double(g, "speciation_time_cloning", v[11]);
+      h5u_attr_double(g, "speciation_time_cloning_error", v[12]);
+    }
   }
   h5u_attr_string(g, "status", pt->status ? pt->status : "ok");
   h5u_attr_string(g, "warnings", pt->warnings ? pt->warnings : "");

@@ -46,6 +46,8 @@ typedef struct {
   int labelled;
   double speciation_measured, speciation_error, speciation_theory,
       speciation_covariance;
+  int has_speciation_cloning; /* and its speciation protocol ran */
+  double speciation_cloning, speciation_cloning_error;
   /* "ok" or "failed: why" (same on every rank); a failed point is written
    * with its attributes only: nothing is computed from a non-finite state */
   int failed;
