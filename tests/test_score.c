@@ -575,6 +575,81 @@ static void test_empirical_vs_naive_blocks(void **state) {
   }
 }
 
+/* Class weights of labelled training points (score_empirical_set_labels):
+ * resp_k = sum of the naive softmax weights w_mu over class k, to 1e-12,
+ * in blocks of 1, 7 and all n, through both evaluations, and the scores
+ * unchanged by asking for them; in single precision within its rounding.
+ * Labels outside [0, K) are refused. */
+static void test_empirical_class_weights(void **state) {
+  (void)state;
+  enum { K = 3 };
+  double a[EN * ED], E[ED * ED], Delta[ED * ED], X[EP * ED];
+  empirical_setup(a, E, Delta, X);
+  double ns[EP * ED], nl[EP], ny[EP], *wts = alloc((size_t)EP * EN);
+  int nn[EP], lab[EN];
+  naive_out ref = {ns, nl, ny, wts, nn};
+  naive_empirical(ED, EN, a, E, Delta, EP, X, &ref);
+  for (int mu = 0; mu < EN; mu++)
+    lab[mu] = (mu * 7) % K;
+  double want[EP * K] = {0};
+  for (int p = 0; p < EP; p++)
+    for (int mu = 0; mu < EN; mu++)
+      want[p * K + lab[mu]] += wts[(size_t)p * EN + mu];
+  int blocks[] = {1, 7, EN};
+  for (int single = 0; single < 2; single++)
+    for (int ib = 0; ib < 3; ib++) {
+      score_empirical se;
+      assert_int_equal(score_empirical_init(&se, ED, EN, a, blocks[ib]), NRD_OK);
+      assert_int_equal(score_empirical_set_single(&se, single), NRD_OK);
+      lab[5] = K; /* out of range */
+      assert_int_equal(score_empirical_set_labels(&se, K, lab), NRD_ERR_INPUT);
+      nrd_error_reset();
+      lab[5] = (5 * 7) % K;
+      assert_int_equal(score_empirical_set_labels(&se, K, lab), NRD_OK);
+      assert_int_equal(score_empirical_set_time(&se, E, Delta), NRD_OK);
+      size_t wsz = score_empirical_work_size(&se, EP);
+      double *work = alloc(wsz);
+      for (size_t i = 0; i < wsz; i++)
+        work[i] = NAN; /* must not be read */
+      double S[EP * ED], S0[EP * ED], R[EP * ED], resp[EP * K], resp2[EP * K];
+      assert_int_equal(score_empirical_eval(&se, EP, X, S0, NULL, NULL, NULL,
+                                            work),
+                       NRD_OK);
+      assert_int_equal(score_empirical_eval_classes(&se, EP, X, S, resp, NULL,
+                                                    NULL, NULL, work),
+                       NRD_OK);
+      assert_memory_equal(S, S0, sizeof S); /* the same score, bit for bit */
+      assert_int_equal(score_empirical_eval_nonlinear_classes(
+                           &se, EP, X, R, resp2, NULL, NULL, work),
+                       NRD_OK);
+      double tol = single ? 1e-4 : 1e-12;
+      for (int p = 0; p < EP; p++) {
+        double sum = 0;
+        for (int k = 0; k < K; k++) {
+          assert_true(fabs(resp[p * K + k] - want[p * K + k]) < tol);
+          assert_true(resp2[p * K + k] == resp[p * K + k]);
+          sum += resp[p * K + k];
+        }
+        assert_true(fabs(sum - 1) < 1e-12); /* the weights sum to 1 */
+      }
+      free(work);
+      score_empirical_free(&se);
+    }
+  /* without labels, class weights are refused */
+  score_empirical se;
+  assert_int_equal(score_empirical_init(&se, ED, EN, a, EN), NRD_OK);
+  assert_int_equal(score_empirical_set_time(&se, E, Delta), NRD_OK);
+  double *work = alloc(score_empirical_work_size(&se, EP));
+  double S[EP * ED], resp[EP * K];
+  assert_int_equal(score_empirical_eval_classes(&se, EP, X, S, resp, NULL, NULL,
+                                                NULL, work),
+                   NRD_ERR_INPUT);
+  nrd_error_reset();
+  free(work);
+  score_empirical_free(&se);
+  free(wts);
+}
+
 /* With max_logits, a batch of P takes max(block, max_logits / P) training
  * points at a time: 9 particles in blocks of 25, 3 in one block of all 50,
  * both the naive results to 1e-12, in work sized for the larger batch
@@ -1075,6 +1150,7 @@ int main(void) {
       cmocka_unit_test(test_mixture_edge_cases),
       cmocka_unit_test(test_empirical_vs_naive_blocks),
       cmocka_unit_test(test_empirical_max_logits),
+      cmocka_unit_test(test_empirical_class_weights),
       cmocka_unit_test(test_empirical_single_precision),
       cmocka_unit_test(test_empirical_score_is_gradient),
       cmocka_unit_test(test_empirical_far_points),
