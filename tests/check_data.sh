@@ -122,6 +122,21 @@ mkdir rs && (cd rs && ln -s ../mix.h5 . && touch STOP && \
   && ok "file run: stop on 2 ranks, restart on 3, identical output" \
   || { cat rs/err0 rs/err1 diff | head -10; ko "file run: stop and restart"; }
 
+# a restart with other data (one value of the file changed) is refused:
+# exit 2 naming data.file, the checkpoint untouched
+mkdir rd && (cd rd && cp ../mix.h5 . && touch STOP && \
+  "$mpirun" 2 "$nrdiff" "${small[@]}" -P output.file=out.h5 ../base.yml >out0 2>err0; \
+  rm -f STOP; /usr/bin/python3 -c "
+import h5py
+with h5py.File('mix.h5', 'r+') as f: f['data'][7, 3] += 1e-9"; \
+  sha256sum out.h5.ckpt >ck0; \
+  "$mpirun" 2 "$nrdiff" --restart "${small[@]}" -P output.file=out.h5 ../base.yml >out1 2>err1; \
+  echo $? >rc1)
+[ "$(cat rd/rc1)" = 2 ] && grep -q "data.file 'mix.h5' holds other data than when the checkpoint was written" rd/err1 \
+  && (cd rd && sha256sum -c --quiet ck0) && [ ! -e rd/out.h5 ] \
+  && ok "restart with changed data: refused (exit 2), checkpoint untouched" \
+  || { cat rd/err1 | head -5; ko "restart with changed data (exit $(cat rd/rc1))"; }
+
 # /data: the kept points' rows in the seeded order; the training set of
 # n = 50 is the first 50 of n = 300's (both are prefixes of one order)
 /usr/bin/python3 -c "

@@ -103,6 +103,7 @@ uint64_t ckpt_meta_checksum(const ckpt_meta *m) {
       h = fnv_long(h, m->attrs[i][k]);
     h = ckpt_fnv(h, m->sums[i], (size_t)m->shape[1] * sizeof(uint64_t));
   }
+  if (m->data_digest) h = ckpt_fnv(h, &m->data_digest, sizeof m->data_digest);
   return h;
 }
 

@@ -50,6 +50,9 @@ typedef struct {
   char *const *key, *const *value; /* n_params each */
   const long (*attrs)[3]; /* per point: record, dimension, state_width */
   uint64_t *const *sums;  /* per selected point: shape[1] block sums */
+  /* data.source: file: the digest of the data the run used (attribute
+   * data_digest, checksummed when present); 0: none (a mixture run) */
+  uint64_t data_digest;
 } ckpt_meta;
 
 uint64_t ckpt_meta_checksum(const ckpt_meta *m);

@@ -336,6 +336,11 @@ static read_status check_meta(const nrd_params *p, const run_shape *sh,
   }
   H5Gclose(points);
   if (bad) return READ_DAMAGED;
+  unsigned long long digest = 0;
+  if (H5Aexists(file, "data_digest") > 0 &&
+      attr_numbers(file, "data_digest", H5T_INTEGER, 8, H5T_NATIVE_ULLONG, 1,
+                   &digest))
+    REJECT("%s: unreadable attribute 'data_digest' (damaged)", path);
   ckpt_meta m = {.signature = r->signature,
                  .nrdiff_version = r->nrdiff_version,
                  .blas_kernels = r->blas_kernels,
@@ -345,7 +350,8 @@ static read_status check_meta(const nrd_params *p, const run_shape *sh,
                  .n_params = r->n_params,
                  .key = r->key,
                  .value = r->value,
-                 .sums = r->sums};
+                 .sums = r->sums,
+                 .data_digest = digest};
   memcpy(m.shape, shape, sizeof shape);
   if (ckpt_meta_checksum(&m) != total)
     REJECT("%s: the checksum over its parameters, attributes and block "
@@ -356,6 +362,14 @@ static read_status check_meta(const nrd_params *p, const run_shape *sh,
   read_status st =
       compare_parameters(p, r->n_params, r->key, r->value, err, errlen);
   if (st != READ_OK) return st;
+  if (digest != sh->data_digest) {
+    snprintf(err, errlen,
+             "data.file '%s' holds other data than when the checkpoint was "
+             "written (digest %016llx then, %016llx now): a restart must use "
+             "the same data; restore the file or start a new run",
+             p->data.file, digest, (unsigned long long)sh->data_digest);
+    return READ_MISMATCH;
+  }
   long want[8] = {sh->n_points, sh->n_blocks, sh->block_size, sh->particles,
                   sh->steps,    sh->n_out,    sh->n_frames,   sh->n_traj};
   if (memcmp(shape, want, sizeof want) != 0)

@@ -152,7 +152,8 @@ void checkpoint_write(const nrd_params *p, const run_shape *sh,
                     .key = key,
                     .value = val,
                     .attrs = (const long(*)[3])attrs,
-                    .sums = sums};
+                    .sums = sums,
+                    .data_digest = sh->data_digest};
   unsigned long long total = h5u_root() ? ckpt_meta_checksum(&meta) : 0;
   NRD_MPI_CHECK(
       MPI_Bcast(&total, 1, MPI_UNSIGNED_LONG_LONG, 0, MPI_COMM_WORLD));
@@ -181,6 +182,10 @@ void checkpoint_write(const nrd_params *p, const run_shape *sh,
   h5u_attr_numbers(file, "shape", H5T_NATIVE_LONG, 8, meta.shape);
   h5u_attr_numbers(file, "selected", H5T_NATIVE_INT, P, sh->selected);
   h5u_attr_numbers(file, "checksum", H5T_NATIVE_ULLONG, 1, &total);
+  if (sh->data_digest) {
+    unsigned long long dg = sh->data_digest;
+    h5u_attr_numbers(file, "data_digest", H5T_NATIVE_ULLONG, 1, &dg);
+  }
 
   hid_t g = h5u_group(file, "parameters");
   h5u_dataset_strings(dxpl, g, "key", (size_t)np, key, 0);

@@ -95,7 +95,8 @@ void run_ctx_build(run_ctx *c, const nrd_params *p, const run_plan *plan,
                          .n_out = c->n_out,
                          .n_frames = c->n_frames,
                          .n_traj = c->n_traj,
-                         .selected = c->selected};
+                         .selected = c->selected,
+                         .data_digest = c->data ? c->data->digest : 0};
   c->state = NRD_XCALLOC((size_t)P, sizeof *c->state);
   c->proto = NRD_XCALLOC((size_t)P, sizeof *c->proto);
   for (int i = 0; i < P; i++)

@@ -5,6 +5,8 @@
 #ifndef NRDIFF_RUNSTATE_H
 #define NRDIFF_RUNSTATE_H
 
+#include <stdint.h>
+
 /* next_step of a block: NOT_STARTED, k in 0..steps (positions hold the
  * state at time t[k], before step k's observation), or DONE = steps + 1. */
 enum { BLOCK_NOT_STARTED = -1 };
@@ -33,6 +35,7 @@ typedef struct {
   int n_points;
   long n_blocks, block_size, particles, steps, n_out, n_frames, n_traj;
   const int *selected; /* n_points: 1 if the point runs (see --grid-index) */
+  uint64_t data_digest; /* data.source: file: the prepared data's, else 0 */
 } run_shape;
 
 #endif
