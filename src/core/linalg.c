@@ -131,6 +131,11 @@ typedef struct {
 } indexed;
 
 /* ascending values, ties in index order */
+static int cmp_double(const void *a, const void *b) {
+  double x = *(const double *)a, y = *(const double *)b;
+  return (x > y) - (x < y);
+}
+
 static int cmp_indexed(const void *a, const void *b) {
   const indexed *x = a, *y = b;
   if (x->value != y->value) return x->value < y->value ? -1 : 1;
@@ -157,6 +162,20 @@ int la_sym_eig(int d, const double *M, double *w, double *V) {
   memcpy(V, M, sq(d) * sizeof *V);
   /* dsyevd returns the eigenvectors in the columns of V and w ascending */
   return LAPACK_STATUS(LAPACKE_dsyevd(LAPACK_ROW_MAJOR, 'V', 'U', d, V, d, w),
+                       "dsyevd", "no convergence", d);
+}
+
+int la_sym_eigvals(int d, const double *M, double *w, double *work) {
+  if (d <= 0) return BAD_DIMENSION(d);
+  if (la_is_diagonal(d, M)) {
+    for (int i = 0; i < d; i++)
+      w[i] = M[(size_t)i * d + i];
+    qsort(w, (size_t)d, sizeof *w, cmp_double);
+    return NRD_OK;
+  }
+  memcpy(work, M, sq(d) * sizeof *work);
+  return LAPACK_STATUS(LAPACKE_dsyevd(LAPACK_ROW_MAJOR, 'N', 'U', d, work, d,
+                                      w),
                        "dsyevd", "no convergence", d);
 }
 

@@ -26,6 +26,9 @@ void la_transpose(int d, const double *A, double *At);
 /* Symmetric eigendecomposition M = V diag(w) V^T, w ascending; V columns are
  * eigenvectors (row-major V[i*d+k] = component i of eigenvector k). */
 int la_sym_eig(int d, const double *M, double *w, double *V);
+/* The eigenvalues alone (ascending), a third of the work of la_sym_eig at
+ * large d; work: d x d scratch. */
+int la_sym_eigvals(int d, const double *M, double *w, double *work);
 /* F = V f(w) V^T for a symmetric M: square root, inverse square root, ... */
 int la_sym_sqrt(int d, const double *M, double *Msqrt);
 int la_sym_invsqrt(int d, const double *M, double *Minvsqrt);
