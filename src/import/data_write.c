@@ -51,36 +51,40 @@ static hid_t source_type(imp_kind k) {
 
 /* ------------------------------------------------------------ HDF5 errors */
 
-/* HDF5's most specific message (the system's, for a failed write: "error
- * message = 'No space left on device'"); printing of HDF5's own stack is
- * off. */
-static herr_t first_desc(unsigned n, const H5E_error2_t *e, void *buf) {
-  if (n == 0 && e->desc) snprintf(buf, 256, "%s", e->desc);
+/* HDF5's most specific message for the first failure (the system's, for a
+ * failed write: "error message = 'No space left on device'"), taken at
+ * once: the next HDF5 call clears the stack.  HDF5's own printing of the
+ * stack is off. */
+static char reason[256];
+
+static herr_t first_desc(unsigned n, const H5E_error2_t *e, void *unused) {
+  if (n == 0 && e->desc) snprintf(reason, sizeof reason, "%s", e->desc);
   return 0;
 }
 
-static const char *h5_reason(char buf[256]) {
-  buf[0] = 0;
-  H5Ewalk2(H5E_DEFAULT, H5E_WALK_UPWARD, first_desc, buf);
-  char *m = strstr(buf, "error message = '");
+static hid_t ck(hid_t v) {
+  if (v >= 0 || reason[0]) return v;
+  H5Ewalk2(H5E_DEFAULT, H5E_WALK_UPWARD, first_desc, NULL);
+  char *m = strstr(reason, "error message = '");
   if (m) {
-    memmove(buf, m + 17, strlen(m + 17) + 1);
-    char *q = strchr(buf, '\'');
+    memmove(reason, m + 17, strlen(m + 17) + 1);
+    char *q = strchr(reason, '\'');
     if (q) *q = 0;
   }
-  return buf[0] ? buf : "HDF5 error";
+  if (!reason[0]) snprintf(reason, sizeof reason, "HDF5 error");
+  return v;
 }
 
 /* ----------------------------------------------------------- the file */
 
 static herr_t attr_string(hid_t obj, const char *name, const char *value) {
-  hid_t t = H5Tcopy(H5T_C_S1), sp = H5Screate(H5S_SCALAR), a = -1;
+  hid_t t = ck(H5Tcopy(H5T_C_S1)), sp = ck(H5Screate(H5S_SCALAR)), a = -1;
   herr_t rc = -1;
-  if (t >= 0 && sp >= 0 && H5Tset_size(t, H5T_VARIABLE) >= 0 &&
-      H5Tset_cset(t, H5T_CSET_UTF8) >= 0)
-    a = H5Acreate2(obj, name, t, sp, H5P_DEFAULT, H5P_DEFAULT);
-  if (a >= 0) rc = H5Awrite(a, t, &value);
-  if (a >= 0 && H5Aclose(a) < 0) rc = -1;
+  if (t >= 0 && sp >= 0 && ck(H5Tset_size(t, H5T_VARIABLE)) >= 0 &&
+      ck(H5Tset_cset(t, H5T_CSET_UTF8)) >= 0)
+    a = ck(H5Acreate2(obj, name, t, sp, H5P_DEFAULT, H5P_DEFAULT));
+  if (a >= 0) rc = (herr_t)ck(H5Awrite(a, t, &value));
+  if (a >= 0 && ck(H5Aclose(a)) < 0) rc = -1;
   if (sp >= 0) H5Sclose(sp);
   if (t >= 0) H5Tclose(t);
   return rc;
@@ -88,12 +92,12 @@ static herr_t attr_string(hid_t obj, const char *name, const char *value) {
 
 static herr_t attr_numbers(hid_t obj, const char *name, hid_t file_type,
                            hid_t mem_type, hsize_t n, const void *v) {
-  hid_t sp = n ? H5Screate_simple(1, &n, NULL) : H5Screate(H5S_SCALAR);
-  hid_t a = sp >= 0 ? H5Acreate2(obj, name, file_type, sp, H5P_DEFAULT,
-                                 H5P_DEFAULT)
+  hid_t sp = ck(n ? H5Screate_simple(1, &n, NULL) : H5Screate(H5S_SCALAR));
+  hid_t a = sp >= 0 ? ck(H5Acreate2(obj, name, file_type, sp, H5P_DEFAULT,
+                                    H5P_DEFAULT))
                     : -1;
-  herr_t rc = a >= 0 ? H5Awrite(a, mem_type, v) : -1;
-  if (a >= 0 && H5Aclose(a) < 0) rc = -1;
+  herr_t rc = a >= 0 ? (herr_t)ck(H5Awrite(a, mem_type, v)) : -1;
+  if (a >= 0 && ck(H5Aclose(a)) < 0) rc = -1;
   if (sp >= 0) H5Sclose(sp);
   return rc;
 }
@@ -102,12 +106,12 @@ static herr_t attr_numbers(hid_t obj, const char *name, hid_t file_type,
 static herr_t dataset(hid_t file, const char *name, hid_t file_type,
                       hid_t mem_type, int rank, const hsize_t *dims,
                       const void *buf, const char *source, hid_t *out) {
-  hid_t sp = H5Screate_simple(rank, dims, NULL);
-  hid_t d = sp >= 0 ? H5Dcreate2(file, name, file_type, sp, H5P_DEFAULT,
-                                 H5P_DEFAULT, H5P_DEFAULT)
+  hid_t sp = ck(H5Screate_simple(rank, dims, NULL));
+  hid_t d = sp >= 0 ? ck(H5Dcreate2(file, name, file_type, sp, H5P_DEFAULT,
+                                    H5P_DEFAULT, H5P_DEFAULT))
                     : -1;
-  herr_t rc = d >= 0 ? H5Dwrite(d, mem_type, H5S_ALL, H5S_ALL, H5P_DEFAULT,
-                                buf)
+  herr_t rc = d >= 0 ? (herr_t)ck(H5Dwrite(d, mem_type, H5S_ALL, H5S_ALL,
+                                           H5P_DEFAULT, buf))
                      : -1;
   if (rc >= 0) rc = attr_string(d, "source", source);
   if (sp >= 0) H5Sclose(sp);
@@ -118,9 +122,8 @@ static herr_t dataset(hid_t file, const char *name, hid_t file_type,
 /* Everything of the layout into path; the message names f->out. */
 static int write_h5(const data_file *f, const char *path) {
   const imp_array *a = f->data;
-  char why[256];
   const char *step = "create the file";
-  hid_t file = H5Fcreate(path, H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
+  hid_t file = ck(H5Fcreate(path, H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT));
   hid_t d = -1, l = -1;
   herr_t rc = file >= 0 ? 0 : -1;
   if (rc >= 0) {
@@ -152,15 +155,13 @@ static int write_h5(const data_file *f, const char *path) {
                       H5T_NATIVE_INT, 0, &version);
     if (rc >= 0) rc = attr_string(file, "creator", f->creator);
   }
-  if (rc < 0) h5_reason(why); /* before closing adds to the stack */
-  if (d >= 0 && H5Dclose(d) < 0 && rc >= 0) rc = -1;
-  if (l >= 0 && H5Dclose(l) < 0 && rc >= 0) rc = -1;
-  if (file >= 0 && H5Fclose(file) < 0 && rc >= 0) { /* the last writes */
-    step = "finish writing";
+  if (d >= 0 && ck(H5Dclose(d)) < 0) rc = -1;
+  if (l >= 0 && ck(H5Dclose(l)) < 0) rc = -1;
+  if (file >= 0 && ck(H5Fclose(file)) < 0 && rc >= 0) {
+    step = "finish writing"; /* the last writes happen on closing */
     rc = -1;
-    h5_reason(why);
   }
-  if (rc < 0) return imp_error(f->out, IMP_IO, "cannot %s: %s", step, why);
+  if (rc < 0) return imp_error(f->out, IMP_IO, "cannot %s: %s", step, reason);
   return IMP_OK;
 }
 
@@ -218,6 +219,9 @@ int data_write(const data_file *f) {
   char dir[4096];
   snprintf(dir, sizeof dir, "%.*s", slash ? (dir_len ? dir_len : 1) : 1,
            slash ? f->out : ".");
+  /* HDF5 1.10 crashes at exit closing a file whose H5Fclose failed (a full
+   * disk): no clean-up at exit, H5close below when all went well */
+  H5dont_atexit();
   H5Eset_auto2(H5E_DEFAULT, NULL, NULL); /* our messages, not the stack */
 
   struct sigaction sa = {0};
@@ -236,6 +240,7 @@ int data_write(const data_file *f) {
   if (close(fd) != 0) rc = -1;
   if (rc) rc = imp_error(f->out, IMP_IO, "cannot create: %s", strerror(errno));
   if (!rc) rc = write_h5(f, tmp_path);
+  if (!rc) H5close();
   if (!rc && sync_file(tmp_path) != 0)
     rc = imp_error(f->out, IMP_IO, "cannot write: %s", strerror(errno));
   if (!rc) rc = publish(f);

@@ -35,6 +35,8 @@ static int gz_failure(imp_source *s) {
     return imp_error(s->path, IMP_IO, "read error: %s", strerror(errno));
   if (err == Z_MEM_ERROR)
     return imp_error(s->path, IMP_IO, "out of memory decompressing");
+  const char *fd = strstr(msg, ">: "); /* "<fd:3>: " before the reason */
+  if (!strncmp(msg, "<fd:", 4) && fd) msg = fd + 3;
   return imp_error(s->path, IMP_BAD, "damaged gzip data (zlib: %s)", msg);
 }
 
