@@ -126,6 +126,7 @@ open('in/h_trailing.idx', 'wb').write(full + b'\0\0\0')
 open('in/h_badmagic.idx', 'wb').write(b'\x01\x02\x08\x02' + full[4:])
 open('in/h_badtype.idx', 'wb').write(bytes([0, 0, 7, 2]) + full[4:])
 open('in/h_empty.idx', 'wb').write(b'')
+open('in/h_huge.idx', 'wb').write(bytes([0, 0, 8, 2]) + struct.pack('>2I', 2**31, 2**20) + b'x' * 9)
 idx('h_zero.idx', np.zeros((0, 3), np.uint8))
 idx('h_oned.idx', np.arange(10, dtype=np.uint8))
 idx('h_labels4.idx', lab[:4])
@@ -278,6 +279,8 @@ refused "bytes after the IDX data" in/h_trailing.idx "3 bytes more than the head
 refused "bad magic" in/h_badmagic.idx "not an IDX or .npy file" in/h_badmagic.idx
 refused "unknown IDX type" in/h_badtype.idx "unknown element type 0x07" in/h_badtype.idx
 refused "empty file" in/h_empty.idx "empty" in/h_empty.idx
+refused "a header promising 2^51 bytes (not allocated)" in/h_huge.idx \
+  "truncated: expected 2251799813685260 bytes (12-byte header + 2147483648 x 1048576 ubyte), found 21$" in/h_huge.idx
 refused "no points" in/h_zero.idx "empty: the shape is 0 x 3" in/h_zero.idx
 refused "damaged gzip data" in/h_damaged.idx.gz "gzip" in/h_damaged.idx.gz
 refused "label count mismatch (both counts)" in/h_labels4.idx "4 labels for the 5 points of in/tiny-images" \

@@ -124,6 +124,27 @@ static int expect_end(imp_source *s) {
   return IMP_OK;
 }
 
+/* a->nbytes bytes into a->data, the buffer grown as they arrive: a header
+ * that promises far more than the file holds (damaged, or hostile) is
+ * found truncated, not met with an allocation of what it promises. */
+static int read_growing(imp_source *s, imp_array *a) {
+  size_t have = 0, cap = 0;
+  while (have < a->nbytes) {
+    size_t next = cap ? cap * 2 : (size_t)1 << 24;
+    if (next > a->nbytes || next < cap) next = a->nbytes;
+    unsigned char *p = realloc(a->data, next);
+    if (!p)
+      return imp_error(s->path, IMP_IO,
+                       "out of memory (%zu bytes for the data)", a->nbytes);
+    a->data = p;
+    cap = next;
+    int rc = imp_read(s, a->data + have, cap - have);
+    if (rc) return rc;
+    have = cap;
+  }
+  return IMP_OK;
+}
+
 uint64_t imp_count(const uint64_t *dims, int ndim, int size) {
   uint64_t n = (uint64_t)size;
   const uint64_t cap = (uint64_t)1 << 62;
@@ -168,11 +189,7 @@ int imp_read_body(imp_source *s, imp_array *a, uint64_t limit) {
   if (keep > SIZE_MAX)
     return imp_error(s->path, IMP_IO, "too large for this machine's memory");
   a->nbytes = (size_t)keep;
-  a->data = malloc(a->nbytes);
-  if (!a->data)
-    return imp_error(s->path, IMP_IO, "out of memory (%zu bytes for the data)",
-                     a->nbytes);
-  int rc = imp_read(s, a->data, a->nbytes);
+  int rc = read_growing(s, a);
   if (!rc) rc = skip(s, total - keep);
   if (!rc) rc = expect_end(s);
   return rc;
