@@ -36,16 +36,15 @@ static hid_t source_type(imp_kind k) {
     return k.size == 4 ? (be ? H5T_IEEE_F32BE : H5T_IEEE_F32LE)
                        : (be ? H5T_IEEE_F64BE : H5T_IEEE_F64LE);
   static const int sizes[4] = {1, 2, 4, 8};
-  const hid_t u[2][4] = {{H5T_STD_U8LE, H5T_STD_U16LE, H5T_STD_U32LE,
-                          H5T_STD_U64LE},
-                         {H5T_STD_U8BE, H5T_STD_U16BE, H5T_STD_U32BE,
-                          H5T_STD_U64BE}};
-  const hid_t s[2][4] = {{H5T_STD_I8LE, H5T_STD_I16LE, H5T_STD_I32LE,
-                          H5T_STD_I64LE},
-                         {H5T_STD_I8BE, H5T_STD_I16BE, H5T_STD_I32BE,
-                          H5T_STD_I64BE}};
+  const hid_t u[2][4] = {
+      {H5T_STD_U8LE, H5T_STD_U16LE, H5T_STD_U32LE, H5T_STD_U64LE},
+      {H5T_STD_U8BE, H5T_STD_U16BE, H5T_STD_U32BE, H5T_STD_U64BE}};
+  const hid_t s[2][4] = {
+      {H5T_STD_I8LE, H5T_STD_I16LE, H5T_STD_I32LE, H5T_STD_I64LE},
+      {H5T_STD_I8BE, H5T_STD_I16BE, H5T_STD_I32BE, H5T_STD_I64BE}};
   int i = 0;
-  while (sizes[i] != k.size) i++;
+  while (sizes[i] != k.size)
+    i++;
   return k.cls == IMP_UINT ? u[be][i] : s[be][i];
 }
 
@@ -93,9 +92,10 @@ static herr_t attr_string(hid_t obj, const char *name, const char *value) {
 static herr_t attr_numbers(hid_t obj, const char *name, hid_t file_type,
                            hid_t mem_type, hsize_t n, const void *v) {
   hid_t sp = ck(n ? H5Screate_simple(1, &n, NULL) : H5Screate(H5S_SCALAR));
-  hid_t a = sp >= 0 ? ck(H5Acreate2(obj, name, file_type, sp, H5P_DEFAULT,
-                                    H5P_DEFAULT))
-                    : -1;
+  hid_t a =
+      sp >= 0
+          ? ck(H5Acreate2(obj, name, file_type, sp, H5P_DEFAULT, H5P_DEFAULT))
+          : -1;
   herr_t rc = a >= 0 ? (herr_t)ck(H5Awrite(a, mem_type, v)) : -1;
   if (a >= 0 && ck(H5Aclose(a)) < 0) rc = -1;
   if (sp >= 0) H5Sclose(sp);
@@ -138,7 +138,8 @@ static int write_h5(const data_file *f, const char *path) {
   }
   if (rc >= 0 && a->ndim > 2) {
     int64_t shape[IMP_MAX_DIMS];
-    for (int i = 1; i < a->ndim; i++) shape[i - 1] = (int64_t)a->dims[i];
+    for (int i = 1; i < a->ndim; i++)
+      shape[i - 1] = (int64_t)a->dims[i];
     rc = attr_numbers(d, "shape", H5T_STD_I64LE, H5T_NATIVE_INT64,
                       (hsize_t)(a->ndim - 1), shape);
   }
@@ -212,8 +213,8 @@ int data_write(const data_file *f) {
   const char *slash = strrchr(f->out, '/');
   const char *base = slash ? slash + 1 : f->out;
   int dir_len = slash ? (int)(slash - f->out) : 0;
-  int n = snprintf(tmp_path, sizeof tmp_path, "%.*s%s.%s.tmp-XXXXXX",
-                   dir_len, f->out, slash ? "/" : "", base);
+  int n = snprintf(tmp_path, sizeof tmp_path, "%.*s%s.%s.tmp-XXXXXX", dir_len,
+                   f->out, slash ? "/" : "", base);
   if (n < 0 || (size_t)n >= sizeof tmp_path)
     return imp_error(f->out, IMP_BAD, "the output name is too long");
   char dir[4096];
@@ -228,7 +229,8 @@ int data_write(const data_file *f) {
   sa.sa_handler = on_signal;
   sigemptyset(&sa.sa_mask);
   int sigs[] = {SIGINT, SIGTERM, SIGHUP};
-  for (int i = 0; i < 3; i++) sigaction(sigs[i], &sa, NULL);
+  for (int i = 0; i < 3; i++)
+    sigaction(sigs[i], &sa, NULL);
   int fd = mkstemp(tmp_path);
   if (fd < 0)
     return imp_error(f->out, IMP_IO, "cannot create a file in %s: %s", dir,

@@ -19,10 +19,10 @@ out_type data_out_type(imp_kind k);
 const char *data_out_name(out_type t); /* "uint8", "float32", "float64" */
 
 typedef struct {
-  const char *out;              /* the output file */
-  const imp_array *data;        /* ndim >= 2 */
-  const char *data_path;        /* as given on the command line */
-  const int32_t *labels;        /* data->dims[0] of them, or NULL */
+  const char *out;       /* the output file */
+  const imp_array *data; /* ndim >= 2 */
+  const char *data_path; /* as given on the command line */
+  const int32_t *labels; /* data->dims[0] of them, or NULL */
   const char *labels_path;
   const char *creator;
 } data_file;

@@ -10,12 +10,10 @@ int idx_read(imp_source *s, const unsigned char magic[4], uint64_t limit,
     unsigned char code;
     const char *name;
     imp_kind kind;
-  } types[] = {{0x08, "ubyte", {IMP_UINT, 1, 1}},
-               {0x09, "sbyte", {IMP_INT, 1, 1}},
-               {0x0B, "short", {IMP_INT, 2, 1}},
-               {0x0C, "int", {IMP_INT, 4, 1}},
-               {0x0D, "float", {IMP_FLOAT, 4, 1}},
-               {0x0E, "double", {IMP_FLOAT, 8, 1}}};
+  } types[] = {
+      {0x08, "ubyte", {IMP_UINT, 1, 1}},  {0x09, "sbyte", {IMP_INT, 1, 1}},
+      {0x0B, "short", {IMP_INT, 2, 1}},   {0x0C, "int", {IMP_INT, 4, 1}},
+      {0x0D, "float", {IMP_FLOAT, 4, 1}}, {0x0E, "double", {IMP_FLOAT, 8, 1}}};
   int t = -1;
   for (size_t i = 0; i < sizeof types / sizeof types[0]; i++)
     if (types[i].code == magic[2]) t = (int)i;

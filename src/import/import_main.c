@@ -26,8 +26,7 @@ static const nrd_cli_option cli_options[] = {
      "name of DATA_FILE less .gz, then less .npy, .idx or\n"
      "-idxN-TYPE, plus .h5)",
      OPT_OUTPUT},
-    {"limit", 0, "N", "import only the first N points (and labels)",
-     OPT_LIMIT},
+    {"limit", 0, "N", "import only the first N points (and labels)", OPT_LIMIT},
     NRD_CLI_LAST_OPTIONS("the version")};
 
 static void usage(FILE *f) {
@@ -79,8 +78,10 @@ static void default_output(const char *path, char *buf, size_t len) {
       break;
     }
   }
-  if (n == 0) snprintf(buf, len, "data.h5");
-  else snprintf(buf, len, "%.*s.h5", (int)n, base);
+  if (n == 0)
+    snprintf(buf, len, "data.h5");
+  else
+    snprintf(buf, len, "%.*s.h5", (int)n, base);
 }
 
 /* The points: one per row (at least 2 dims), an element type the layout
@@ -141,8 +142,10 @@ static int make_labels(const char *path, const imp_array *l,
     int64_t x = imp_int_at(l, i);
     if (x < INT32_MIN || x > INT32_MAX) {
       free(v);
-      return imp_error(path, IMP_BAD, "label %lld (point %llu) is not an "
-                       "int32", (long long)x, (unsigned long long)i);
+      return imp_error(path, IMP_BAD,
+                       "label %lld (point %llu) is not an "
+                       "int32",
+                       (long long)x, (unsigned long long)i);
     }
     v[i] = (int32_t)x;
   }
@@ -165,7 +168,8 @@ static void labels_text(const int32_t *v, uint64_t n, char *buf, size_t len) {
   memcpy(s, v, n * sizeof *s);
   qsort(s, n, sizeof *s, cmp_int32);
   uint64_t k = 1;
-  for (uint64_t i = 1; i < n; i++) k += s[i] != s[i - 1];
+  for (uint64_t i = 1; i < n; i++)
+    k += s[i] != s[i - 1];
   snprintf(buf, len, ", labels %ld..%ld (%llu classes)", (long)s[0],
            (long)s[n - 1], (unsigned long long)k);
   free(s);
@@ -248,8 +252,7 @@ int main(int argc, char **argv) {
            out, of, (unsigned long long)a.file_rows,
            (unsigned long long)imp_row_size(&a), shape, data_out_name(t),
            t == OUT_F64 && a.kind.cls != IMP_FLOAT ? " from " : "",
-           t == OUT_F64 && a.kind.cls != IMP_FLOAT ? imp_kind_name(a.kind)
-                                                    : "",
+           t == OUT_F64 && a.kind.cls != IMP_FLOAT ? imp_kind_name(a.kind) : "",
            lab);
   }
   free(labels);

@@ -16,7 +16,8 @@ typedef struct {
 } cursor;
 
 static void skip_space(cursor *c) {
-  while (c->p < c->end && isspace((unsigned char)*c->p)) c->p++;
+  while (c->p < c->end && isspace((unsigned char)*c->p))
+    c->p++;
 }
 
 /* The next character, if it is ch (after spaces). */
@@ -87,8 +88,7 @@ static void shape(cursor *c, imp_array *a) {
 
 /* descr: byte order ('<', '>', '|', '='), kind letter, size in bytes.
  * Returns 0 or the reason it is refused (in why). */
-static int parse_descr(const char *descr, imp_kind *k, char *why,
-                       size_t len) {
+static int parse_descr(const char *descr, imp_kind *k, char *why, size_t len) {
   static const union {
     unsigned short s;
     unsigned char b[2];
@@ -128,8 +128,8 @@ static int parse_descr(const char *descr, imp_kind *k, char *why,
 }
 
 /* The header dict: exactly the keys descr, fortran_order and shape. */
-static int parse_header(imp_source *s, const char *text, size_t n,
-                        imp_array *a, int *fortran) {
+static int parse_header(imp_source *s, const char *text, size_t n, imp_array *a,
+                        int *fortran) {
   cursor c = {text, text + n, NULL};
   char key[32], descr[64] = "";
   int seen = 0; /* bits: descr, fortran_order, shape */
@@ -176,7 +176,7 @@ static int parse_header(imp_source *s, const char *text, size_t n,
   if (seen != 7)
     return imp_error(s->path, IMP_BAD,
                      "bad .npy header: it lacks '%s' (%.200s)",
-                     !(seen & 1) ? "descr"
+                     !(seen & 1)   ? "descr"
                      : !(seen & 2) ? "fortran_order"
                                    : "shape",
                      text);
@@ -226,8 +226,8 @@ int npy_read(imp_source *s, uint64_t limit, imp_array *a) {
   unsigned char l[4] = {0};
   rc = imp_read(s, l, v[2] == 1 ? 2 : 4);
   if (rc) return rc;
-  size_t hlen = l[0] | (size_t)l[1] << 8 | (size_t)l[2] << 16 |
-                (size_t)l[3] << 24;
+  size_t hlen =
+      l[0] | (size_t)l[1] << 8 | (size_t)l[2] << 16 | (size_t)l[3] << 24;
   if (hlen > MAX_HEADER)
     return imp_error(s->path, IMP_BAD, ".npy header of %zu bytes: too long",
                      hlen);
@@ -243,8 +243,10 @@ int npy_read(imp_source *s, uint64_t limit, imp_array *a) {
       /* one-line messages: the header's newline (and any control
        * character) is shown as a space, which it parses as anyway, or '?' */
       for (char *p = text; *p; p++)
-        if ((unsigned char)*p < 0x20) *p = isspace((unsigned char)*p) ? ' ' : '?';
-      while (hlen > 0 && text[hlen - 1] == ' ') text[--hlen] = 0;
+        if ((unsigned char)*p < 0x20)
+          *p = isspace((unsigned char)*p) ? ' ' : '?';
+      while (hlen > 0 && text[hlen - 1] == ' ')
+        text[--hlen] = 0;
       rc = parse_header(s, text, hlen, a, &fortran);
     }
   }

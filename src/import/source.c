@@ -117,9 +117,8 @@ static int expect_end(imp_source *s) {
     return imp_error(s->path, IMP_BAD,
                      "%llu bytes more than the header says: expected %llu "
                      "(%s), found %llu%s",
-                     (unsigned long long)extra,
-                     (unsigned long long)s->expected, s->layout,
-                     (unsigned long long)s->offset,
+                     (unsigned long long)extra, (unsigned long long)s->expected,
+                     s->layout, (unsigned long long)s->offset,
                      gzdirect(s->gz) ? "" : " (uncompressed)");
   return IMP_OK;
 }
@@ -157,7 +156,8 @@ uint64_t imp_count(const uint64_t *dims, int ndim, int size) {
 
 uint64_t imp_row_size(const imp_array *a) {
   uint64_t n = 1;
-  for (int i = 1; i < a->ndim; i++) n *= a->dims[i];
+  for (int i = 1; i < a->ndim; i++)
+    n *= a->dims[i];
   return n;
 }
 
@@ -170,7 +170,8 @@ void imp_shape_text(const imp_array *a, int from, char *buf, size_t len) {
 }
 
 int imp_read_body(imp_source *s, imp_array *a, uint64_t limit) {
-  uint64_t header = s->offset, total = imp_count(a->dims, a->ndim, a->kind.size);
+  uint64_t header = s->offset,
+           total = imp_count(a->dims, a->ndim, a->kind.size);
   char shape[128];
   imp_shape_text(a, 0, shape, sizeof shape);
   if (a->ndim > 0 && total == 0) {
@@ -207,9 +208,10 @@ int64_t imp_int_at(const imp_array *a, uint64_t i) {
 }
 
 const char *imp_kind_name(imp_kind k) {
-  static const char *names[3][4] = {{"uint8", "uint16", "uint32", "uint64"},
-                                    {"int8", "int16", "int32", "int64"},
-                                    {"float8?", "float16", "float32", "float64"}};
+  static const char *names[3][4] = {
+      {"uint8", "uint16", "uint32", "uint64"},
+      {"int8", "int16", "int32", "int64"},
+      {"float8?", "float16", "float32", "float64"}};
   int i = k.size == 1 ? 0 : k.size == 2 ? 1 : k.size == 4 ? 2 : 3;
   return names[k.cls][i];
 }
