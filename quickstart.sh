@@ -15,6 +15,7 @@ packages=(autoconf automake pkg-config make gcc git
   libopenmpi-dev openmpi-bin libhdf5-openmpi-dev hdf5-tools
   libfftw3-dev libopenblas-dev liblapacke-dev libcmocka-dev
   librandom123-dev libyaml-dev python3-h5py python3-numpy python3-matplotlib
+  zlib1g-dev
   python3-torch procps)
 
 # The test suite also starts a real single-node Slurm (tests/check_slurm.sh);

@@ -18,11 +18,12 @@ declare -A allowed=(
   [src/io]="util config core io"
   [src/run]="util config core io run"
   [postprocess]="util config core io"
+  [src/import]="util io import"
 )
 # util headers the pure layers may use: errors and vector helpers only
 pure_util="util/error.h util/simd.h"
 
-for dir in src/util src/config src/core src/io src/run postprocess; do
+for dir in src/util src/config src/core src/io src/run postprocess src/import; do
   bad=""
   for f in "$dir"/*.[ch]; do
     [ -e "$f" ] || continue
