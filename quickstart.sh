@@ -10,12 +10,14 @@ mode=${1:-run}
 case "$mode" in run|check) ;; *) echo "usage: $0 [check]" >&2; exit 2;; esac
 
 # Debian packages the build, the tests and the post-processing need
-# (python3-torch: the PyTorch peer of `make bench`, bench/peers.py).
+# (python3-torch: the PyTorch peer of `make bench`, bench/peers.py;
+# dataset-fashion-mnist: the real data of `make validate` and
+# input/fashion-mnist.yml).
 packages=(autoconf automake pkg-config make gcc git
   libopenmpi-dev openmpi-bin libhdf5-openmpi-dev hdf5-tools
   libfftw3-dev libopenblas-dev liblapacke-dev libcmocka-dev
   librandom123-dev libyaml-dev python3-h5py python3-numpy python3-matplotlib
-  zlib1g-dev
+  zlib1g-dev dataset-fashion-mnist
   python3-torch procps)
 
 # The test suite also starts a real single-node Slurm (tests/check_slurm.sh);
