@@ -3,7 +3,7 @@
  * in a fixed seeded order whose first n points are the training set of
  * grid.n_train = n (so that training sets over n nest), with the Gaussian
  * description of its classes that the theory uses (doc/theory.md section
- * 9).  Numerics only: the I/O layer reads the file (io/data_file.h). */
+ * 10).  Numerics only: the I/O layer reads the file (io/data_file.h). */
 #ifndef NRDIFF_DATASET_H
 #define NRDIFF_DATASET_H
 

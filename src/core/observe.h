@@ -49,7 +49,7 @@ typedef struct {
 /* The score behind the observables: the exact mixture (class
  * responsibilities r_k), the empirical score of unlabelled training points
  * (participation Y2), or of labelled ones (both: r_k are the class weights
- * sum of w_mu over class k, doc/theory.md section 5.6). */
+ * sum of w_mu over class k, doc/theory.md (10.1)). */
 enum obs_score { OBS_MIXTURE, OBS_EMPIRICAL, OBS_EMPIRICAL_CLASSES };
 
 /* means: K x d class means (their directions are used; a zero mean gives a

@@ -95,7 +95,7 @@ const double *score_empirical_dinv(const score_empirical *s, double *inv);
  * or label NULL: none): then the _classes evaluations also give the class
  * weights resp (P x K), resp_k = sum of w_mu over the points of class k,
  * the probability that the reverse process from x ends in class k
- * (doc/theory.md section 5.6).  Call before score_empirical_work_size. */
+ * (doc/theory.md (10.1)).  Call before score_empirical_work_size. */
 int score_empirical_set_labels(score_empirical *s, int K, const int *label);
 int score_empirical_eval_classes(const score_empirical *s, int P,
                                  const double *X, double *score, double *resp,
