@@ -220,8 +220,13 @@ def check_point(c, g, name, f):
     empirical = int(g.attrs["n_train"]) > 0
     widths = {"count": 1, "position": d, "norm2": 1, "projection": K,
               "projection2": K, "score_norm2": 1}
-    widths.update({"participation_y2": 1} if empirical else
-                  {"speciation_phi": 1, "commitment_histogram": 20})
+    # the empirical score measures Y2, and phi from the class weights of
+    # labelled training points (K >= 2: the speciation_time_* attributes)
+    labelled = not empirical or "speciation_time_measured" in g.attrs
+    if empirical:
+        widths["participation_y2"] = 1
+    if labelled and K >= 2:
+        widths.update({"speciation_phi": 1, "commitment_histogram": 20})
     obs = g["observables"]
     c.require(set(obs) == set(widths), f"{where}: observables {sorted(widths)}")
     count = obs["count/block_sum"][:] if "count" in obs else None
