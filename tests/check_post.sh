@@ -123,9 +123,16 @@ with h5py.File("run.h5", "r") as f:
             check(f"point {r['grid_index']}: t_C (headline, Y2) = NumPy recomputation",
                   same(r["t_C"], c) and same(r["t_C_err"], e),
                   f"{r['t_C']} +- {r['t_C_err']} vs {c} +- {e}")
-            check(f"point {r['grid_index']}: no clone-free t_S, no collapse cloning here",
-                  r["t_S"] == "" and r["t_C_clone"] == "" and r["t_C_clone_err"] == "",
-                  f"{r['t_S']} {r['t_C_clone']}")
+            # labelled training points: phi of their class weights too
+            num = p["observables/speciation_phi/block_sum"][()].T
+            s, e = jackknife(t, num, cnt, F1, False)
+            check(f"point {r['grid_index']}: clone-free t_S of the labels = NumPy "
+                  "recomputation = the run's speciation_time_measured, no collapse "
+                  "cloning here",
+                  same(r["t_S"], s) and same(r["t_S_err"], e)
+                  and same(r["t_S"], p.attrs["speciation_time_measured"])
+                  and r["t_C_clone"] == "" and r["t_C_clone_err"] == "",
+                  f"{r['t_S']} +- {r['t_S_err']} vs {s} +- {e}")
             check(f"point {r['grid_index']}: t_C theory = the run's REM t_C",
                   abs(float(r["t_C_theory"]) - p.attrs["critical_time_theory"]) < 1e-9)
         # every observable's stored error = its jackknife error, recomputed
