@@ -383,7 +383,3 @@ int score_model_eval_nonlinear(const score_model *s, int P, const double *X,
       work));
   return NRD_OK;
 }
-
-int score_model_has_classes(const score_model *s) {
-  return !(s->m->n_train > 0) || s->empirical.label != NULL;
-}

@@ -84,8 +84,5 @@ const double *score_model_dinv(const score_model *s, int *split, double *inv);
 int score_model_eval_nonlinear(const score_model *s, int P, const double *X,
                                double *R, double *resp, double *y2,
                                int *nearest, double *work);
-/* The score gives class weights (resp): the exact mixture, or the empirical
- * score of labelled training points of K >= 2 classes. */
-int score_model_has_classes(const score_model *s);
 
 #endif
